@@ -1,0 +1,5 @@
+import sys
+
+from lxcflow.cli import main
+
+sys.exit(main())

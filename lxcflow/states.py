@@ -1,0 +1,125 @@
+"""The container state machine: LXC's states, one transition table, events.
+
+Pure: no I/O. Every state change in lxcflow goes through :func:`check` and
+produces exactly one :class:`Event`.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lxcflow.errors import InvalidTransition
+
+
+class State(enum.Enum):
+    """LXC's container states, by their LXC names."""
+
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    ABORTING = "ABORTING"
+    FREEZING = "FREEZING"
+    FROZEN = "FROZEN"
+
+
+S = State
+
+#: state -> the states it may move to. The only place this is decided.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    S.STOPPED: frozenset({S.STARTING}),
+    # A start that fails part-way aborts; one whose init is up is RUNNING.
+    S.STARTING: frozenset({S.RUNNING, S.ABORTING}),
+    S.ABORTING: frozenset({S.STOPPED}),
+    # STOPPING covers both a requested stop and an observed death: teardown
+    # of cgroups and run state happens between the two.
+    S.RUNNING: frozenset({S.STOPPING, S.FREEZING}),
+    # A freeze that misses its deadline is undone (back to RUNNING); a
+    # container can die while freezing.
+    S.FREEZING: frozenset({S.FROZEN, S.RUNNING, S.STOPPING}),
+    S.FROZEN: frozenset({S.RUNNING, S.STOPPING}),
+    S.STOPPING: frozenset({S.STOPPED}),
+}
+
+
+def allowed(current: State, wanted: State) -> bool:
+    """Whether the table allows ``current -> wanted``."""
+    return wanted in TRANSITIONS[current]
+
+
+def check(current: State, wanted: State) -> None:
+    """Raise :class:`InvalidTransition` unless the table allows the move."""
+    if not allowed(current, wanted):
+        raise InvalidTransition(
+            f"transition {current.value} -> {wanted.value} is not allowed",
+            current=current.value,
+            wanted=wanted.value,
+        )
+
+
+def can_start(state: State) -> bool:
+    return allowed(state, S.STARTING)
+
+
+def can_freeze(state: State) -> bool:
+    return allowed(state, S.FREEZING)
+
+
+def can_unfreeze(state: State) -> bool:
+    return state is S.FROZEN
+
+
+def is_active(state: State) -> bool:
+    """A container that has processes (or is getting or losing them)."""
+    return state is not S.STOPPED
+
+
+def parse_states(text: str) -> frozenset[State]:
+    """Parse LXC's ``'RUNNING|FROZEN'`` notation.
+
+    Raises:
+        ValueError: on an unknown state name (the message names it).
+    """
+    out = set()
+    for part in text.split("|"):
+        name = part.strip().upper()
+        try:
+            out.add(State(name))
+        except ValueError:
+            raise ValueError(f"unknown state {part.strip()!r}") from None
+    return frozenset(out)
+
+
+class Cause(enum.Enum):
+    """Why a transition happened."""
+
+    COMMAND = "command"  # a user's request through the API
+    KERNEL = "kernel"  # observed: process exit, cgroup.events, freezer.state
+    RULE = "rule"
+    RESTART = "restart"
+    RECOVERED = "recovered"  # found by a daemon that was away when it happened
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One transition of one container. ``id`` is assigned by the event bus."""
+
+    container: str
+    from_state: State
+    to_state: State
+    cause: Cause
+    time_ns: int = field(default_factory=time.time_ns)
+    id: int = 0
+    exit_code: int | None = None
+    signal: int | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["from"] = d.pop("from_state").value
+        d["to"] = d.pop("to_state").value
+        d["cause"] = self.cause.value
+        return d
