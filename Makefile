@@ -1,0 +1,29 @@
+# Set-up and entry points. Everything the project needs is installed here,
+# so a fresh machine (as root) needs only `make run` or `make test`.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml lxcflow/runtime/shim.c
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m lxcflow.runtime.shim
+	touch $@
+
+# The supervisor in the foreground on the embedded defaults
+# (/var/lib/lxcflow, /run/lxcflow/lxcflow.sock); ^C stops it, containers live on.
+run: setup
+	$(VENV)/bin/lxcflow daemon
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) lxcflow/runtime/bin build *.egg-info

@@ -1,0 +1,258 @@
+"""The daemon's side of the control socket: requests in, supervisor calls, replies out.
+
+Every request is validated here before it reaches the supervisor; whatever
+a client sends, it gets an error reply and the daemon lives on.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import signal
+import socket as _socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+
+from lxcflow import protocol
+from lxcflow.errors import LxcflowError, ProtocolError, UsageError
+from lxcflow.states import State
+from lxcflow.supervisor import Supervisor
+
+log = structlog.get_logger("lxcflow.api")
+
+Reply = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def serve(
+    supervisor: Supervisor,
+    path: Path,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on ``path`` (mode 0600) and serve connections until cancelled."""
+    sock = trio.socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    path.unlink(missing_ok=True)
+    old = os.umask(0o177)  # no window where the socket is open to others
+    try:
+        await sock.bind(str(path))
+    finally:
+        os.umask(old)
+    sock.listen(128)
+    try:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                conn, _ = await sock.accept()
+                nursery.start_soon(Connection(supervisor, conn).run)
+    finally:
+        sock.close()
+        path.unlink(missing_ok=True)
+
+
+class Connection:
+    """One client: requests are handled one after another, in order."""
+
+    def __init__(self, supervisor: Supervisor, sock: trio.socket.SocketType) -> None:
+        self.sup = supervisor
+        self.sock = sock
+
+    async def run(self) -> None:
+        buf = b""
+        fds: list[int] = []
+        try:
+            while True:
+                if b"\n" not in buf:
+                    data, new_fds = await self._receive()
+                    fds += new_fds
+                    if not data:
+                        return
+                    buf += data
+                    if b"\n" not in buf and len(buf) > protocol.MAX_LINE:
+                        await self._send(protocol.error(ProtocolError("request too large")))
+                        return
+                    continue
+                line, buf = buf.split(b"\n", 1)
+                request_fds, fds = fds, []
+                try:
+                    await self._handle(line, request_fds)
+                finally:
+                    for fd in request_fds:
+                        os.close(fd)
+        except OSError:
+            pass  # the client went away; that is its business
+        except Exception as e:  # a bug in one connection must not take the daemon down
+            log.exception("connection_failed", error=str(e))
+        finally:
+            for fd in fds:
+                os.close(fd)
+            self.sock.close()
+
+    async def _receive(self) -> tuple[bytes, list[int]]:
+        space = _socket.CMSG_SPACE(protocol.MAX_FDS * 4)
+        data, ancdata, _flags, _addr = await self.sock.recvmsg(protocol.MAX_LINE, space)
+        fds: list[int] = []
+        for level, kind, payload in ancdata:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                got = array.array("i")
+                got.frombytes(payload[: len(payload) - len(payload) % got.itemsize])
+                fds += got.tolist()
+        for fd in fds:
+            # recvmsg gives no MSG_CMSG_CLOEXEC: keep these out of other shims.
+            os.set_inheritable(fd, False)
+        return data, fds
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        data = memoryview(protocol.encode(message))
+        while data:
+            data = data[await self.sock.send(data) :]
+
+    async def _handle(self, line: bytes, fds: list[int]) -> None:
+        try:
+            op, args = protocol.decode_request(line)
+            handler = HANDLERS.get(op)
+            if handler is None:
+                raise ProtocolError(f"unknown operation {op!r}")
+            await handler(self.sup, Args(args), fds, self._send)
+        except LxcflowError as e:
+            await self._send(protocol.error(e))
+        except Exception as e:  # a bug must not take the daemon down
+            log.exception("request_failed", error=str(e))
+            await self._send(protocol.error(LxcflowError(f"internal error: {e}")))
+
+
+class Args:
+    """Typed access to a request's arguments; wrong types are the client's error."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+
+    def get(self, key: str, kind: type, default: Any = ...) -> Any:
+        if key not in self.raw or self.raw[key] is None:
+            if default is ...:
+                raise ProtocolError(f"missing argument {key!r}")
+            return default
+        value = self.raw[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ProtocolError(f"argument {key!r} must be {kind.__name__}")
+        return value
+
+    def strings(self, key: str) -> list[str]:
+        value = self.get(key, list, [])
+        if not all(isinstance(v, str) for v in value):
+            raise ProtocolError(f"argument {key!r} must be a list of strings")
+        return value
+
+
+async def _create(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    await sup.create(a.get("name", str), a.get("config", str))
+    await reply(protocol.ok(None))
+
+
+async def _destroy(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    await sup.destroy(a.get("name", str), force=a.get("force", bool, False))
+    await reply(protocol.ok(None))
+
+
+async def _start(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    c = await sup.start(
+        a.get("name", str), mode="system", command=a.strings("command"),
+        config_file=a.get("config", str, None),
+    )
+    await reply(protocol.ok({"pid": c.shim.init_pid if c.shim else None}))
+
+
+async def _execute(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    if len(fds) != 3:
+        raise ProtocolError("execute needs the caller's stdin, stdout and stderr")
+    env = a.get("env", dict, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ProtocolError("argument 'env' must map strings to strings")
+    c = await sup.start(
+        a.get("name", str), mode="app", command=a.strings("command"),
+        config_file=a.get("config", str, None), stdio=(fds[0], fds[1], fds[2]),
+        cwd=a.get("cwd", str, None), env=env,
+    )
+    for fd in fds:  # the shim holds them now; ours would keep the caller's pipes open
+        os.close(fd)
+    fds.clear()
+    await reply(protocol.ok({"pid": c.shim.init_pid if c.shim else None}, more=True))
+    await c.wait_until(lambda: c.state is State.STOPPED)
+    exit = c.last_exit
+    await reply(protocol.ok({
+        "exit_code": exit.code if exit else None,
+        "signal": exit.signal if exit else None,
+    }))
+
+
+async def _stop(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    grace = a.get("timeout", float, 60.0)
+    if grace < 0:
+        raise UsageError("timeout must not be negative")
+    await sup.stop(a.get("name", str), grace=grace, kill=a.get("kill", bool, False))
+    await reply(protocol.ok(None))
+
+
+async def _kill(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    sig = a.get("signal", int, int(signal.SIGKILL))
+    if not 1 <= sig < signal.NSIG:
+        raise UsageError(f"invalid signal number {sig}")
+    await reply(protocol.ok({"signalled": await sup.kill(a.get("name", str), sig)}))
+
+
+async def _freeze(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    await sup.freeze(a.get("name", str))
+    await reply(protocol.ok(None))
+
+
+async def _unfreeze(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    await sup.unfreeze(a.get("name", str))
+    await reply(protocol.ok(None))
+
+
+async def _info(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    await reply(protocol.ok(sup.info(a.get("name", str))))
+
+
+async def _list(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    await reply(protocol.ok(sup.list()))
+
+
+async def _ps(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    await reply(protocol.ok(sup.ps(a.get("name", str))))
+
+
+async def _priority(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    await reply(protocol.ok(sup.priority(a.get("name", str), a.get("value", int, None))))
+
+
+async def _cgroup(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    value = sup.cgroup_attr(a.get("name", str), a.get("key", str), a.get("value", str, None))
+    await reply(protocol.ok(value))
+
+
+async def _ping(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    await reply(protocol.ok({"pid": os.getpid()}))
+
+
+HANDLERS: dict[str, Callable[[Supervisor, Args, list[int], Reply], Awaitable[None]]] = {
+    "create": _create,
+    "destroy": _destroy,
+    "start": _start,
+    "execute": _execute,
+    "stop": _stop,
+    "kill": _kill,
+    "freeze": _freeze,
+    "unfreeze": _unfreeze,
+    "info": _info,
+    "list": _list,
+    "ps": _ps,
+    "priority": _priority,
+    "cgroup": _cgroup,
+    "ping": _ping,
+}

@@ -1,0 +1,75 @@
+"""``lxcflow checkconfig``: what this kernel gives lxcflow, as lxc-checkconfig.
+
+Standard library only; reads /proc and the cgroup tree, changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from lxcflow.cgroups import Layout, detect_layout
+from lxcflow.errors import LxcflowError
+from lxcflow.runtime.shim import binary_path
+
+NAMESPACES = {"pid": "PID", "mnt": "Mount", "uts": "UTS", "ipc": "IPC", "net": "Network",
+              "cgroup": "Cgroup", "user": "User"}
+REQUIRED_NAMESPACES = ("pid", "mnt", "uts", "ipc")
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    parts = platform.release().split(".")
+    try:
+        return (int(parts[0]), int(parts[1].split("-")[0])) >= (major, minor)
+    except (ValueError, IndexError):
+        return False
+
+
+def _pidfd() -> bool:
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def checks(root: Path = Path("/sys/fs/cgroup")) -> list[tuple[str, str, bool, bool]]:
+    """(section, feature, present, required) for every check."""
+    out = []
+    for ns, label in NAMESPACES.items():
+        present = Path(f"/proc/self/ns/{ns}").exists()
+        out.append(("Namespaces", f"{label} namespace", present, ns in REQUIRED_NAMESPACES))
+    try:
+        layout: Layout | None = detect_layout(root)
+    except LxcflowError:
+        layout = None
+    out.append(("Cgroups", f"layout: {layout.value if layout else 'none'}", layout is not None,
+                True))
+    v2 = layout in (Layout.UNIFIED, Layout.HYBRID)
+    v1_freezer = (root / "freezer").is_dir()
+    out.append(("Cgroups", "freezer (cgroup.freeze, v2)", v2 and _kernel_at_least(5, 2), False))
+    out.append(("Cgroups", "freezer (freezer.state, v1)", v1_freezer, False))
+    out.append(("Cgroups", "any freezer", (v2 and _kernel_at_least(5, 2)) or v1_freezer, True))
+    out.append(("Cgroups", "cgroup.kill", v2 and _kernel_at_least(5, 14), False))
+    out.append(("Processes", "pidfd (pidfd_open)", _pidfd(), True))
+    out.append(("Processes", f"lxcflow-shim built ({binary_path()})", binary_path().exists(),
+                False))
+    return out
+
+
+def run() -> int:
+    """Print the report; exit 1 if something required is missing."""
+    section = None
+    missing = 0
+    print(f"Kernel: {platform.release()}")
+    for sec, feature, present, required in checks():
+        if sec != section:
+            print(f"--- {sec} ---")
+            section = sec
+        status = "enabled" if present else ("missing" if required else "not available")
+        print(f"{feature}: {status}")
+        missing += required and not present
+    if missing:
+        print(f"{missing} required feature(s) missing")
+    return 1 if missing else 0

@@ -1,0 +1,288 @@
+"""The ``lxcflow`` command: a thin, synchronous client of the daemon.
+
+Each subcommand is a few lines: parse, call, render. It imports neither trio
+nor pyroute2 (only ``lxcflow daemon`` does), so a call costs little more
+than starting Python. Errors map to exit codes in one place, :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from lxcflow.client import Client
+from lxcflow.errors import LxcflowError, UsageError
+from lxcflow.paths import Paths
+
+Handler = Callable[[argparse.Namespace, Client], int]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_signal(text: str) -> int:
+    """``KILL``, ``SIGKILL``, ``kill`` or ``9`` -> 9."""
+    if text.isdigit():
+        number = int(text)
+        if 1 <= number < signal.NSIG:
+            return number
+        raise UsageError(f"invalid signal {text!r}")
+    name = text.upper()
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise UsageError(f"invalid signal {text!r}") from None
+
+
+def _human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} bytes" if unit == "bytes" else f"{n:.2f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_create(a: argparse.Namespace, c: Client) -> int:
+    c.call("create", {"name": a.name, "config": os.path.abspath(a.config)})
+    return 0
+
+
+def cmd_destroy(a: argparse.Namespace, c: Client) -> int:
+    c.call("destroy", {"name": a.name, "force": a.force})
+    return 0
+
+
+def cmd_start(a: argparse.Namespace, c: Client) -> int:
+    config = os.path.abspath(a.config) if a.config else None
+    c.call("start", {"name": a.name, "config": config, "command": a.command})
+    return 0
+
+
+def cmd_execute(a: argparse.Namespace, c: Client) -> int:
+    if not a.command:
+        raise UsageError("execute needs a command: lxcflow execute -n NAME -- CMD ...")
+    args = {
+        "name": a.name,
+        "config": os.path.abspath(a.config) if a.config else None,
+        "command": a.command,
+        "cwd": os.getcwd(),
+        "env": {k: os.environ[k] for k in ("TERM", "LANG") if k in os.environ},
+    }
+
+    def forward(signum: int, _frame: Any) -> None:
+        # The container is in its own session: pass the user's ^C on to it.
+        try:
+            with Client(c.paths, spawn=False) as side:
+                side.call("kill", {"name": a.name, "signal": signum})
+        except LxcflowError:
+            pass  # it already ended
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, forward)
+    result = list(c.stream("execute", args, fds=(0, 1, 2)))[-1]
+    if result.get("signal") is not None:
+        return 128 + int(result["signal"])
+    code = result.get("exit_code")
+    return int(code) if code is not None else 1
+
+
+def cmd_stop(a: argparse.Namespace, c: Client) -> int:
+    c.call("stop", {"name": a.name, "timeout": a.timeout, "kill": a.kill})
+    return 0
+
+
+def cmd_kill(a: argparse.Namespace, c: Client) -> int:
+    c.call("kill", {"name": a.name, "signal": parse_signal(a.signal)})
+    return 0
+
+
+def cmd_freeze(a: argparse.Namespace, c: Client) -> int:
+    c.call("freeze", {"name": a.name})
+    return 0
+
+
+def cmd_unfreeze(a: argparse.Namespace, c: Client) -> int:
+    c.call("unfreeze", {"name": a.name})
+    return 0
+
+
+def cmd_info(a: argparse.Namespace, c: Client) -> int:
+    info = c.call("info", {"name": a.name})
+    if a.json:
+        _print_json(info)
+        return 0
+    rows = [("Name", info["name"]), ("State", info["state"])]
+    if info["pid"] is not None:
+        rows.append(("PID", str(info["pid"])))
+    rows += [("IP", ip) for ip in info["ipv4"]]
+    if info["cpu_ns"] is not None:
+        rows.append(("CPU use", f"{info['cpu_ns'] / 1e9:.2f} seconds"))
+    if info["memory_bytes"] is not None:
+        rows.append(("Memory use", _human_bytes(info["memory_bytes"])))
+    last = info.get("last_exit")
+    if info["state"] == "STOPPED" and last:
+        how = f"signal {last['signal']}" if last["signal"] is not None else f"code {last['code']}"
+        rows.append(("Last exit", how))
+    for key, value in rows:
+        print(f"{key + ':':<16}{value}")
+    return 0
+
+
+def cmd_ls(a: argparse.Namespace, c: Client) -> int:
+    containers = c.call("list")
+    if a.json:
+        _print_json(containers)
+    elif a.fancy:
+        table = [("NAME", "STATE", "PID", "IPV4", "EPHEMERAL")]
+        for ct in containers:
+            table.append((
+                ct["name"], ct["state"], str(ct["pid"] or "-"),
+                ", ".join(ct["ipv4"]) or "-", "YES" if ct["ephemeral"] else "NO",
+            ))
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        for row in table:
+            print(" ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    else:
+        for ct in containers:
+            print(ct["name"])
+    return 0
+
+
+def cmd_ps(a: argparse.Namespace, c: Client) -> int:
+    procs = c.call("ps", {"name": a.name})
+    if a.json:
+        _print_json(procs)
+        return 0
+    print(f"{'CONTAINER':<16} {'PID':>8} {'NSPID':>6} CMD")
+    for p in procs:
+        print(f"{a.name:<16} {p['pid']:>8} {p['ns_pid']:>6} {p['command']}")
+    return 0
+
+
+def cmd_priority(a: argparse.Namespace, c: Client) -> int:
+    print(c.call("priority", {"name": a.name, "value": a.priority}))
+    return 0
+
+
+def cmd_cgroup(a: argparse.Namespace, c: Client) -> int:
+    value = c.call("cgroup", {"name": a.name, "key": a.key, "value": a.value})
+    if a.value is None:
+        print(value)
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+
+
+def _command_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command (after --)")
+
+
+def build_parser() -> Parser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-P", "--lxcpath", default=argparse.SUPPRESS,
+                        help="container directory (LXCFLOW_PATH, default /var/lib/lxcflow)")
+    common.add_argument("--socket", default=argparse.SUPPRESS,
+                        help="daemon socket (LXCFLOW_SOCKET, default /run/lxcflow/lxcflow.sock)")
+    common.add_argument("--no-spawn", action="store_true", default=argparse.SUPPRESS,
+                        help="fail instead of starting a daemon when none answers")
+    common.add_argument("--cgroup-parent", default=argparse.SUPPRESS,
+                        help="cgroup directory holding the containers (default lxcflow)")
+    named = argparse.ArgumentParser(add_help=False)
+    named.add_argument("-n", "--name", required=True, help="container name")
+
+    p = Parser(prog="lxcflow", parents=[common],
+               description="Linux containers with an event-driven supervisor.")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=Parser)
+
+    def add(name: str, handler: Handler | None, help: str, *, needs_name: bool = True) -> Parser:
+        parents = [common, named] if needs_name else [common]
+        sp = sub.add_parser(name, parents=parents, help=help, description=help)
+        sp.set_defaults(handler=handler)
+        return sp
+
+    sp = add("create", cmd_create, "associate a name with a config file")
+    sp.add_argument("-f", "--config", required=True, help="LXC config file")
+    sp = add("destroy", cmd_destroy, "remove a container's config and metadata")
+    sp.add_argument("-f", "--force", action="store_true", help="stop it first if running")
+    sp = add("start", cmd_start, "start a system container; returns once RUNNING")
+    sp.add_argument("-f", "--config", help="config file (runs an uncreated name ephemerally)")
+    _command_args(sp)
+    sp = add("execute", cmd_execute, "run a command in an application container, in the foreground")
+    sp.add_argument("-f", "--config", help="config file (runs an uncreated name ephemerally)")
+    _command_args(sp)
+    sp = add("stop", cmd_stop, "stop a container: halt signal, then SIGKILL after -t")
+    sp.add_argument("-t", "--timeout", type=float, default=60.0,
+                    help="seconds to wait before killing (default 60)")
+    sp.add_argument("-k", "--kill", action="store_true", help="kill at once")
+    sp = add("kill", cmd_kill, "send a signal to every process of a container")
+    sp.add_argument("-s", "--signal", default="SIGKILL", help="name or number (default SIGKILL)")
+    add("freeze", cmd_freeze, "freeze a container; returns once FROZEN")
+    add("unfreeze", cmd_unfreeze, "thaw a frozen container; returns once RUNNING")
+    sp = add("info", cmd_info, "show a container's state, PID and resource use")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp = add("ps", cmd_ps, "list a container's processes")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp = add("ls", cmd_ls, "list containers", needs_name=False)
+    sp.add_argument("-f", "--fancy", action="store_true", help="a table with state and PID")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp = add("priority", cmd_priority, "read or set CPU priority (cpu.shares semantics)")
+    sp.add_argument("-p", "--priority", type=int, help="new value (2..262144)")
+    sp = add("cgroup", cmd_cgroup, "read or write a cgroup attribute")
+    sp.add_argument("key", help="attribute, e.g. cpu.shares or memory.max")
+    sp.add_argument("value", nargs="?", help="new value")
+    add("checkconfig", None, "what this kernel supports", needs_name=False)
+    sp = add("daemon", None, "run the supervisor in the foreground", needs_name=False)
+    sp.add_argument("--log-format", choices=("console", "json"), default="console")
+    sp.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    sp.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit code (0 ok, 1 failed, 2 usage)."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) and args.command[0] == "--":
+        args.command = args.command[1:]
+    paths = Paths.from_env(
+        getattr(args, "lxcpath", None), getattr(args, "socket", None),
+        getattr(args, "cgroup_parent", None),
+    )
+    try:
+        if args.cmd == "daemon":
+            from lxcflow import daemon  # the only command that needs trio
+
+            return daemon.run(paths, ready_fd=args.ready_fd, log_format=args.log_format,
+                              log_level=args.log_level)
+        if args.cmd == "checkconfig":
+            from lxcflow import checkconfig
+
+            return checkconfig.run()
+        with Client(paths, spawn=not getattr(args, "no_spawn", False)) as client:
+            return int(args.handler(args, client))
+    except LxcflowError as e:
+        print(f"lxcflow {args.cmd}: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1

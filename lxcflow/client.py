@@ -1,0 +1,155 @@
+"""The synchronous side of the control socket, for the CLI and for scripts.
+
+Standard library only, and cheap to import: every ``lxcflow`` command pays
+for it. When no daemon answers, one is started in the background and waited
+for on a pipe (it writes ``ready`` once it listens), unless spawning is off.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from lxcflow import protocol
+from lxcflow.errors import DaemonUnavailable, ProtocolError, from_dict
+from lxcflow.paths import Paths
+
+
+class Client:
+    """One connection to the daemon; requests are answered in order.
+
+    Args:
+        paths: where the socket is (and the lxcpath a spawned daemon gets).
+        spawn: start a daemon when none answers.
+    """
+
+    def __init__(self, paths: Paths, *, spawn: bool = True) -> None:
+        self.paths = paths
+        self.spawn = spawn
+        self._sock: socket.socket | None = None
+        self._buf = b""
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def call(self, op: str, args: dict[str, Any] | None = None, fds: Sequence[int] = ()) -> Any:
+        """Send one request and return its (only or last) result.
+
+        Raises:
+            LxcflowError: the daemon's error, rebuilt as its own class.
+        """
+        return list(self.stream(op, args, fds))[-1]
+
+    def stream(
+        self, op: str, args: dict[str, Any] | None = None, fds: Sequence[int] = ()
+    ) -> Iterator[Any]:
+        """Send one request and yield each reply's result as it arrives."""
+        sock = self._connect()
+        data = protocol.encode({"op": op, "args": args or {}})
+        if fds:
+            rights = array.array("i", fds).tobytes()
+            sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
+        else:
+            sock.sendall(data)
+        while True:
+            reply = self._read_reply()
+            if not reply.get("ok"):
+                raise from_dict(reply.get("error") or {})
+            yield reply.get("result")
+            if not reply.get("more"):
+                return
+
+    def _read_reply(self) -> dict[str, Any]:
+        assert self._sock is not None
+        while b"\n" not in self._buf:
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise DaemonUnavailable("the daemon closed the connection")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise ProtocolError("malformed reply from the daemon") from None
+        if not isinstance(reply, dict):
+            raise ProtocolError("malformed reply from the daemon")
+        return reply
+
+    def _connect(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        try:
+            self._sock = _dial(self.paths)
+        except (FileNotFoundError, ConnectionRefusedError):
+            if not self.spawn:
+                raise DaemonUnavailable(
+                    f"no daemon answers on {self.paths.socket} (and --no-spawn was given)"
+                ) from None
+            spawn_daemon(self.paths)
+            try:
+                self._sock = _dial(self.paths)
+            except OSError as e:
+                raise DaemonUnavailable(f"cannot reach the daemon: {e.strerror}") from None
+        except PermissionError:
+            raise DaemonUnavailable(
+                f"permission denied on {self.paths.socket}: lxcflow needs root"
+            ) from None
+        return self._sock
+
+
+def _dial(paths: Paths) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(paths.socket))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def spawn_daemon(paths: Paths) -> None:
+    """Start ``lxcflow daemon`` detached and wait until it listens.
+
+    Raises:
+        DaemonUnavailable: it could not start (its own reason is included).
+    """
+    import subprocess  # only this path pays for it
+
+    paths.rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_path = paths.rundir / "daemon.log"
+    ready_r, ready_w = os.pipe()
+    cmd = [
+        sys.executable, "-m", "lxcflow", "daemon", "--ready-fd", str(ready_w),
+        "-P", str(paths.lxcpath), "--socket", str(paths.socket),
+        "--cgroup-parent", paths.cgroup_parent,
+    ]
+    with open(log_path, "ab") as log:
+        try:
+            subprocess.Popen(
+                cmd, pass_fds=(ready_w,), start_new_session=True,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            )
+        finally:
+            os.close(ready_w)
+    with os.fdopen(ready_r, "rb") as ready:
+        answer = ready.read().decode(errors="replace").strip()
+    if answer == "ready":
+        return
+    if "already running" in answer:
+        return  # another client won the race; its daemon will answer
+    reason = answer.removeprefix("error ") or "it exited at once"
+    raise DaemonUnavailable(f"cannot start the daemon: {reason} (see {log_path})")
+

@@ -1,0 +1,87 @@
+"""A container as the supervisor knows it: state, run, and the one way to change state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+import trio
+
+from lxcflow import states
+from lxcflow.cgroups import ContainerCgroup
+from lxcflow.config import ContainerConfig
+from lxcflow.errors import InvalidTransition
+from lxcflow.events import EventBus
+from lxcflow.runstate import ExitStatus, RunState
+from lxcflow.runtime.shim import Shim
+from lxcflow.states import Cause, Event, State
+
+
+@dataclass(eq=False)
+class Container:
+    """One container: created (has a config in lxcpath) or ephemeral (``start -f``).
+
+    Operations on it hold :attr:`lock`, so a stop never races a freeze;
+    observations (process death, cgroup events) change state without it,
+    through :meth:`transition`, which is synchronous and so atomic under trio.
+    """
+
+    name: str
+    bus: EventBus
+    ephemeral: bool = False
+    state: State = State.STOPPED
+    lock: trio.Lock = field(default_factory=trio.Lock)
+    config: ContainerConfig | None = None  # of the current (or last) run
+    run: RunState | None = None
+    shim: Shim | None = None
+    cgroup: ContainerCgroup | None = None
+    watch: int | None = None  # FileWatcher handle on cgroup.events
+    last_exit: ExitStatus | None = None
+    frozen_since_ns: int | None = None
+    _changed: trio.Event = field(default_factory=trio.Event)
+
+    def __post_init__(self) -> None:
+        self.log = structlog.get_logger("lxcflow").bind(container=self.name)
+
+    def transition(
+        self,
+        to: State,
+        cause: Cause,
+        *,
+        exit: ExitStatus | None = None,
+        detail: str | None = None,
+    ) -> Event:
+        """Move to ``to`` if the table allows it, and publish exactly one event.
+
+        Raises:
+            InvalidTransition: the table forbids it (a bug: logged loudly).
+        """
+        try:
+            states.check(self.state, to)
+        except InvalidTransition:
+            self.log.error("invalid_transition", state=self.state.value, wanted=to.value)
+            raise
+        event = Event(
+            container=self.name,
+            from_state=self.state,
+            to_state=to,
+            cause=cause,
+            exit_code=exit.code if exit else None,
+            signal=exit.signal if exit else None,
+            detail=detail,
+        )
+        self.state = to
+        self.frozen_since_ns = event.time_ns if to is State.FROZEN else None
+        self.notify()
+        return self.bus.publish(event)
+
+    def notify(self) -> None:
+        """Wake everything waiting in :meth:`wait_until` to re-check."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds; it is re-checked on every notify."""
+        while not predicate():
+            await self._changed.wait()

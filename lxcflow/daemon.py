@@ -1,0 +1,80 @@
+"""``lxcflow daemon``: the supervisor and its control socket, in the foreground."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+from pathlib import Path
+
+import structlog
+import trio
+
+from lxcflow import api, logs
+from lxcflow.cgroups import open_manager
+from lxcflow.errors import LxcflowError
+from lxcflow.paths import Paths
+from lxcflow.runtime import shim
+from lxcflow.supervisor import Supervisor
+
+log = structlog.get_logger("lxcflow.daemon")
+
+
+def take_lock(rundir: Path) -> int:
+    """Hold ``daemon.lock``: one daemon per run directory.
+
+    Raises:
+        LxcflowError: another daemon holds it.
+    """
+    rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(rundir / "daemon.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            raise LxcflowError(f"a daemon is already running for {rundir}") from None
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+async def serve(paths: Paths, ready_fd: int | None = None) -> None:
+    """Run the supervisor and the API until SIGTERM or SIGINT."""
+    supervisor = Supervisor(
+        paths, open_manager(parent=paths.cgroup_parent), shim_binary=shim.ensure_built()
+    )
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(supervisor.run)
+            await nursery.start(api.serve, supervisor, paths.socket)
+            log.info("daemon_ready", socket=str(paths.socket), pid=os.getpid())
+            if ready_fd is not None:
+                os.write(ready_fd, b"ready\n")
+                os.close(ready_fd)
+            async for signum in signals:
+                log.info("daemon_stopping", signal=signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def run(paths: Paths, *, ready_fd: int | None, log_format: str, log_level: str) -> int:
+    """Entry point from the CLI; returns the exit code."""
+    logs.configure(log_format, log_level)
+    try:
+        lock = take_lock(paths.rundir)
+        try:
+            trio.run(serve, paths, ready_fd)
+        finally:
+            os.close(lock)
+    except LxcflowError as e:
+        if ready_fd is not None:
+            try:
+                os.write(ready_fd, f"error {e}\n".encode())
+            except OSError:
+                pass  # already reported ready; the log says the rest
+        log.error("daemon_failed", error=str(e))
+        return e.exit_code
+    return 0

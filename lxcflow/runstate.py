@@ -1,0 +1,67 @@
+"""What a running container leaves on disk for the next daemon to find.
+
+``<rundir>/containers/<name>/state.json`` is written atomically once the
+container is RUNNING; the shim writes ``exit`` beside it when the init dies.
+Together they let a daemon that was killed re-adopt the container, or learn
+how it ended, without ever mistaking a reused PID for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+STATE_FILE = "state.json"
+EXIT_FILE = "exit"
+SPEC_FILE = "spec"
+CONFIG_FILE = "config"
+CONSOLE_LOG = "console.log"
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """One run of one container."""
+
+    name: str
+    mode: str  # "system" | "app"
+    shim_pid: int
+    shim_start: int  # clock ticks since boot: with the pid, the shim's identity
+    init_pid: int
+    init_start: int
+    started_ns: int
+    config_file: str  # the config this run uses (a copy for ephemeral containers)
+    ephemeral: bool  # started with -f and never created: forgotten once STOPPED
+
+    def save(self, run_dir: Path) -> None:
+        tmp = run_dir / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(asdict(self)))
+        os.replace(tmp, run_dir / STATE_FILE)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunState:
+        """Raises OSError, ValueError or TypeError for a missing or damaged file."""
+        return cls(**json.loads((run_dir / STATE_FILE).read_text()))
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How a container's command ended: an exit code or a signal."""
+
+    code: int | None
+    signal: int | None
+
+    @classmethod
+    def read(cls, run_dir: Path) -> ExitStatus | None:
+        """The status the shim recorded, or None if it recorded none."""
+        try:
+            kind, value = (run_dir / EXIT_FILE).read_text().split()
+        except (OSError, ValueError):
+            return None
+        return cls(code=int(value), signal=None) if kind == "exit" else cls(None, int(value))
+
+    @property
+    def shell_code(self) -> int:
+        """The exit code a shell would report (128 + signal for a kill)."""
+        return self.code if self.code is not None else 128 + (self.signal or 0)

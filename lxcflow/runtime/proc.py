@@ -1,0 +1,66 @@
+"""Facts about host processes read from /proc and pidfds.
+
+A PID alone never identifies a process for long: the kernel reuses them. A
+(pid, start time) pair does, and a pidfd pins one for as long as it is open.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def open_pidfd(pid: int, expected_start: int | None) -> int | None:
+    """A pidfd for ``pid`` if it is still the process that started at ``expected_start``.
+
+    The pidfd is opened first and the start time checked after, so a PID
+    reused in between cannot slip through.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    if expected_start is not None and start_time(pid) != expected_start:
+        os.close(fd)
+        return None
+    return fd
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """One process of a container, as `ps` shows it."""
+
+    pid: int  # in the host's pid namespace
+    ns_pid: int  # in the container's (innermost) pid namespace
+    command: str
+
+
+def process_info(pid: int) -> ProcessInfo | None:
+    """What `ps` shows of one process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            nspid = next((ln.split()[1:] for ln in f if ln.startswith("NSpid:")), [str(pid)])
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().rstrip(b"\0").split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    command = " ".join(a.decode(errors="replace") for a in argv if a)
+    if not command:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                command = f"[{f.read().strip()}]"
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+    return ProcessInfo(pid=pid, ns_pid=int(nspid[-1]), command=command)

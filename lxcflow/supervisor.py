@@ -1,0 +1,582 @@
+"""The trio supervisor: owns every container, its runner task and its cgroup.
+
+Each running container has one runner task in the supervisor's nursery,
+started with ``nursery.start`` so that ``start`` returns once the container is
+RUNNING (or has aborted). Runners only observe: they wait on the shim's pidfd
+and tear down when it ends. Operations (start, stop, freeze, ...) hold the
+container's lock; state changes go through :meth:`Container.transition`.
+
+Containers outlive the supervisor: cancelling it closes file descriptors and
+nothing else; the next supervisor re-adopts what is still running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+
+from lxcflow import states
+from lxcflow.cgroups import CgroupManager
+from lxcflow.config import ContainerConfig, absolutize, load_config, validate_name
+from lxcflow.container import Container
+from lxcflow.errors import (
+    AlreadyExists,
+    CgroupError,
+    ConfigError,
+    LxcflowError,
+    NotFound,
+    OperationTimeout,
+    StartFailed,
+    WrongState,
+)
+from lxcflow.events import EventBus
+from lxcflow.paths import Paths
+from lxcflow.runstate import CONFIG_FILE, CONSOLE_LOG, SPEC_FILE, ExitStatus, RunState
+from lxcflow.runtime import proc, shim
+from lxcflow.runtime.spec import Mode, build_spec, container_env, write_spec
+from lxcflow.states import Cause, State
+from lxcflow.watch import FileWatcher
+
+log = structlog.get_logger("lxcflow.supervisor")
+
+ACTIVE = (State.RUNNING, State.FROZEN)
+
+
+class Supervisor:
+    """Runs and observes containers.
+
+    Args:
+        paths: where configs, run state and the socket live.
+        cgroups: the cgroup manager for this machine's layout.
+        shim_binary: the built ``lxcflow-shim``.
+        freeze_timeout: seconds a freeze may take before it is undone.
+        start_timeout: seconds a start may take before it is aborted.
+    """
+
+    def __init__(
+        self,
+        paths: Paths,
+        cgroups: CgroupManager,
+        *,
+        shim_binary: Path,
+        bus: EventBus | None = None,
+        freeze_timeout: float = 5.0,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.paths = paths
+        self.cgroups = cgroups
+        self.bus = bus or EventBus()
+        self.shim_binary = shim_binary
+        self.freeze_timeout = freeze_timeout
+        self.start_timeout = start_timeout
+        self.containers: dict[str, Container] = {}
+        self._watcher = FileWatcher()
+        self._nursery: trio.Nursery | None = None
+
+    # ----------------------------------------------------------- lifetime
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Adopt what is running, then supervise until cancelled."""
+        self.paths.lxcpath.mkdir(parents=True, exist_ok=True)
+        (self.paths.rundir / "containers").mkdir(parents=True, exist_ok=True, mode=0o700)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._watcher.run)
+            for config in sorted(self.paths.lxcpath.glob("*/config")):
+                name = config.parent.name
+                self.containers[name] = Container(name, self.bus)
+            for run_dir in sorted((self.paths.rundir / "containers").iterdir()):
+                await self._adopt(run_dir)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def get(self, name: str) -> Container:
+        validate_name(name)
+        try:
+            return self.containers[name]
+        except KeyError:
+            raise NotFound(f"container {name!r} does not exist", container=name) from None
+
+    # ----------------------------------------------------------- create / destroy
+
+    async def create(self, name: str, config_file: str) -> None:
+        """Associate ``name`` with a copy of ``config_file`` (validated first)."""
+        validate_name(name)
+        if name in self.containers or self.paths.container_dir(name).exists():
+            raise AlreadyExists(f"container {name!r} already exists", container=name)
+        source = Path(config_file)
+        load_config(source)  # every error with file:line, before anything is written
+        text = absolutize(source.read_text(), source.parent)
+        tmp = self.paths.lxcpath / f".{name}.creating"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp.mkdir(mode=0o755)
+            (tmp / "config").write_text(text)
+            os.rename(tmp, self.paths.container_dir(name))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.containers[name] = Container(name, self.bus)
+
+    async def destroy(self, name: str, *, force: bool = False) -> None:
+        """Remove a created container; ``force`` stops it first."""
+        c = self.get(name)
+        if c.ephemeral:
+            raise WrongState(f"container {name!r} was never created (nothing to destroy)")
+        if c.state is not State.STOPPED:
+            if not force:
+                raise WrongState(
+                    f"container {name!r} is {c.state.value}: stop it first or use -f",
+                    container=name, state=c.state.value,
+                )
+            await self.stop(name, grace=0, kill=True)
+        async with c.lock:
+            if c.state is not State.STOPPED:
+                raise WrongState(f"container {name!r} was started again meanwhile")
+            shutil.rmtree(self.paths.container_dir(name))
+            del self.containers[name]
+
+    # ----------------------------------------------------------- start
+
+    async def start(
+        self,
+        name: str,
+        *,
+        mode: Mode = "system",
+        command: Sequence[str] = (),
+        config_file: str | None = None,
+        stdio: tuple[int, int, int] | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Container:
+        """Start a container and return once it is RUNNING.
+
+        Without ``config_file`` the container must have been created; with
+        one, an uncreated name runs as an ephemeral container (as
+        ``lxc-execute -f``), forgotten once it stops.
+
+        Raises:
+            StartFailed: the start aborted (STARTING -> ABORTING -> STOPPED).
+        """
+        validate_name(name)
+        c = self.containers.get(name)
+        if c is None:
+            if config_file is None:
+                raise NotFound(
+                    f"container {name!r} does not exist (create it, or give -f CONFIG)",
+                    container=name,
+                )
+            c = self.containers[name] = Container(name, self.bus, ephemeral=True)
+        try:
+            async with c.lock:
+                if not states.can_start(c.state):
+                    raise WrongState(
+                        f"container {name!r} is already {c.state.value}",
+                        container=name, state=c.state.value,
+                    )
+                path = Path(config_file) if config_file else self.paths.config_file(name)
+                config = load_config(path)
+                if not command:
+                    if mode == "app":
+                        raise ConfigError("execute needs a command", file=str(path))
+                    command = config.init_cmd or ("/sbin/init",)
+                assert self._nursery is not None
+                await self._nursery.start(
+                    self._runner, c, config, path, mode, list(command), stdio, cwd, env
+                )
+        finally:
+            if c.ephemeral and c.state is State.STOPPED and self.containers.get(name) is c:
+                del self.containers[name]
+        return c
+
+    async def _runner(
+        self,
+        c: Container,
+        config: ContainerConfig,
+        config_path: Path,
+        mode: Mode,
+        command: list[str],
+        stdio: tuple[int, int, int] | None,
+        cwd: str | None,
+        env: Mapping[str, str] | None,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        c.config = config
+        c.last_exit = None
+        c.transition(State.STARTING, Cause.COMMAND)
+        try:
+            with trio.fail_after(self.start_timeout):
+                await self._launch(c, config, config_path, mode, command, stdio, cwd, env)
+        except (LxcflowError, OSError, trio.TooSlowError) as e:
+            reason = _reason(e, self.start_timeout)
+            c.transition(State.ABORTING, Cause.COMMAND, detail=reason)
+            await self._teardown(c)
+            c.transition(State.STOPPED, Cause.COMMAND, detail=reason)
+            raise StartFailed(f"container {c.name!r} failed to start: {reason}") from None
+        # The shim reported the exec: an observation, not a hope.
+        c.transition(State.RUNNING, Cause.KERNEL)
+        task_status.started()
+        await self._watch(c)
+
+    async def _launch(
+        self,
+        c: Container,
+        config: ContainerConfig,
+        config_path: Path,
+        mode: Mode,
+        command: list[str],
+        stdio: tuple[int, int, int] | None,
+        cwd: str | None,
+        env: Mapping[str, str] | None,
+    ) -> None:
+        run_dir = self.paths.run_dir(c.name)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True, mode=0o700)
+        if c.ephemeral:
+            shutil.copyfile(config_path, run_dir / CONFIG_FILE)
+            config_path = run_dir / CONFIG_FILE
+        if config.rootfs is not None and not config.rootfs.is_dir():
+            raise StartFailed(f"rootfs {config.rootfs} is not a directory")
+        c.cgroup = self.cgroups.create(c.name)
+        for setting in config.cgroup:
+            try:
+                c.cgroup.set(setting.key, setting.value)
+            except LxcflowError as e:
+                raise ConfigError(str(e), file=config.file, line=setting.line) from None
+        spec = build_spec(
+            name=c.name, mode=mode, config=config, command=command,
+            cgroup_procs=c.cgroup.procs_files(), exit_file=run_dir / "exit", cwd=cwd,
+        )
+        write_spec(run_dir / SPEC_FILE, spec)
+        opened: list[int] = []
+        if stdio is None:
+            opened = [
+                os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC),
+                os.open(run_dir / CONSOLE_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+            ]
+            stdio = (opened[0], opened[1], opened[1])
+        try:
+            c.shim = await shim.spawn(
+                self.shim_binary, run_dir / SPEC_FILE,
+                env=container_env(config, env), stdio=stdio,
+            )
+        finally:
+            for fd in opened:
+                os.close(fd)
+        shim_start = proc.start_time(c.shim.pid)
+        init_start = proc.start_time(c.shim.init_pid)
+        c.run = RunState(
+            name=c.name, mode=mode, shim_pid=c.shim.pid, shim_start=shim_start or 0,
+            init_pid=c.shim.init_pid, init_start=init_start or 0, started_ns=time.time_ns(),
+            config_file=str(config_path), ephemeral=c.ephemeral,
+        )
+        c.run.save(run_dir)
+        self._watch_cgroup(c)
+
+    def _watch_cgroup(self, c: Container) -> None:
+        assert c.cgroup is not None
+        if c.cgroup.events_file is not None:
+            c.watch = self._watcher.add(c.cgroup.events_file, lambda: self._on_cgroup_event(c))
+
+    def _on_cgroup_event(self, c: Container) -> None:
+        """cgroup.events changed: wake waiters, and record freezes nobody asked for."""
+        c.notify()
+        if c.lock.locked() or c.cgroup is None or c.state not in ACTIVE:
+            return
+        try:
+            frozen = c.cgroup.read_events().frozen
+        except CgroupError:
+            return  # being removed
+        if frozen and c.state is State.RUNNING:
+            c.transition(State.FREEZING, Cause.KERNEL, detail="frozen outside lxcflow")
+            c.transition(State.FROZEN, Cause.KERNEL)
+        elif not frozen and c.state is State.FROZEN:
+            c.transition(State.RUNNING, Cause.KERNEL, detail="thawed outside lxcflow")
+
+    async def _watch(self, c: Container) -> None:
+        """Wait for the shim to end (the init died and its status is on disk)."""
+        assert c.shim is not None
+        await trio.lowlevel.wait_readable(c.shim.pidfd)
+        c.shim.reap()
+        exit = ExitStatus.read(self.paths.run_dir(c.name))
+        c.last_exit = exit
+        if c.state is not State.STOPPING:
+            c.transition(State.STOPPING, Cause.KERNEL, exit=exit)
+        await self._teardown(c)
+        c.transition(State.STOPPED, Cause.KERNEL, exit=exit)
+        if c.ephemeral and not c.lock.locked():
+            self.containers.pop(c.name, None)
+
+    async def _teardown(self, c: Container) -> None:
+        """Release everything a run held: processes, cgroup, run directory, fds."""
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + 10):
+            if c.cgroup is not None:
+                cg = c.cgroup
+                try:
+                    if cg.read_events().populated:
+                        cg.kill(signal.SIGKILL)
+                        with trio.move_on_after(5):
+                            await self._observe(c, lambda: not cg.read_events().populated)
+                    if c.watch is not None:
+                        self._watcher.remove(c.watch)
+                        c.watch = None
+                    cg.remove()
+                except CgroupError as e:
+                    c.log.error("cgroup_cleanup_failed", error=str(e))
+                c.cgroup = None
+            if c.shim is not None:
+                c.shim.reap()
+                c.shim.close()
+                c.shim = None
+            c.run = None
+            shutil.rmtree(self.paths.run_dir(c.name), ignore_errors=True)
+
+    async def _observe(self, c: Container, predicate: Callable[[], bool]) -> None:
+        """Wait until the cgroup shows ``predicate``: notified on v2, polled on v1.
+
+        The predicate is checked at once first: the kernel rate-limits
+        cgroup.events notifications, and the state is often already there.
+        """
+        assert c.cgroup is not None
+        if c.cgroup.events_file is not None:
+            if c.watch is None:
+                self._watch_cgroup(c)  # teardown removes it
+            await c.wait_until(predicate)
+            return
+        # Legacy v1 has no notification for freezer or emptiness.
+        delay = 0.0005
+        while not predicate():
+            await trio.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    # ----------------------------------------------------------- adoption
+
+    async def _adopt(self, run_dir: Path) -> None:
+        """Take over a container a previous daemon started, or learn how it ended."""
+        name = run_dir.name
+        try:
+            rs = RunState.load(run_dir)
+        except (OSError, ValueError, TypeError) as e:
+            log.error("run_state_unreadable", container=name, error=str(e))
+            await self._clean_orphan(name)
+            return
+        c = self.containers.get(name) or Container(name, self.bus, ephemeral=rs.ephemeral)
+        self.containers[name] = c
+        c.run = rs
+        try:
+            c.config = load_config(rs.config_file)
+        except ConfigError as e:
+            c.log.warning("config_unreadable", error=str(e))
+        try:
+            c.cgroup = self.cgroups.open(name)
+        except CgroupError:
+            c.cgroup = None
+        pidfd = proc.open_pidfd(rs.shim_pid, rs.shim_start)
+        c.state = State.RUNNING
+        if pidfd is None:
+            # It ended while no daemon was watching: report what the shim recorded.
+            exit = ExitStatus.read(run_dir)
+            c.transition(State.STOPPING, Cause.RECOVERED, exit=exit)
+            await self._teardown(c)
+            c.transition(State.STOPPED, Cause.RECOVERED, exit=exit)
+            c.last_exit = exit
+            if c.ephemeral:
+                del self.containers[name]
+            return
+        c.shim = shim.Shim(pid=rs.shim_pid, pidfd=pidfd, init_pid=rs.init_pid, own_child=False)
+        if c.cgroup is not None:
+            if c.cgroup.read_events().frozen:
+                c.state = State.FROZEN
+                c.frozen_since_ns = time.time_ns()
+            self._watch_cgroup(c)
+        c.log.info("adopted", state=c.state.value, pid=rs.init_pid)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._watch, c)
+
+    async def _clean_orphan(self, name: str) -> None:
+        """A start interrupted by the daemon's death: kill what it made."""
+        c = Container(name, self.bus)
+        try:
+            c.cgroup = self.cgroups.open(name)
+        except CgroupError:
+            pass
+        await self._teardown(c)
+
+    # ----------------------------------------------------------- stop / kill
+
+    async def stop(self, name: str, *, grace: float = 60.0, kill: bool = False) -> None:
+        """Stop politely (halt signal, then SIGKILL after ``grace`` seconds) or at once."""
+        c = self.get(name)
+        async with c.lock:
+            if c.state is State.STOPPED:
+                raise WrongState(f"container {name!r} is not running", container=name)
+            was_frozen = c.state is State.FROZEN
+            if c.state in ACTIVE:
+                c.transition(State.STOPPING, Cause.COMMAND)
+            if not kill and c.shim is not None:
+                if was_frozen and c.cgroup is not None:
+                    c.cgroup.request_freeze(False)  # a frozen init cannot handle a signal
+                _signal(c.shim.init_pid, self._halt_signal(c))
+                with trio.move_on_after(grace):
+                    await c.wait_until(lambda: c.state is State.STOPPED)
+            if c.state is not State.STOPPED:
+                self._kill_all(c)
+                try:
+                    with trio.fail_after(10):
+                        await c.wait_until(lambda: c.state is State.STOPPED)
+                except trio.TooSlowError:
+                    raise OperationTimeout(f"container {name!r} did not stop") from None
+        if c.ephemeral:
+            self.containers.pop(name, None)
+
+    def _halt_signal(self, c: Container) -> int:
+        config = c.config
+        if config is not None and config.signal_halt is not None:
+            return config.signal_halt
+        # LXC's defaults: SIGPWR asks a system init to shut down.
+        return signal.SIGTERM if c.run and c.run.mode == "app" else signal.SIGPWR
+
+    def _kill_all(self, c: Container) -> None:
+        if c.cgroup is not None:
+            try:
+                c.cgroup.kill(signal.SIGKILL)
+            except CgroupError as e:
+                c.log.warning("cgroup_kill_failed", error=str(e))
+        if c.shim is not None:
+            _signal(c.shim.init_pid, signal.SIGKILL)  # the pid namespace takes the rest
+
+    async def kill(self, name: str, sig: int) -> int:
+        """Send ``sig`` to every process of the container; returns how many."""
+        c = self.get(name)
+        if c.state is State.STOPPED or c.cgroup is None:
+            raise WrongState(f"container {name!r} is not running", container=name)
+        return c.cgroup.kill(sig)
+
+    # ----------------------------------------------------------- freeze
+
+    async def freeze(self, name: str) -> None:
+        """Freeze and return once the kernel confirms FROZEN; undone on timeout."""
+        c = self.get(name)
+        async with c.lock:
+            if not states.can_freeze(c.state) or c.cgroup is None:
+                raise WrongState(f"container {name!r} is {c.state.value}, not RUNNING")
+            cg = c.cgroup
+            c.transition(State.FREEZING, Cause.COMMAND)
+            cg.request_freeze(True)
+            with trio.move_on_after(self.freeze_timeout):
+                await self._observe(
+                    c, lambda: c.state is not State.FREEZING or cg.freezer_state() == "FROZEN"
+                )
+            if c.state is not State.FREEZING:
+                raise WrongState(f"container {name!r} stopped while freezing")
+            if cg.freezer_state() != "FROZEN":
+                cg.request_freeze(False)
+                c.transition(State.RUNNING, Cause.COMMAND, detail="freeze_failed")
+                raise OperationTimeout(
+                    f"container {name!r} did not freeze within {self.freeze_timeout:g} s"
+                )
+            c.transition(State.FROZEN, Cause.KERNEL)
+
+    async def unfreeze(self, name: str) -> None:
+        """Thaw and return once the kernel confirms the container runs."""
+        c = self.get(name)
+        async with c.lock:
+            if not states.can_unfreeze(c.state) or c.cgroup is None:
+                raise WrongState(f"container {name!r} is {c.state.value}, not FROZEN")
+            cg = c.cgroup
+            cg.request_freeze(False)
+            try:
+                with trio.fail_after(self.freeze_timeout):
+                    await self._observe(
+                        c, lambda: c.state is not State.FROZEN or cg.freezer_state() == "THAWED"
+                    )
+            except trio.TooSlowError:
+                raise OperationTimeout(f"container {name!r} did not thaw") from None
+            if c.state is State.FROZEN:
+                c.transition(State.RUNNING, Cause.KERNEL)
+
+    # ----------------------------------------------------------- queries
+
+    def info(self, name: str) -> dict[str, Any]:
+        """What ``lxc-info`` shows, as a dict."""
+        c = self.get(name)
+        out: dict[str, Any] = {
+            "name": c.name,
+            "state": c.state.value,
+            "pid": c.shim.init_pid if c.shim else None,
+            "ephemeral": c.ephemeral,
+            "cpu_ns": None,
+            "memory_bytes": None,
+            "ipv4": [],
+            "frozen_since_ns": c.frozen_since_ns,
+            "last_exit": None,
+        }
+        if c.last_exit is not None:
+            out["last_exit"] = {"code": c.last_exit.code, "signal": c.last_exit.signal}
+        if c.cgroup is not None and c.state is not State.STOPPED:
+            try:
+                out["cpu_ns"] = c.cgroup.cpu_usage_ns()
+                out["memory_bytes"] = c.cgroup.memory_bytes()
+            except (CgroupError, LxcflowError):
+                pass
+        return out
+
+    def list(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": c.name,
+                "state": c.state.value,
+                "pid": c.shim.init_pid if c.shim else None,
+                "ephemeral": c.ephemeral,
+                "ipv4": [],
+            }
+            for c in sorted(self.containers.values(), key=lambda c: c.name)
+        ]
+
+    def ps(self, name: str) -> list[dict[str, Any]]:
+        c = self._running(name)
+        assert c.cgroup is not None
+        found = (proc.process_info(pid) for pid in sorted(c.cgroup.pids()))
+        return [{"pid": p.pid, "ns_pid": p.ns_pid, "command": p.command} for p in found if p]
+
+    def priority(self, name: str, value: int | None = None) -> int:
+        c = self._running(name)
+        assert c.cgroup is not None
+        if value is not None:
+            c.cgroup.set_priority(value)
+        return c.cgroup.priority()
+
+    def cgroup_attr(self, name: str, key: str, value: str | None = None) -> str:
+        c = self._running(name)
+        assert c.cgroup is not None
+        if value is not None:
+            c.cgroup.set(key, value)
+        return c.cgroup.get(key)
+
+    def _running(self, name: str) -> Container:
+        c = self.get(name)
+        if c.state is State.STOPPED or c.cgroup is None:
+            raise WrongState(f"container {name!r} is not running", container=name)
+        return c
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reason(e: BaseException, start_timeout: float) -> str:
+    if isinstance(e, trio.TooSlowError):
+        return f"not running after {start_timeout:g} s"
+    if isinstance(e, OSError):
+        return f"{e.filename or ''}: {e.strerror}".lstrip(": ")
+    return str(e)

@@ -1,0 +1,51 @@
+"""One inotify instance for every cgroup.events file the daemon watches.
+
+The kernel caps inotify instances per user (128 by default), so a watcher per
+container would not scale to 1,000 containers; watches are cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import trio
+from inotify_simple import INotify, flags
+
+
+class FileWatcher:
+    """Calls a callback whenever a watched file is modified.
+
+    Run :meth:`run` in a nursery; :meth:`add` and :meth:`remove` any time.
+    """
+
+    def __init__(self) -> None:
+        self._inotify = INotify(nonblocking=True)
+        self._callbacks: dict[int, Callable[[], None]] = {}
+
+    def add(self, path: Path, callback: Callable[[], None]) -> int:
+        """Watch ``path``; returns a handle for :meth:`remove`."""
+        wd = self._inotify.add_watch(str(path), flags.MODIFY)
+        self._callbacks[wd] = callback
+        return wd
+
+    def remove(self, wd: int) -> None:
+        if self._callbacks.pop(wd, None) is not None:
+            try:
+                self._inotify.rm_watch(wd)
+            except OSError:
+                pass  # already gone with its cgroup (IN_IGNORED)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(self._inotify.fileno())
+                for event in self._inotify.read(timeout=0):
+                    if event.mask & flags.IGNORED:
+                        self._callbacks.pop(event.wd, None)
+                        continue
+                    callback = self._callbacks.get(event.wd)
+                    if callback is not None:
+                        callback()
+        finally:
+            self._inotify.close()
