@@ -379,6 +379,9 @@ class Supervisor:
         except CgroupError:
             c.cgroup = None
         pidfd = proc.open_pidfd(rs.shim_pid, rs.shim_start)
+        if pidfd is not None and proc.has_exited(pidfd):
+            os.close(pidfd)  # a zombie waiting for its new parent: it ended
+            pidfd = None
         c.state = State.RUNNING
         if pidfd is None:
             # It ended while no daemon was watching: report what the shim recorded.

@@ -7,6 +7,7 @@ A PID alone never identifies a process for long: the kernel reuses them. A
 from __future__ import annotations
 
 import os
+import select
 from dataclasses import dataclass
 
 
@@ -36,6 +37,13 @@ def open_pidfd(pid: int, expected_start: int | None) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def has_exited(pidfd: int) -> bool:
+    """Whether the process is gone (a pidfd turns readable at exit, zombie or not)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 @dataclass(frozen=True, slots=True)

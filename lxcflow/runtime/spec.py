@@ -168,7 +168,8 @@ def build_spec(
         ("mode", mode),
         ("ns", str(namespace_flags(new - {"pid"}))),
         ("exit", str(exit_file)),
-        ("cwd", config.init_cwd or cwd or "/"),
+        # The caller's directory means something only on the host's root.
+        ("cwd", config.init_cwd or (cwd if config.rootfs is None else None) or "/"),
     ]
     if "uts" in new:
         # As LXC: without lxc.uts.name the hostname is the container's name.
