@@ -1,0 +1,144 @@
+"""Fixtures for tests on the real kernel, as root.
+
+Each test gets its own lxcpath, run directory (so its own daemon) and cgroup
+parent (``lxcflow-test-<hex>``). Cleanup runs even when the test fails: it
+ends the test's daemon, kills every process left in the test's cgroups by
+cgroup, and removes the cgroups and directories.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from lxcflow.cgroups import open_manager
+from lxcflow.errors import CgroupError
+from lxcflow.paths import Paths
+from lxcflow.runtime import shim
+
+ROOT = os.geteuid() == 0
+
+needs_root = pytest.mark.skipif(not ROOT, reason="needs root and the real kernel")
+
+
+@dataclass
+class Env:
+    """One test's lxcflow installation, driven through the real CLI."""
+
+    base: Path
+    paths: Paths
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(
+        self, *args: str, input: bytes | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``lxcflow ARGS`` as a user would; never raises on a non-zero exit."""
+        return subprocess.run(
+            [sys.executable, "-m", "lxcflow", *args],
+            env=self.env, input=input.decode() if input else None, capture_output=True,
+            text=True, timeout=timeout,
+        )
+
+    def ok(self, *args: str) -> str:
+        """Run and insist on exit 0; returns stdout."""
+        r = self.run(*args)
+        assert r.returncode == 0, f"lxcflow {' '.join(args)}: rc={r.returncode} {r.stderr}"
+        return r.stdout
+
+    def config(self, text: str, name: str = "config") -> Path:
+        path = self.base / name
+        path.write_text(text)
+        return path
+
+    def daemon_pid(self) -> int | None:
+        try:
+            return int((self.paths.rundir / "daemon.lock").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def kill_daemon(self, sig: int = signal.SIGKILL) -> None:
+        pid = self.daemon_pid()
+        if pid is None:
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.01)
+
+
+def cleanup_cgroups(parent: str) -> list[str]:
+    """Kill and remove every container cgroup under ``parent``; return their names."""
+    manager = open_manager(parent=parent)
+    names = manager.names()
+    for name in names:
+        cg = manager.open(name)
+        for _ in range(100):
+            if not cg.pids():
+                break
+            cg.kill(signal.SIGKILL)
+            time.sleep(0.01)
+        try:
+            cg.remove()
+        except CgroupError:
+            pass
+    try:
+        manager.remove_parent_if_empty()
+    except CgroupError:
+        pass
+    return names
+
+
+@pytest.fixture(scope="session")
+def shim_binary() -> Path:
+    return shim.ensure_built()
+
+
+@pytest.fixture
+def lxc(shim_binary: Path) -> Iterator[Env]:
+    if not ROOT:
+        pytest.skip("needs root and the real kernel")
+    # Short paths: a Unix socket path must fit in 108 bytes.
+    base = Path(tempfile.mkdtemp(prefix="lxcflow-t-"))
+    paths = Paths(
+        lxcpath=base / "lib", socket=base / "run" / "lxcflow.sock",
+        cgroup_parent=f"lxcflow-test-{secrets.token_hex(4)}",
+    )
+    env = dict(os.environ)
+    env.update(
+        LXCFLOW_PATH=str(paths.lxcpath), LXCFLOW_SOCKET=str(paths.socket),
+        LXCFLOW_CGROUP=paths.cgroup_parent, LXCFLOW_SHIM=str(shim_binary),
+    )
+    e = Env(base=base, paths=paths, env=env)
+    try:
+        yield e
+    finally:
+        e.kill_daemon(signal.SIGTERM)
+        cleanup_cgroups(paths.cgroup_parent)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+HOST_ROOT_CONFIG = "lxc.uts.name = testbox\n"
+
+
+@pytest.fixture
+def host_root_config(lxc: Env) -> Path:
+    """A container sharing the host's root, as the seed's application containers."""
+    return lxc.config(HOST_ROOT_CONFIG)

@@ -1,0 +1,341 @@
+"""The LXC tool set through the real CLI, a real daemon and real containers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Env, needs_root
+
+pytestmark = needs_root
+
+
+def info(lxc: Env, name: str) -> dict:
+    return json.loads(lxc.ok("info", "-n", name, "--json"))
+
+
+def events_file(lxc: Env, name: str) -> Path:
+    return Path("/sys/fs/cgroup/unified") / lxc.paths.cgroup_parent / name / "cgroup.events"
+
+
+def cgroup_dirs(lxc: Env) -> list[Path]:
+    root = Path("/sys/fs/cgroup")
+    return [d for d in root.glob(f"*/{lxc.paths.cgroup_parent}/*") if d.is_dir()]
+
+
+def test_create_ls_info_destroy(lxc: Env, host_root_config: Path) -> None:
+    lxc.ok("create", "-n", "web", "-f", str(host_root_config))
+    assert (lxc.paths.lxcpath / "web" / "config").read_text() == host_root_config.read_text()
+    assert lxc.ok("ls").split() == ["web"]
+    assert info(lxc, "web")["state"] == "STOPPED"
+    r = lxc.run("create", "-n", "web", "-f", str(host_root_config))
+    assert r.returncode == 1
+    assert "already exists" in r.stderr
+    lxc.ok("destroy", "-n", "web")
+    assert lxc.ok("ls").split() == []
+    assert not (lxc.paths.lxcpath / "web").exists()
+
+
+def test_create_bad_config_names_file_line_and_leaves_nothing(lxc: Env) -> None:
+    bad = lxc.config("lxc.uts.name = x\nlxc.bogus = 1\n")
+    r = lxc.run("create", "-n", "web", "-f", str(bad))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"lxcflow create: {bad}:2: unknown key 'lxc.bogus'"
+    assert list(lxc.paths.lxcpath.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "x" * 65, "bad name"])
+def test_invalid_names_are_usage_errors(lxc: Env, host_root_config: Path, name: str) -> None:
+    r = lxc.run("create", "-n", name, "-f", str(host_root_config))
+    assert r.returncode == 2
+    assert "invalid container name" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_execute_passes_stdio_and_exit_code(lxc: Env, host_root_config: Path) -> None:
+    r = lxc.run(
+        "execute", "-n", "app", "-f", str(host_root_config), "--",
+        "sh", "-c", 'read line; echo "got $line on $(hostname) as pid $$"; echo oops >&2; exit 3',
+        input=b"hello\n",
+    )
+    assert r.returncode == 3
+    # pid 1 is the container's init; the command comes next.
+    assert r.stdout == "got hello on testbox as pid 2\n"
+    assert r.stderr == "oops\n"
+    # An ephemeral container is forgotten once it stops.
+    assert lxc.ok("ls").split() == []
+
+
+def test_execute_killed_by_signal_exits_128_plus_signal(lxc: Env, host_root_config: Path) -> None:
+    r = lxc.run("execute", "-n", "app", "-f", str(host_root_config), "--", "sh", "-c", "kill -9 $$")
+    assert r.returncode == 128 + 9
+
+
+def test_execute_sees_only_its_own_processes(lxc: Env, host_root_config: Path) -> None:
+    r = lxc.run("execute", "-n", "app", "-f", str(host_root_config), "--",
+                "sh", "-c", "ls /proc | grep -c '^[0-9]'")
+    assert r.returncode == 0
+    # init, sh, and the grep/ls pipeline: nothing of the host's.
+    assert int(r.stdout) <= 4
+
+
+def test_execute_unknown_command_aborts_cleanly(lxc: Env, host_root_config: Path) -> None:
+    r = lxc.run("execute", "-n", "app", "-f", str(host_root_config), "--", "/no/such/binary")
+    assert r.returncode == 1
+    assert "cannot execute /no/such/binary: No such file or directory" in r.stderr
+    assert cgroup_dirs(lxc) == []
+    assert not (lxc.paths.rundir / "containers" / "app").exists()
+
+
+def test_start_needs_created_or_config(lxc: Env) -> None:
+    r = lxc.run("start", "-n", "ghost")
+    assert r.returncode == 1
+    assert "does not exist" in r.stderr
+
+
+def test_start_info_ps_stop(lxc: Env, host_root_config: Path) -> None:
+    lxc.ok("create", "-n", "web", "-f", str(host_root_config))
+    lxc.ok("start", "-n", "web", "--", "sleep", "1000")
+    i = info(lxc, "web")
+    assert i["state"] == "RUNNING"
+    assert i["pid"] > 0
+    assert i["memory_bytes"] > 0
+    assert Path(f"/proc/{i['pid']}/cmdline").read_bytes() == b"sleep\x001000\x00"
+    procs = json.loads(lxc.ok("ps", "-n", "web", "--json"))
+    assert [(p["pid"], p["ns_pid"], p["command"]) for p in procs] == [
+        (i["pid"], 1, "sleep 1000")
+    ]
+    text = lxc.ok("info", "-n", "web")
+    assert "State:          RUNNING" in text
+    assert f"PID:            {i['pid']}" in text
+    r = lxc.run("start", "-n", "web")
+    assert r.returncode == 1
+    assert "already RUNNING" in r.stderr
+    # sleep as PID 1 ignores SIGPWR: stop falls back to SIGKILL after -t.
+    t0 = time.monotonic()
+    lxc.ok("stop", "-n", "web", "-t", "0.3")
+    assert time.monotonic() - t0 >= 0.3
+    after = info(lxc, "web")
+    assert after["state"] == "STOPPED"
+    assert after["last_exit"] == {"code": None, "signal": 9}
+    assert cgroup_dirs(lxc) == []
+    assert not os.path.exists(f"/proc/{i['pid']}")
+
+
+def test_polite_stop_lets_init_shut_down(lxc: Env, host_root_config: Path) -> None:
+    lxc.ok("create", "-n", "web", "-f", str(host_root_config))
+    lxc.ok("start", "-n", "web", "--", "sh", "-c",
+           "trap 'exit 4' PWR; while :; do sleep 0.05; done")
+    t0 = time.monotonic()
+    lxc.ok("stop", "-n", "web", "-t", "20")
+    assert time.monotonic() - t0 < 10
+    assert info(lxc, "web")["last_exit"] == {"code": 4, "signal": None}
+
+
+def test_stop_kill_is_immediate(lxc: Env, host_root_config: Path) -> None:
+    lxc.ok("create", "-n", "web", "-f", str(host_root_config))
+    lxc.ok("start", "-n", "web", "--", "sh", "-c", "trap '' PWR TERM; sleep 1000 & wait")
+    t0 = time.monotonic()
+    lxc.ok("stop", "-n", "web", "-k", "-t", "30")
+    assert time.monotonic() - t0 < 10
+    assert info(lxc, "web")["state"] == "STOPPED"
+    assert cgroup_dirs(lxc) == []
+
+
+def test_kill_signals_every_process_by_name_or_number(lxc: Env, host_root_config: Path) -> None:
+    lxc.ok("create", "-n", "web", "-f", str(host_root_config))
+    lxc.ok("start", "-n", "web", "--", "sh", "-c",
+           "trap 'exit 5' USR1; while :; do sleep 0.05; done")
+    assert lxc.run("kill", "-n", "web", "-s", "SIGBOGUS").returncode == 2
+    assert lxc.run("kill", "-n", "web", "-s", "99").returncode == 2
+    lxc.ok("kill", "-n", "web", "-s", "usr1")
+    for _ in range(500):
+        if info(lxc, "web")["state"] == "STOPPED":
+            break
+        time.sleep(0.01)
+    assert info(lxc, "web")["last_exit"] == {"code": 5, "signal": None}
+    r = lxc.run("kill", "-n", "web", "-s", "9")
+    assert r.returncode == 1
+    assert "not running" in r.stderr
+
+
+def test_freeze_and_unfreeze_are_confirmed_by_the_kernel(
+    lxc: Env, host_root_config: Path
+) -> None:
+    lxc.ok("create", "-n", "busy", "-f", str(host_root_config))
+    lxc.ok("start", "-n", "busy", "--", "sh", "-c", "while :; do :; done")
+    lxc.ok("freeze", "-n", "busy")
+    assert info(lxc, "busy")["state"] == "FROZEN"
+    assert "frozen 1" in events_file(lxc, "busy").read_text()
+    cpu = info(lxc, "busy")["cpu_ns"]
+    time.sleep(0.2)
+    assert info(lxc, "busy")["cpu_ns"] == cpu  # nothing runs while frozen
+    r = lxc.run("freeze", "-n", "busy")
+    assert r.returncode == 1
+    assert "FROZEN, not RUNNING" in r.stderr
+    lxc.ok("unfreeze", "-n", "busy")
+    assert info(lxc, "busy")["state"] == "RUNNING"
+    assert "frozen 0" in events_file(lxc, "busy").read_text()
+    time.sleep(0.2)
+    assert info(lxc, "busy")["cpu_ns"] > cpu
+    r = lxc.run("unfreeze", "-n", "busy")
+    assert r.returncode == 1
+    lxc.ok("stop", "-n", "busy", "-k")
+
+
+def test_stop_a_frozen_container(lxc: Env, host_root_config: Path) -> None:
+    lxc.ok("create", "-n", "web", "-f", str(host_root_config))
+    lxc.ok("start", "-n", "web", "--", "sh", "-c",
+           "trap 'exit 0' PWR; while :; do sleep 0.05; done")
+    lxc.ok("freeze", "-n", "web")
+    lxc.ok("stop", "-n", "web", "-t", "10")
+    assert info(lxc, "web")["last_exit"] == {"code": 0, "signal": None}
+
+
+def test_priority_and_cgroup_attributes(lxc: Env) -> None:
+    config = lxc.config("lxc.uts.name = box\nlxc.cgroup.cpu.shares = 256\n")
+    lxc.ok("create", "-n", "web", "-f", str(config))
+    r = lxc.run("priority", "-n", "web")
+    assert r.returncode == 1  # not running: no cgroup yet
+    lxc.ok("start", "-n", "web", "--", "sleep", "1000")
+    assert lxc.ok("priority", "-n", "web").strip() == "256"  # lxc.cgroup.* applied at start
+    assert lxc.ok("priority", "-n", "web", "-p", "512").strip() == "512"
+    shares = Path("/sys/fs/cgroup/cpu") / lxc.paths.cgroup_parent / "web" / "cpu.shares"
+    if shares.exists():
+        assert shares.read_text().strip() == "512"
+    assert lxc.ok("cgroup", "-n", "web", "cpu.shares").strip() == "512"
+    lxc.ok("cgroup", "-n", "web", "memory.limit_in_bytes", str(64 * 1024 * 1024))
+    assert lxc.ok("cgroup", "-n", "web", "memory.limit_in_bytes").strip() == str(64 << 20)
+    r = lxc.run("cgroup", "-n", "web", "../../etc.passwd")
+    assert r.returncode == 2
+    assert lxc.run("priority", "-n", "web", "-p", "1").returncode == 2
+    lxc.ok("stop", "-n", "web", "-k")
+
+
+def test_bad_cgroup_setting_aborts_start_at_its_line(lxc: Env) -> None:
+    config = lxc.config("lxc.uts.name = box\nlxc.cgroup.cpu.shares = lots\n")
+    lxc.ok("create", "-n", "web", "-f", str(config))
+    r = lxc.run("start", "-n", "web", "--", "sleep", "1000")
+    assert r.returncode == 1
+    assert f"{lxc.paths.lxcpath}/web/config:2:" in r.stderr
+    assert info(lxc, "web")["state"] == "STOPPED"
+    assert cgroup_dirs(lxc) == []
+
+
+def test_destroy_running_needs_force(lxc: Env, host_root_config: Path) -> None:
+    lxc.ok("create", "-n", "web", "-f", str(host_root_config))
+    lxc.ok("start", "-n", "web", "--", "sleep", "1000")
+    r = lxc.run("destroy", "-n", "web")
+    assert r.returncode == 1
+    assert "RUNNING" in r.stderr
+    lxc.ok("destroy", "-n", "web", "-f")
+    assert not (lxc.paths.lxcpath / "web").exists()
+    assert cgroup_dirs(lxc) == []
+
+
+def test_seed_ssh_container_rootfs_with_readonly_binds(lxc: Env) -> None:
+    """The seed's ssh container: a tiny rootfs sharing /bin, /lib... read-only."""
+    rootfs = lxc.base / "rootfs"
+    binds = [d for d in ("bin", "sbin", "lib", "lib64", "usr") if Path("/" + d).exists()]
+    for d in [*binds, "etc", "tmp"]:
+        (rootfs / d).mkdir(parents=True)
+    (rootfs / "etc" / "marker").write_text("inside\n")
+    fstab = lxc.base / "fstab"
+    fstab.write_text("".join(f"/{d} {d} none ro,bind 0 0\n" for d in binds))
+    config = lxc.config(
+        "lxc.utsname = my_ssh_container\n"
+        "lxc.network.type = veth\nlxc.network.flags = up\nlxc.network.link = br0\n"
+        "lxc.network.ipv4 = 198.18.0.16/24\nlxc.network.name = eth0\n"
+        "lxc.mount = ./fstab\nlxc.rootfs = ./rootfs\n"
+    )
+    r = lxc.run("execute", "-n", "ssh", "-f", str(config), "--", "sh", "-c",
+                "hostname; cat /etc/marker; pwd; touch /bin/x || echo ro; touch /tmp/y && echo rw")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:3] == ["my_ssh_container", "inside", "/"]
+    assert lines[-2:] == ["ro", "rw"]
+    assert "Read-only file system" in r.stderr
+    assert (rootfs / "tmp" / "y").exists()
+    mounts = Path("/proc/mounts").read_text()
+    assert str(rootfs) not in mounts  # nothing propagated to the host
+
+
+def test_bad_rootfs_aborts(lxc: Env) -> None:
+    config = lxc.config(f"lxc.rootfs.path = {lxc.base}/missing\n")
+    r = lxc.run("execute", "-n", "x", "-f", str(config), "--", "true")
+    assert r.returncode == 1
+    assert "is not a directory" in r.stderr
+    assert cgroup_dirs(lxc) == []
+
+
+def test_daemon_sigkill_then_readoption(lxc: Env, host_root_config: Path) -> None:
+    for name in ("a", "b"):
+        lxc.ok("create", "-n", name, "-f", str(host_root_config))
+    lxc.ok("start", "-n", "a", "--", "sleep", "1000")
+    lxc.ok("start", "-n", "b", "--", "sh", "-c", "sleep 1000; exit 7")
+    lxc.ok("freeze", "-n", "a")
+    pid_a, pid_b = info(lxc, "a")["pid"], info(lxc, "b")["pid"]
+    lxc.kill_daemon(signal.SIGKILL)
+    assert os.path.exists(f"/proc/{pid_a}")
+    assert os.path.exists(f"/proc/{pid_b}")
+    r = lxc.run("info", "-n", "a", "--no-spawn")
+    assert r.returncode == 1
+    assert "no daemon answers" in r.stderr
+    # b's command ends while no daemon watches: its exit code must survive.
+    children = Path(f"/proc/{pid_b}/task/{pid_b}/children").read_text().split()
+    os.kill(int(children[0]), signal.SIGTERM)
+    for _ in range(500):
+        if not os.path.exists(f"/proc/{pid_b}"):
+            break
+        time.sleep(0.01)
+    a, b = info(lxc, "a"), info(lxc, "b")  # spawns a new daemon
+    assert a["state"] == "FROZEN"
+    assert a["pid"] == pid_a  # adopted, not started twice
+    assert b["state"] == "STOPPED"
+    assert b["last_exit"] == {"code": 7, "signal": None}
+    lxc.ok("unfreeze", "-n", "a")
+    lxc.ok("stop", "-n", "a", "-k")
+    assert cgroup_dirs(lxc) == []
+
+
+def test_pid_reuse_is_not_adopted(lxc: Env, host_root_config: Path) -> None:
+    lxc.ok("create", "-n", "a", "-f", str(host_root_config))
+    lxc.ok("start", "-n", "a", "--", "sleep", "1000")
+    lxc.kill_daemon(signal.SIGKILL)
+    state_file = lxc.paths.rundir / "containers" / "a" / "state.json"
+    state = json.loads(state_file.read_text())
+    # Same PID, different start time: what a reused PID looks like.
+    state["shim_start"] += 1
+    state_file.write_text(json.dumps(state))
+    assert info(lxc, "a")["state"] == "STOPPED"
+
+
+def test_no_spawn_without_daemon(lxc: Env) -> None:
+    r = lxc.run("ls", "--no-spawn")
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1
+    assert "no daemon answers" in r.stderr
+
+
+def test_every_command_has_help(lxc: Env) -> None:
+    commands = ["create", "destroy", "start", "execute", "stop", "kill", "freeze", "unfreeze",
+                "info", "ps", "ls", "priority", "cgroup", "checkconfig", "daemon"]
+    for cmd in commands:
+        r = lxc.run(cmd, "--help")
+        assert r.returncode == 0, cmd
+        assert "usage: lxcflow" in r.stdout
+    r = lxc.run("start")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1
+
+
+def test_checkconfig(lxc: Env) -> None:
+    r = lxc.run("checkconfig")
+    assert r.returncode == 0, r.stdout
+    assert "PID namespace: enabled" in r.stdout
+    assert "layout: hybrid" in r.stdout or "layout: unified" in r.stdout

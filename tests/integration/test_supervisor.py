@@ -1,0 +1,188 @@
+"""The supervisor in-process on the real kernel: events, ordering, leaks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from lxcflow.cgroups import open_manager
+from lxcflow.errors import StartFailed, WrongState
+from lxcflow.events import Subscription
+from lxcflow.states import Cause, Event, State
+from lxcflow.supervisor import Supervisor
+from tests.integration.conftest import Env, needs_root
+
+pytestmark = needs_root
+
+S = State
+
+
+@pytest.fixture
+async def sup(lxc: Env, shim_binary: Path) -> AsyncIterator[Supervisor]:
+    s = Supervisor(lxc.paths, open_manager(parent=lxc.paths.cgroup_parent),
+                   shim_binary=shim_binary)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(s.run)
+        yield s
+        nursery.cancel_scope.cancel()
+
+
+def drain(sub: Subscription) -> list[Event]:
+    out = []
+    while True:
+        try:
+            out.append(sub._receive.receive_nowait())
+        except trio.WouldBlock:
+            return out
+
+
+def pairs(events: list[Event]) -> list[tuple[State, State]]:
+    return [(e.from_state, e.to_state) for e in events]
+
+
+async def test_full_lifecycle_emits_one_event_per_transition(
+    sup: Supervisor, host_root_config: Path
+) -> None:
+    await sup.create("web", str(host_root_config))
+    with sup.bus.subscribe() as sub:
+        await sup.start("web", command=["sh", "-c", "while :; do :; done"])
+        await sup.freeze("web")
+        await sup.unfreeze("web")
+        await sup.stop("web", kill=True)
+        events = drain(sub)
+    assert pairs(events) == [
+        (S.STOPPED, S.STARTING), (S.STARTING, S.RUNNING),
+        (S.RUNNING, S.FREEZING), (S.FREEZING, S.FROZEN), (S.FROZEN, S.RUNNING),
+        (S.RUNNING, S.STOPPING), (S.STOPPING, S.STOPPED),
+    ]
+    ids = [e.id for e in events]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert events[-1].signal == 9
+    assert [e.cause for e in events] == [
+        Cause.COMMAND, Cause.KERNEL, Cause.COMMAND, Cause.KERNEL, Cause.KERNEL,
+        Cause.COMMAND, Cause.KERNEL,
+    ]
+
+
+async def test_failed_start_goes_through_aborting(sup: Supervisor, host_root_config: Path) -> None:
+    await sup.create("web", str(host_root_config))
+    with sup.bus.subscribe() as sub:
+        with pytest.raises(StartFailed, match="cannot execute /nonexistent"):
+            await sup.start("web", command=["/nonexistent"])
+        events = drain(sub)
+    assert pairs(events) == [(S.STOPPED, S.STARTING), (S.STARTING, S.ABORTING),
+                             (S.ABORTING, S.STOPPED)]
+    assert "cannot execute /nonexistent" in (events[1].detail or "")
+    assert sup.get("web").state is S.STOPPED
+    assert sup.cgroups.names() == []
+
+
+async def test_natural_death_reports_exit_code(sup: Supervisor, host_root_config: Path) -> None:
+    await sup.create("web", str(host_root_config))
+    with sup.bus.subscribe() as sub:
+        c = await sup.start("web", command=["sh", "-c", "exit 42"])
+        with trio.fail_after(10):
+            await c.wait_until(lambda: c.state is S.STOPPED)
+        events = drain(sub)
+    assert pairs(events)[-2:] == [(S.RUNNING, S.STOPPING), (S.STOPPING, S.STOPPED)]
+    assert events[-1].exit_code == 42
+    assert events[-1].cause is Cause.KERNEL
+
+
+async def test_freeze_from_outside_is_observed(sup: Supervisor, host_root_config: Path) -> None:
+    await sup.create("web", str(host_root_config))
+    c = await sup.start("web", command=["sleep", "1000"])
+    freeze = Path("/sys/fs/cgroup/unified") / sup.paths.cgroup_parent / "web" / "cgroup.freeze"
+    if not freeze.exists():
+        pytest.skip("no cgroup2 freezer on this machine")
+    with sup.bus.subscribe() as sub:
+        freeze.write_text("1")
+        with trio.fail_after(5):
+            await c.wait_until(lambda: c.state is S.FROZEN)
+        freeze.write_text("0")
+        with trio.fail_after(5):
+            await c.wait_until(lambda: c.state is S.RUNNING)
+        events = drain(sub)
+    assert pairs(events) == [(S.RUNNING, S.FREEZING), (S.FREEZING, S.FROZEN),
+                             (S.FROZEN, S.RUNNING)]
+    assert {e.cause for e in events} == {Cause.KERNEL}
+    await sup.stop("web", kill=True)
+
+
+async def test_operations_on_one_container_are_serialised(
+    sup: Supervisor, host_root_config: Path
+) -> None:
+    await sup.create("web", str(host_root_config))
+    await sup.start("web", command=["sleep", "1000"])
+    outcomes: list[str] = []
+
+    async def attempt(op: str) -> None:
+        try:
+            if op == "stop":
+                await sup.stop("web", kill=True)
+            else:
+                await sup.freeze("web")
+            outcomes.append(op)
+        except WrongState:
+            outcomes.append(f"{op}:refused")
+
+    with sup.bus.subscribe() as sub:
+        async with trio.open_nursery() as n:
+            for op in ("freeze", "stop", "freeze"):
+                n.start_soon(attempt, op)
+        events = drain(sub)
+    assert sup.get("web").state is S.STOPPED
+    assert "stop" in outcomes
+    # Every event continues from the previous one: no interleaved transitions.
+    for before, after in zip(events, events[1:], strict=False):
+        assert before.to_state is after.from_state
+
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _zombie_children() -> list[str]:
+    me = os.getpid()
+    out = []
+    for task in os.listdir(f"/proc/{me}/task"):
+        for child in Path(f"/proc/{me}/task/{task}/children").read_text().split():
+            stat = Path(f"/proc/{child}/stat").read_text()
+            if stat[stat.rindex(")") + 2] == "Z":
+                out.append(child)
+    return out
+
+
+async def test_no_leaks_over_many_cycles(sup: Supervisor, lxc: Env) -> None:
+    rootfs = lxc.base / "rootfs"
+    binds = [d for d in ("bin", "lib", "lib64", "usr") if Path("/" + d).exists()]
+    for d in binds:
+        (rootfs / d).mkdir(parents=True)
+    config = lxc.config(
+        f"lxc.rootfs.path = {rootfs}\n"
+        + "".join(f"lxc.mount.entry = /{d} {d} none ro,bind 0 0\n" for d in binds)
+    )
+    await sup.create("cyc", str(config))
+    mounts_before = Path("/proc/self/mountinfo").read_text().count("\n")
+    # One warm-up cycle: the first start opens the inotify instance and such.
+    c = await sup.start("cyc", command=["sleep", "1000"])
+    await sup.stop("cyc", kill=True)
+    fds_before = _fds()
+    for i in range(25):
+        c = await sup.start("cyc", command=["sleep", "1000"])
+        if i % 2:
+            await sup.freeze("cyc")
+        await sup.stop("cyc", grace=0.05)
+        assert c.state is S.STOPPED
+    with pytest.raises(StartFailed):  # failed starts must not leak either
+        await sup.start("cyc", command=["/nonexistent"])
+    assert _fds() == fds_before
+    assert _zombie_children() == []
+    assert sup.cgroups.names() == []
+    assert list((sup.paths.rundir / "containers").iterdir()) == []
+    assert Path("/proc/self/mountinfo").read_text().count("\n") == mounts_before

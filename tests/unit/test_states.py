@@ -1,0 +1,61 @@
+"""The transition table: what LXC's state machine allows, and nothing else."""
+
+from __future__ import annotations
+
+import pytest
+
+from lxcflow.errors import InvalidTransition
+from lxcflow.states import TRANSITIONS, Cause, Event, State, check, parse_states
+
+S = State
+
+ALLOWED = {
+    (S.STOPPED, S.STARTING),
+    (S.STARTING, S.RUNNING),
+    (S.STARTING, S.ABORTING),
+    (S.ABORTING, S.STOPPED),
+    (S.RUNNING, S.STOPPING),
+    (S.RUNNING, S.FREEZING),
+    (S.FREEZING, S.FROZEN),
+    (S.FREEZING, S.RUNNING),
+    (S.FREEZING, S.STOPPING),
+    (S.FROZEN, S.RUNNING),
+    (S.FROZEN, S.STOPPING),
+    (S.STOPPING, S.STOPPED),
+}
+
+
+@pytest.mark.parametrize("current", list(State))
+@pytest.mark.parametrize("wanted", list(State))
+def test_table_allows_exactly_the_lxc_transitions(current: State, wanted: State) -> None:
+    if (current, wanted) in ALLOWED:
+        check(current, wanted)
+    else:
+        with pytest.raises(InvalidTransition) as err:
+            check(current, wanted)
+        assert err.value.details == {"current": current.value, "wanted": wanted.value}
+
+
+def test_every_state_can_reach_stopped() -> None:
+    for start in State:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in TRANSITIONS[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        assert S.STOPPED in seen or start is S.STOPPED
+
+
+def test_parse_states_lxc_notation() -> None:
+    assert parse_states("RUNNING|frozen") == {S.RUNNING, S.FROZEN}
+    with pytest.raises(ValueError, match="unknown state 'RUNING'"):
+        parse_states("RUNING|STOPPED")
+
+
+def test_event_wire_form() -> None:
+    e = Event("web", S.RUNNING, S.STOPPING, Cause.KERNEL, time_ns=5, id=3, exit_code=1)
+    assert e.to_dict() == {
+        "container": "web", "from": "RUNNING", "to": "STOPPING", "cause": "kernel",
+        "time_ns": 5, "id": 3, "exit_code": 1, "signal": None, "detail": None,
+    }
