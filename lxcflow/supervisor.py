@@ -257,9 +257,12 @@ class Supervisor:
         write_spec(run_dir / SPEC_FILE, spec)
         opened: list[int] = []
         if stdio is None:
+            # What a system container prints outlives the run (for post-mortems),
+            # beside its config; an ephemeral one has only its run directory.
+            log_dir = run_dir if c.ephemeral else self.paths.container_dir(c.name)
             opened = [
-                os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC),
-                os.open(run_dir / CONSOLE_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                os.open(os.devnull, os.O_RDONLY),
+                os.open(log_dir / CONSOLE_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
             ]
             stdio = (opened[0], opened[1], opened[1])
         try:

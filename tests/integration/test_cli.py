@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -339,3 +341,34 @@ def test_checkconfig(lxc: Env) -> None:
     assert r.returncode == 0, r.stdout
     assert "PID namespace: enabled" in r.stdout
     assert "layout: hybrid" in r.stdout or "layout: unified" in r.stdout
+
+
+def test_system_container_output_goes_to_its_console_log(
+    lxc: Env, host_root_config: Path
+) -> None:
+    lxc.ok("create", "-n", "web", "-f", str(host_root_config))
+    lxc.ok("start", "-n", "web", "--", "sh", "-c", "echo booted; echo oops >&2")
+    for _ in range(500):
+        if info(lxc, "web")["state"] == "STOPPED":
+            break
+        time.sleep(0.01)
+    assert (lxc.paths.lxcpath / "web" / "console.log").read_text() == "booted\noops\n"
+
+
+def test_execute_forwards_ctrl_c_to_the_command(lxc: Env, host_root_config: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lxcflow", "execute", "-n", "app", "-f", str(host_root_config),
+         "--", "sh", "-c", "trap 'echo caught; exit 9' INT; echo ready; "
+         "while :; do sleep 0.05; done"],
+        env=lxc.env, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 9
+        assert proc.stdout.read() == "caught\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
