@@ -1,0 +1,84 @@
+"""A container cgroup on a hybrid host: v1 controllers plus a cgroup2 mount.
+
+The cgroup2 side usually has no controllers, but it is where the modern
+freezer (cgroup.freeze), cgroup.events, cgroup.kill and cpu.stat live.
+Controller attributes go to the v1 directory of their controller, unless
+the host bound that controller to the cgroup2 side instead.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from lxcflow.cgroups import base
+from lxcflow.cgroups.base import CgroupEvents, ContainerCgroup, Located
+from lxcflow.cgroups.layout import Layout
+from lxcflow.cgroups.v1 import V1Cgroup
+from lxcflow.cgroups.v2 import V2Cgroup
+from lxcflow.errors import CgroupError, UsageError
+
+
+class HybridCgroup(ContainerCgroup):
+    """A container cgroup made of a :class:`V2Cgroup` and a :class:`V1Cgroup`."""
+
+    layout = Layout.HYBRID
+
+    def __init__(self, name: str, unified: Path, dirs: dict[str, Path]) -> None:
+        super().__init__(name)
+        self.unified = V2Cgroup(name, unified)
+        self.legacy = V1Cgroup(name, dirs)
+
+    def procs_files(self) -> list[Path]:
+        return self.unified.procs_files() + self.legacy.procs_files()
+
+    def locate(self, key: str) -> Located | None:
+        try:
+            found = self.unified.locate(key)
+        except UsageError:
+            # e.g. memsw: no v2 equivalent, but v1 has the file itself.
+            found = None
+        return found or self.legacy.locate(key)
+
+    def pids(self) -> list[int]:
+        return sorted(set(self.unified.pids()) | set(self.legacy.pids()))
+
+    def cpu_usage_ns(self) -> int:
+        # cpu.stat's usage_usec is kept on cgroup2 even with no cpu controller.
+        if (self.unified.path / "cpu.stat").is_file():
+            return self.unified.cpu_usage_ns()
+        return self.legacy.cpu_usage_ns()
+
+    def memory_bytes(self) -> int | None:
+        value = self.unified.memory_bytes()
+        return value if value is not None else self.legacy.memory_bytes()
+
+    @property
+    def events_file(self) -> Path | None:
+        return self.unified.events_file
+
+    def read_events(self) -> CgroupEvents:
+        return self.unified.read_events()
+
+    def request_freeze(self, frozen: bool) -> None:
+        self.unified.request_freeze(frozen)
+
+    def freezer_state(self) -> str:
+        return self.unified.freezer_state()
+
+    def kill(self, sig: int) -> int:
+        pids = self.pids()
+        if sig == signal.SIGKILL and self.unified.has_kill_file():
+            members = set(self.unified.pids())
+            base.write_text(self.unified.path / "cgroup.kill", "1")
+            # cgroup.kill misses a process that joined only the v1 side.
+            base.signal_pids([pid for pid in pids if pid not in members], sig)
+            return len(pids)
+        return base.signal_pids(pids, sig)
+
+    def remove(self) -> None:
+        if self.pids():
+            raise CgroupError(f"cgroup {self.name} still has processes", name=self.name,
+                              op="rmdir")
+        self.unified.remove()
+        self.legacy.remove()

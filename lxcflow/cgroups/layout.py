@@ -1,0 +1,63 @@
+"""Which cgroup layout a host has: unified (v2), hybrid or legacy (v1).
+
+Detection looks at files only, never at /proc/mounts, so it works the same on
+the real /sys/fs/cgroup and on a fake tree in a test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from lxcflow.errors import CgroupError
+
+#: the v1 controllers lxcflow puts containers into (name=systemd is not one:
+#: systemd owns that hierarchy and nothing in lxcflow needs it).
+V1_CONTROLLERS: tuple[str, ...] = (
+    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
+)
+
+DEFAULT_ROOT = Path("/sys/fs/cgroup")
+
+
+class Layout(enum.Enum):
+    """How the cgroup filesystems are mounted under the root."""
+
+    UNIFIED = "unified"
+    HYBRID = "hybrid"
+    LEGACY = "legacy"
+
+
+def v1_hierarchies(root: Path) -> dict[str, Path]:
+    """Controller name -> mount directory, for the v1 controllers under ``root``.
+
+    Co-mounted controllers (``cpu,cpuacct``) map to the same directory; the
+    usual ``cpu`` and ``cpuacct`` symlinks to it are found too.
+    """
+    found: dict[str, Path] = {}
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return found
+    for entry in entries:
+        if not (entry / "cgroup.procs").is_file():
+            continue
+        for part in entry.name.split(","):
+            if part in V1_CONTROLLERS:
+                found.setdefault(part, entry)
+    return found
+
+
+def detect_layout(root: Path = DEFAULT_ROOT) -> Layout:
+    """Tell the layout under ``root`` from which control files exist.
+
+    Raises:
+        CgroupError: nothing under ``root`` looks like a cgroup filesystem.
+    """
+    if (root / "cgroup.controllers").is_file():
+        return Layout.UNIFIED
+    if (root / "unified" / "cgroup.controllers").is_file():
+        return Layout.HYBRID
+    if v1_hierarchies(root):
+        return Layout.LEGACY
+    raise CgroupError(f"no cgroup filesystem found at {root}", path=str(root), op="detect")

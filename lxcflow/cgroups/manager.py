@@ -1,0 +1,173 @@
+"""Creating, finding and listing container cgroups under one parent directory."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lxcflow.cgroups import base
+from lxcflow.cgroups.base import ContainerCgroup
+from lxcflow.cgroups.hybrid import HybridCgroup
+from lxcflow.cgroups.layout import DEFAULT_ROOT, Layout, detect_layout, v1_hierarchies
+from lxcflow.cgroups.v1 import V1Cgroup, init_cpuset, unique_dirs
+from lxcflow.cgroups.v2 import V2Cgroup, enable_controllers
+from lxcflow.errors import CgroupError, UsageError
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def check_name(name: str, what: str = "cgroup name") -> None:
+    """Refuse names that are not one plain directory name."""
+    if not _NAME_RE.fullmatch(name):
+        raise UsageError(f"invalid {what} {name!r}", name=name)
+
+
+class CgroupManager:
+    """Container cgroups of one (root, parent): ``<hierarchy>/<parent>/<name>``.
+
+    ``layout`` picks the driver; it is normally detected (see
+    :func:`open_manager`) but may be forced, e.g. to drive a hybrid host's
+    cgroup2 mount as if it were a unified root.
+    """
+
+    def __init__(self, root: Path, parent: str, layout: Layout) -> None:
+        for segment in parent.split("/"):
+            check_name(segment, "cgroup parent")
+        self.root = root
+        self.parent = parent
+        self.layout = layout
+        self._v2_root: Path | None = None
+        self._v1: dict[str, Path] = {}
+        if layout is Layout.UNIFIED:
+            self._v2_root = root
+        elif layout is Layout.HYBRID:
+            self._v2_root = root / "unified"
+            self._v1 = v1_hierarchies(root)
+        else:
+            self._v1 = v1_hierarchies(root)
+            if not self._v1:
+                raise CgroupError(f"no cgroup v1 controllers found at {root}", path=str(root),
+                                  op="detect")
+
+    def __repr__(self) -> str:
+        return f"<CgroupManager {self.layout.value} {self.root} parent={self.parent!r}>"
+
+    def _mounts(self) -> list[tuple[Path, bool]]:
+        """Each hierarchy's mount directory, and whether it is cgroup2."""
+        mounts = [(self._v2_root, True)] if self._v2_root is not None else []
+        return mounts + [(path, False) for path in unique_dirs(self._v1)]
+
+    def parent_dirs(self) -> list[Path]:
+        """The parent directory in every hierarchy used."""
+        return [mount / self.parent for mount, _ in self._mounts()]
+
+    def _cgroup(self, name: str) -> ContainerCgroup:
+        v1_dirs = {ctl: mount / self.parent / name for ctl, mount in self._v1.items()}
+        if self.layout is Layout.UNIFIED:
+            assert self._v2_root is not None
+            return V2Cgroup(name, self._v2_root / self.parent / name)
+        if self.layout is Layout.HYBRID:
+            assert self._v2_root is not None
+            return HybridCgroup(name, self._v2_root / self.parent / name, v1_dirs)
+        return V1Cgroup(name, v1_dirs)
+
+    def create(self, name: str) -> ContainerCgroup:
+        """Create the container's cgroup in every hierarchy.
+
+        An empty leftover of the same name (a crash) is removed and made
+        afresh so no old limit or freeze carries over. Either every hierarchy
+        ends up with the directory or none does.
+
+        Raises:
+            CgroupError: a leftover still has processes, or the kernel refused.
+        """
+        check_name(name)
+        for parent_dir in self.parent_dirs():
+            target = parent_dir / name
+            if target.is_dir() and base.tree_pids(target):
+                raise CgroupError(f"cgroup {name} already has processes", name=name,
+                                  path=str(target), op="mkdir")
+        made: list[Path] = []
+        try:
+            for mount, is_v2 in self._mounts():
+                current = mount
+                segments = self.parent.split("/")
+                for depth, segment in enumerate([*segments, name]):
+                    is_target = depth == len(segments)
+                    if is_v2:
+                        enable_controllers(current)
+                    child = current / segment
+                    if is_target and child.is_dir():
+                        base.remove_tree(child, name)
+                    if is_target or not child.is_dir():
+                        self._mkdir(child)
+                        made.append(child)
+                    if not is_v2:
+                        init_cpuset(child, current)
+                    current = child
+        except BaseException:
+            for path in reversed(made):
+                try:
+                    base.remove_dir(path)
+                except OSError:
+                    pass
+            raise
+        return self._cgroup(name)
+
+    @staticmethod
+    def _mkdir(path: Path) -> None:
+        try:
+            base.make_dir(path)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise CgroupError(f"cannot create cgroup {path}: {reason}", path=str(path),
+                              op="mkdir", errno=exc.errno, reason=reason) from exc
+
+    def open(self, name: str) -> ContainerCgroup:
+        """The existing cgroup of ``name``, e.g. to re-adopt a running container.
+
+        Raises:
+            CgroupError: it is missing from some or all hierarchies.
+        """
+        check_name(name)
+        missing = [str(d) for d in self.parent_dirs() if not (d / name).is_dir()]
+        if len(missing) == len(self.parent_dirs()):
+            raise CgroupError(f"cgroup {name} does not exist", name=name)
+        if missing:
+            raise CgroupError(f"cgroup {name} is incomplete: missing under {', '.join(missing)}",
+                              name=name, missing=missing)
+        return self._cgroup(name)
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` has its directory in every hierarchy."""
+        check_name(name)
+        return all((d / name).is_dir() for d in self.parent_dirs())
+
+    def names(self) -> list[str]:
+        """Container cgroups under the parent, in any hierarchy (leftovers too)."""
+        found: set[str] = set()
+        for parent_dir in self.parent_dirs():
+            try:
+                found.update(p.name for p in parent_dir.iterdir() if p.is_dir())
+            except FileNotFoundError:
+                continue
+        return sorted(found)
+
+    def remove_parent_if_empty(self) -> None:
+        """rmdir the parent directories once no container directory is left."""
+        if self.names():
+            return
+        for parent_dir in self.parent_dirs():
+            try:
+                base.remove_dir(parent_dir)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise CgroupError(f"cannot remove {parent_dir}: {reason}", path=str(parent_dir),
+                                  op="rmdir", errno=exc.errno, reason=reason) from exc
+
+
+def open_manager(root: Path = DEFAULT_ROOT, parent: str = "lxcflow") -> CgroupManager:
+    """The manager for the layout detected under ``root``."""
+    return CgroupManager(root, parent, detect_layout(root))

@@ -1,0 +1,119 @@
+"""A container cgroup on legacy (v1) hierarchies, one directory per controller."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from lxcflow.cgroups import base, names
+from lxcflow.cgroups.base import CgroupEvents, ContainerCgroup, Located
+from lxcflow.cgroups.layout import Layout
+from lxcflow.errors import CgroupError, UsageError
+
+CPUSET_FILES = ("cpuset.cpus", "cpuset.mems")
+
+
+def init_cpuset(directory: Path, parent: Path) -> None:
+    """Give a new v1 cpuset cgroup its parent's cpus and mems.
+
+    A new v1 cpuset starts with both empty (unless the parent has
+    cgroup.clone_children set), and the kernel refuses to attach any process
+    to it with ENOSPC.
+    """
+    for filename in CPUSET_FILES:
+        target = directory / filename
+        if target.is_file() and not base.read_text(target).strip():
+            base.write_text(target, base.read_text(parent / filename).strip())
+
+
+def unique_dirs(dirs: dict[str, Path]) -> list[Path]:
+    """The distinct directories, co-mounted controllers counted once."""
+    seen: set[str] = set()
+    result: list[Path] = []
+    for path in dirs.values():
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            result.append(path)
+    return result
+
+
+class V1Cgroup(ContainerCgroup):
+    """A container cgroup given as controller -> its directory in that hierarchy."""
+
+    layout = Layout.LEGACY
+
+    def __init__(self, name: str, dirs: dict[str, Path]) -> None:
+        super().__init__(name)
+        self.dirs = dict(dirs)
+
+    def procs_files(self) -> list[Path]:
+        return [path / "cgroup.procs" for path in unique_dirs(self.dirs)]
+
+    def locate(self, key: str) -> Located | None:
+        mapping = names.to_v1(key)
+        controller = mapping.key.split(".", 1)[0]
+        if controller == "cgroup":
+            # cgroup.* files exist in every hierarchy; any one will do.
+            candidates = unique_dirs(self.dirs)[:1]
+        else:
+            candidates = [self.dirs[controller]] if controller in self.dirs else []
+        for directory in candidates:
+            path = directory / mapping.key
+            if path.is_file():
+                return Located(path, mapping.to_file, mapping.from_file)
+        return None
+
+    def pids(self) -> list[int]:
+        found: set[int] = set()
+        for directory in unique_dirs(self.dirs):
+            found |= base.tree_pids(directory)
+        return sorted(found)
+
+    def cpu_usage_ns(self) -> int:
+        if "cpuacct" not in self.dirs:
+            raise UsageError("CPU accounting is not available: no cpuacct controller")
+        return int(base.read_text(self.dirs["cpuacct"] / "cpuacct.usage"))
+
+    def memory_bytes(self) -> int | None:
+        if "memory" not in self.dirs:
+            return None
+        usage = self.dirs["memory"] / "memory.usage_in_bytes"
+        return int(base.read_text(usage)) if usage.is_file() else None
+
+    @property
+    def events_file(self) -> Path | None:
+        return None
+
+    def read_events(self) -> CgroupEvents:
+        frozen = "freezer" in self.dirs and self.freezer_state() == "FROZEN"
+        return CgroupEvents(populated=bool(self.pids()), frozen=frozen)
+
+    def _state_file(self) -> Path:
+        if "freezer" not in self.dirs:
+            raise UsageError("freezing is not available: no freezer controller")
+        return self.dirs["freezer"] / "freezer.state"
+
+    def request_freeze(self, frozen: bool) -> None:
+        base.write_text(self._state_file(), "FROZEN" if frozen else "THAWED")
+
+    def freezer_state(self) -> str:
+        return base.read_text(self._state_file()).strip()
+
+    def kill(self, sig: int) -> int:
+        sent = base.signal_pids(self.pids(), sig)
+        if sig == signal.SIGKILL and "freezer" in self.dirs and self.freezer_state() != "THAWED":
+            # A v1-frozen task only dies once thawed; v2 has no such catch, so
+            # thaw here to give SIGKILL the same meaning on every layout.
+            self.request_freeze(False)
+        return sent
+
+    def remove(self) -> None:
+        # Checked up front so a busy container is not left removed from
+        # some hierarchies and present in others.
+        if self.pids():
+            raise CgroupError(f"cgroup {self.name} still has processes", name=self.name,
+                              op="rmdir")
+        for directory in unique_dirs(self.dirs):
+            base.remove_tree(directory, self.name)
