@@ -36,15 +36,21 @@ def ensure_built(binary: Path | None = None) -> Path:
     binary.parent.mkdir(parents=True, exist_ok=True)
     tmp = binary.with_name(f".{binary.name}.{os.getpid()}")
     cmd = [os.environ.get("CC", "cc"), "-O2", "-Wall", "-o", str(tmp), str(SOURCE)]
-    try:
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
-    except FileNotFoundError:
-        raise LxcflowError(
-            f"cannot build {binary.name}: no C compiler ({cmd[0]}); install gcc"
-        ) from None
-    except subprocess.CalledProcessError as e:
-        last = (e.stderr.strip().splitlines() or ["?"])[-1]
-        raise LxcflowError(f"cannot build {binary.name}: {last}") from None
+    # Static first: no dynamic loader relocations, so each shim dirties about
+    # 40 KiB less (measured: 64-72 KiB private vs 108-116 KiB dynamic); the
+    # binary's own pages are shared by every shim. Dynamic if no libc.a.
+    for extra in (["-static"], []):
+        try:
+            subprocess.run(cmd + extra, check=True, capture_output=True, text=True)
+            break
+        except FileNotFoundError:
+            raise LxcflowError(
+                f"cannot build {binary.name}: no C compiler ({cmd[0]}); install gcc"
+            ) from None
+        except subprocess.CalledProcessError as e:
+            failure = (e.stderr.strip().splitlines() or ["?"])[-1]
+    else:
+        raise LxcflowError(f"cannot build {binary.name}: {failure}")
     os.replace(tmp, binary)
     return binary
 

@@ -8,6 +8,7 @@ cgroup, and removes the cgroups and directories.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -89,7 +90,13 @@ def cleanup_cgroups(parent: str) -> list[str]:
     manager = open_manager(parent=parent)
     names = manager.names()
     for name in names:
-        cg = manager.open(name)
+        try:
+            cg = manager.open(name)
+        except CgroupError:  # half-made: remove what is there
+            for d in manager.parent_dirs():
+                with contextlib.suppress(OSError):
+                    (d / name).rmdir()  # cgroupfs: rmdir, never unlink
+            continue
         for _ in range(100):
             if not cg.pids():
                 break
