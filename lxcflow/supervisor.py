@@ -314,8 +314,12 @@ class Supervisor:
             c.transition(State.STOPPING, Cause.KERNEL, exit=exit)
         await self._teardown(c)
         c.transition(State.STOPPED, Cause.KERNEL, exit=exit)
-        if c.ephemeral and not c.lock.locked():
-            self.containers.pop(c.name, None)
+        if c.ephemeral:
+            # Forgotten once no operation holds it any more (a stop waiting
+            # on this very transition, say), unless it was started again.
+            async with c.lock:
+                if c.state is State.STOPPED and self.containers.get(c.name) is c:
+                    del self.containers[c.name]
 
     async def _teardown(self, c: Container) -> None:
         """Release everything a run held: processes, cgroup, run directory, fds."""
@@ -439,8 +443,6 @@ class Supervisor:
                         await c.wait_until(lambda: c.state is State.STOPPED)
                 except trio.TooSlowError:
                     raise OperationTimeout(f"container {name!r} did not stop") from None
-        if c.ephemeral:
-            self.containers.pop(name, None)
 
     def _halt_signal(self, c: Container) -> int:
         config = c.config
