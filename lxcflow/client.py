@@ -137,13 +137,19 @@ def spawn_daemon(paths: Paths) -> None:
         "--cgroup-parent", paths.cgroup_parent,
     ]
     with open(log_path, "ab") as log:
-        try:
-            subprocess.Popen(
-                cmd, pass_fds=(ready_w,), start_new_session=True,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            )
-        finally:
-            os.close(ready_w)
+        # Fork once more so the daemon is never our child: a long-lived client
+        # would otherwise keep it as a zombie once it exits.
+        middle = os.fork()
+        if middle == 0:
+            try:
+                subprocess.Popen(
+                    cmd, pass_fds=(ready_w,), start_new_session=True,
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                )
+            finally:
+                os._exit(0)
+        os.close(ready_w)
+        os.waitpid(middle, 0)
     with os.fdopen(ready_r, "rb") as ready:
         answer = ready.read().decode(errors="replace").strip()
     if answer == "ready":
