@@ -21,6 +21,7 @@ run: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy lxcflow tests bench
 
 test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

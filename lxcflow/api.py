@@ -220,7 +220,7 @@ async def _info(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
 
 
 async def _list(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
-    await reply(protocol.ok(sup.list()))
+    await reply(protocol.ok(sup.list_containers()))
 
 
 async def _ps(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:

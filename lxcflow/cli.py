@@ -198,7 +198,7 @@ def _command_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> Parser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("-P", "--lxcpath", default=argparse.SUPPRESS,
                         help="container directory (LXCFLOW_PATH, default /var/lib/lxcflow)")
     common.add_argument("--socket", default=argparse.SUPPRESS,
@@ -207,7 +207,7 @@ def build_parser() -> Parser:
                         help="fail instead of starting a daemon when none answers")
     common.add_argument("--cgroup-parent", default=argparse.SUPPRESS,
                         help="cgroup directory holding the containers (default lxcflow)")
-    named = argparse.ArgumentParser(add_help=False)
+    named = Parser(add_help=False)
     named.add_argument("-n", "--name", required=True, help="container name")
 
     p = Parser(prog="lxcflow", parents=[common],

@@ -536,7 +536,7 @@ class Supervisor:
                 pass
         return out
 
-    def list(self) -> list[dict[str, Any]]:
+    def list_containers(self) -> list[dict[str, Any]]:
         return [
             {
                 "name": c.name,
