@@ -28,8 +28,7 @@ class RunState:
     mode: str  # "system" | "app"
     shim_pid: int
     shim_start: int  # clock ticks since boot: with the pid, the shim's identity
-    init_pid: int
-    init_start: int
+    init_pid: int  # the container's init; it dies with the shim (PDEATHSIG)
     started_ns: int
     config_file: str  # the config this run uses (a copy for ephemeral containers)
     ephemeral: bool  # started with -f and never created: forgotten once STOPPED

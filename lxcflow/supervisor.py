@@ -17,6 +17,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,19 @@ from lxcflow.watch import FileWatcher
 log = structlog.get_logger("lxcflow.supervisor")
 
 ACTIVE = (State.RUNNING, State.FROZEN)
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """What one start of a container asks for."""
+
+    config: ContainerConfig
+    config_path: Path
+    mode: Mode
+    command: list[str]
+    stdio: tuple[int, int, int] | None  # None: /dev/null in, console log out
+    cwd: str | None  # the caller's directory (used only on the host's root)
+    env: Mapping[str, str]  # added to the container's environment
 
 
 class Supervisor:
@@ -187,10 +201,9 @@ class Supervisor:
                     if mode == "app":
                         raise ConfigError("execute needs a command", file=str(path))
                     command = config.init_cmd or ("/sbin/init",)
+                launch = Launch(config, path, mode, list(command), stdio, cwd, env or {})
                 assert self._nursery is not None
-                await self._nursery.start(
-                    self._runner, c, config, path, mode, list(command), stdio, cwd, env
-                )
+                await self._nursery.start(self._runner, c, launch)
         finally:
             if c.ephemeral and c.state is State.STOPPED and self.containers.get(name) is c:
                 del self.containers[name]
@@ -199,21 +212,15 @@ class Supervisor:
     async def _runner(
         self,
         c: Container,
-        config: ContainerConfig,
-        config_path: Path,
-        mode: Mode,
-        command: list[str],
-        stdio: tuple[int, int, int] | None,
-        cwd: str | None,
-        env: Mapping[str, str] | None,
+        launch: Launch,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        c.config = config
+        c.config = launch.config
         c.last_exit = None
         c.transition(State.STARTING, Cause.COMMAND)
         try:
             with trio.fail_after(self.start_timeout):
-                await self._launch(c, config, config_path, mode, command, stdio, cwd, env)
+                await self._launch(c, launch)
         except (LxcflowError, OSError, trio.TooSlowError) as e:
             reason = _reason(e, self.start_timeout)
             c.transition(State.ABORTING, Cause.COMMAND, detail=reason)
@@ -225,17 +232,8 @@ class Supervisor:
         task_status.started()
         await self._watch(c)
 
-    async def _launch(
-        self,
-        c: Container,
-        config: ContainerConfig,
-        config_path: Path,
-        mode: Mode,
-        command: list[str],
-        stdio: tuple[int, int, int] | None,
-        cwd: str | None,
-        env: Mapping[str, str] | None,
-    ) -> None:
+    async def _launch(self, c: Container, launch: Launch) -> None:
+        config, config_path, stdio = launch.config, launch.config_path, launch.stdio
         run_dir = self.paths.run_dir(c.name)
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True, mode=0o700)
@@ -251,8 +249,8 @@ class Supervisor:
             except LxcflowError as e:
                 raise ConfigError(str(e), file=config.file, line=setting.line) from None
         spec = build_spec(
-            name=c.name, mode=mode, config=config, command=command,
-            cgroup_procs=c.cgroup.procs_files(), exit_file=run_dir / "exit", cwd=cwd,
+            name=c.name, mode=launch.mode, config=config, command=launch.command,
+            cgroup_procs=c.cgroup.procs_files(), exit_file=run_dir / "exit", cwd=launch.cwd,
         )
         write_spec(run_dir / SPEC_FILE, spec)
         opened: list[int] = []
@@ -268,17 +266,15 @@ class Supervisor:
         try:
             c.shim = await shim.spawn(
                 self.shim_binary, run_dir / SPEC_FILE,
-                env=container_env(config, env), stdio=stdio,
+                env=container_env(config, launch.env), stdio=stdio,
             )
         finally:
             for fd in opened:
                 os.close(fd)
-        shim_start = proc.start_time(c.shim.pid)
-        init_start = proc.start_time(c.shim.init_pid)
         c.run = RunState(
-            name=c.name, mode=mode, shim_pid=c.shim.pid, shim_start=shim_start or 0,
-            init_pid=c.shim.init_pid, init_start=init_start or 0, started_ns=time.time_ns(),
-            config_file=str(config_path), ephemeral=c.ephemeral,
+            name=c.name, mode=launch.mode, shim_pid=c.shim.pid,
+            shim_start=proc.start_time(c.shim.pid) or 0, init_pid=c.shim.init_pid,
+            started_ns=time.time_ns(), config_file=str(config_path), ephemeral=c.ephemeral,
         )
         c.run.save(run_dir)
         self._watch_cgroup(c)
