@@ -10,7 +10,8 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml lxcflow/runtime/shim.c
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+		--config-settings editable_mode=compat -e '.[test]'
 	$(PY) -m lxcflow.runtime.shim
 	touch $@
 

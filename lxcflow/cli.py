@@ -12,14 +12,18 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
 
 from lxcflow.client import Client
 from lxcflow.errors import LxcflowError, UsageError
 from lxcflow.paths import Paths
 
-Handler = Callable[[argparse.Namespace, Client], int]
+# The CLI imports this module on every call: typing costs milliseconds there.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
+
+    Handler = Callable[[argparse.Namespace, Client], int]
 
 
 class Parser(argparse.ArgumentParser):

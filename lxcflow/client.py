@@ -12,12 +12,16 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
-from typing import Any
 
 from lxcflow import protocol
 from lxcflow.errors import DaemonUnavailable, ProtocolError, from_dict
 from lxcflow.paths import Paths
+
+# The CLI imports this module on every call: typing costs milliseconds there.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import Any
 
 
 class Client:

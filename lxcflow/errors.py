@@ -9,8 +9,10 @@ the user (bad input, wrong state) or something outside (kernel, daemon).
 
 from __future__ import annotations
 
-from typing import Any
-
+# The CLI imports this module on every call: typing costs milliseconds there.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 class LxcflowError(Exception):
     """Base of every error lxcflow reports to a user.

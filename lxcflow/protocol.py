@@ -12,9 +12,13 @@ Standard library only: the CLI imports this.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from lxcflow.errors import LxcflowError, ProtocolError
+
+# The CLI imports this module on every call: typing costs milliseconds there.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: a request line longer than this is refused (the daemon stays up)
 MAX_LINE = 64 * 1024
