@@ -169,6 +169,17 @@ _hwaddr = _matching(
 _absolute = _matching(r"/.*", "an absolute path")
 _net_type = _matching("|".join(NET_TYPES), f"a network type ({', '.join(sorted(NET_TYPES))})")
 _keep_words = _words(NAMESPACES, "a namespace")
+
+
+def _keep(value: str) -> frozenset[str]:
+    kept = frozenset(_keep_words(value))
+    # The runtime mounts /proc and may pivot_root: in the host's mount
+    # namespace that would rearrange the host. The pid namespace makes
+    # "every process of the container" and its init well defined.
+    for always_new in ("mnt", "pid"):
+        if always_new in kept:
+            raise ValueError(f"lxcflow always gives a container its own {always_new} namespace")
+    return kept
 _mount_auto = _words(MOUNT_AUTO, "an automatic mount")
 
 
@@ -292,7 +303,7 @@ _SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.uts.name": ("hostname", _hostname),
     "lxc.init.cmd": ("init_cmd", lambda v: tuple(shlex.split(v))),
     "lxc.init.cwd": ("init_cwd", _absolute),
-    "lxc.namespace.keep": ("namespaces_keep", lambda v: frozenset(_keep_words(v))),
+    "lxc.namespace.keep": ("namespaces_keep", _keep),
     "lxc.console.path": ("console_path", str),
     "lxc.signal.halt": ("signal_halt", _signal),
     "lxc.signal.stop": ("signal_stop", _signal),
@@ -661,6 +672,9 @@ def parse_mount_entry(text: str, *, file: str, line: int) -> MountEntry:
         problem = f"dump and pass must be integers, got {' '.join(fields[4:])!r}"
     elif "" in fields[3].split(","):
         problem = f"empty option in {fields[3]!r}"
+    elif ".." in _unescape(fields[1]).split("/"):
+        # Targets land inside the rootfs; '..' would climb out to the host.
+        problem = f"target {fields[1]!r} contains '..'"
     if problem is not None:
         raise ConfigError(f"bad mount entry: {problem}", file=file, line=line)
     source, target, fstype, options = fields[:4]
@@ -685,6 +699,9 @@ def validate_name(name: str) -> str:
         problem = "it contains '/'"
     elif len(name) > 64:
         problem = f"it is {len(name)} characters long (at most 64)"
+    elif not name[0].isascii() or not name[0].isalnum():
+        # A leading '-' reads as an option to every tool; '.' hides the directory.
+        problem = "it must start with a letter or a digit"
     elif bad:
         problem = f"{bad[0]!r} is not allowed (only letters, digits, '-', '_', '.')"
     if problem is not None:

@@ -711,6 +711,24 @@ ERRORS = [
         1,
         "bad mount entry: empty option in 'ro,,bind'",
     ),
+    (
+        "entry-escape",
+        "lxc.mount.entry = /bin usr/../../etc none ro,bind\n",
+        1,
+        "bad mount entry: target 'usr/../../etc' contains '..'",
+    ),
+    (
+        "keep-mnt",
+        "lxc.namespace.keep = net mnt\n",
+        1,
+        "bad value for lxc.namespace.keep: lxcflow always gives a container its own mnt namespace",
+    ),
+    (
+        "keep-pid",
+        "lxc.namespace.keep = pid\n",
+        1,
+        "bad value for lxc.namespace.keep: lxcflow always gives a container its own pid namespace",
+    ),
 ]
 
 
@@ -849,7 +867,7 @@ def test_new_namespaces(
 # ---------------------------------------------------------------- names
 
 
-@pytest.mark.parametrize("name", ["web", "Web-01", "a.b_c", "x" * 64, "..hidden", "1"])
+@pytest.mark.parametrize("name", ["web", "Web-01", "a.b_c", "x" * 64, "a..b", "1"])
 def test_valid_names(name: str) -> None:
     assert validate_name(name) == name
 
@@ -865,6 +883,9 @@ def test_valid_names(name: str) -> None:
         ("web server", "' ' is not allowed (only letters, digits, '-', '_', '.')"),
         ("café", "'é' is not allowed (only letters, digits, '-', '_', '.')"),
         ("a:b", "':' is not allowed (only letters, digits, '-', '_', '.')"),
+        ("..hidden", "it must start with a letter or a digit"),
+        ("-rf", "it must start with a letter or a digit"),
+        ("_x", "it must start with a letter or a digit"),
     ],
 )
 def test_invalid_names(name: str, problem: str) -> None:
