@@ -46,7 +46,14 @@ async def serve(
         async with trio.open_nursery() as nursery:
             task_status.started()
             while True:
-                conn, _ = await sock.accept()
+                try:
+                    conn, _ = await sock.accept()
+                except OSError as e:
+                    # Out of fds (EMFILE) and the like: refuse this client,
+                    # keep serving the others once something is freed.
+                    log.error("accept_failed", error=str(e))
+                    await trio.sleep(0.1)
+                    continue
                 nursery.start_soon(Connection(supervisor, conn).run)
     finally:
         sock.close()
@@ -69,6 +76,9 @@ class Connection:
                     data, new_fds = await self._receive()
                     fds += new_fds
                     if not data:
+                        return
+                    if len(fds) > protocol.MAX_FDS:
+                        await self._send(protocol.error(ProtocolError("too many file descriptors")))
                         return
                     buf += data
                     if b"\n" not in buf and len(buf) > protocol.MAX_LINE:
@@ -202,7 +212,8 @@ async def _kill(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
     sig = a.get("signal", int, int(signal.SIGKILL))
     if not 1 <= sig < signal.NSIG:
         raise UsageError(f"invalid signal number {sig}")
-    await reply(protocol.ok({"signalled": await sup.kill(a.get("name", str), sig)}))
+    count = await sup.kill(a.get("name", str), sig, init_only=a.get("init_only", bool, False))
+    await reply(protocol.ok({"signalled": count}))
 
 
 async def _freeze(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:

@@ -96,7 +96,9 @@ def cmd_execute(a: argparse.Namespace, c: Client) -> int:
         # The container is in its own session: pass the user's ^C on to it.
         try:
             with Client(c.paths, spawn=False) as side:
-                side.call("kill", {"name": a.name, "signal": signum})
+                # To the init only: it forwards to the command, which must
+                # see one ^C, not one from us and one from its init.
+                side.call("kill", {"name": a.name, "signal": signum, "init_only": True})
         except LxcflowError:
             pass  # it already ended
 

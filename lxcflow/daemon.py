@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import resource
 import signal
 from pathlib import Path
 
@@ -60,9 +61,17 @@ async def serve(paths: Paths, ready_fd: int | None = None) -> None:
                 break
 
 
+def raise_fd_limit() -> None:
+    """Lift the soft fd limit to the hard one: two pidfds per container."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(paths: Paths, *, ready_fd: int | None, log_format: str, log_level: str) -> int:
     """Entry point from the CLI; returns the exit code."""
     logs.configure(log_format, log_level)
+    raise_fd_limit()
     try:
         lock = take_lock(paths.rundir)
         try:

@@ -221,12 +221,16 @@ class Supervisor:
         try:
             with trio.fail_after(self.start_timeout):
                 await self._launch(c, launch)
-        except (LxcflowError, OSError, trio.TooSlowError) as e:
+        except BaseException as e:
+            # Whatever went wrong (the kernel, the caller's cancellation, a
+            # bug), a start never stays half-done: abort and clean up.
             reason = _reason(e, self.start_timeout)
             c.transition(State.ABORTING, Cause.COMMAND, detail=reason)
             await self._teardown(c)
             c.transition(State.STOPPED, Cause.COMMAND, detail=reason)
-            raise StartFailed(f"container {c.name!r} failed to start: {reason}") from None
+            if isinstance(e, (LxcflowError, OSError, trio.TooSlowError)):
+                raise StartFailed(f"container {c.name!r} failed to start: {reason}") from None
+            raise
         # The shim reported the exec: an observation, not a hope.
         c.transition(State.RUNNING, Cause.KERNEL)
         task_status.started()
@@ -250,7 +254,8 @@ class Supervisor:
                 raise ConfigError(str(e), file=config.file, line=setting.line) from None
         spec = build_spec(
             name=c.name, mode=launch.mode, config=config, command=launch.command,
-            cgroup_procs=c.cgroup.procs_files(), exit_file=run_dir / "exit", cwd=launch.cwd,
+            cgroup_procs=c.cgroup.procs_files(), exit_file=run_dir / "exit",
+            env=container_env(config, launch.env), cwd=launch.cwd,
         )
         write_spec(run_dir / SPEC_FILE, spec)
         opened: list[int] = []
@@ -264,10 +269,7 @@ class Supervisor:
             ]
             stdio = (opened[0], opened[1], opened[1])
         try:
-            c.shim = await shim.spawn(
-                self.shim_binary, run_dir / SPEC_FILE,
-                env=container_env(config, launch.env), stdio=stdio,
-            )
+            c.shim = await shim.spawn(self.shim_binary, run_dir / SPEC_FILE, stdio=stdio)
         finally:
             for fd in opened:
                 os.close(fd)
@@ -279,10 +281,17 @@ class Supervisor:
         c.run.save(run_dir)
         self._watch_cgroup(c)
 
-    def _watch_cgroup(self, c: Container) -> None:
+    def _watch_cgroup(self, c: Container) -> bool:
+        """Watch the container's cgroup.events; False where that is impossible."""
         assert c.cgroup is not None
-        if c.cgroup.events_file is not None:
+        if c.cgroup.events_file is None:
+            return False
+        try:
             c.watch = self._watcher.add(c.cgroup.events_file, lambda: self._on_cgroup_event(c))
+        except (OSError, ValueError) as e:  # out of inotify watches; watcher closed
+            c.log.warning("cgroup_watch_failed", error=str(e))
+            return False
+        return True
 
     def _on_cgroup_event(self, c: Container) -> None:
         """cgroup.events changed: wake waiters, and record freezes nobody asked for."""
@@ -302,8 +311,7 @@ class Supervisor:
     async def _watch(self, c: Container) -> None:
         """Wait for the shim to end (the init died and its status is on disk)."""
         assert c.shim is not None
-        await trio.lowlevel.wait_readable(c.shim.pidfd)
-        c.shim.reap()
+        await c.shim.reap()
         exit = ExitStatus.read(self.paths.run_dir(c.name))
         c.last_exit = exit
         if c.state is not State.STOPPING:
@@ -319,7 +327,9 @@ class Supervisor:
 
     async def _teardown(self, c: Container) -> None:
         """Release everything a run held: processes, cgroup, run directory, fds."""
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + 10):
+        # Shielded so a cancelled caller cannot leave half a container behind;
+        # every wait inside is bounded on its own, so each step still runs.
+        with trio.CancelScope(shield=True):
             if c.cgroup is not None:
                 cg = c.cgroup
                 try:
@@ -327,15 +337,18 @@ class Supervisor:
                         cg.kill(signal.SIGKILL)
                         with trio.move_on_after(5):
                             await self._observe(c, lambda: not cg.read_events().populated)
-                    if c.watch is not None:
-                        self._watcher.remove(c.watch)
-                        c.watch = None
                     cg.remove()
-                except CgroupError as e:
+                except Exception as e:
                     c.log.error("cgroup_cleanup_failed", error=str(e))
                 c.cgroup = None
+            if c.watch is not None:
+                self._watcher.remove(c.watch)
+                c.watch = None
             if c.shim is not None:
-                c.shim.reap()
+                with trio.move_on_after(5) as scope:
+                    await c.shim.reap()
+                if scope.cancelled_caught:
+                    c.log.error("shim_did_not_exit", pid=c.shim.pid)
                 c.shim.close()
                 c.shim = None
             c.run = None
@@ -348,9 +361,7 @@ class Supervisor:
         cgroup.events notifications, and the state is often already there.
         """
         assert c.cgroup is not None
-        if c.cgroup.events_file is not None:
-            if c.watch is None:
-                self._watch_cgroup(c)  # teardown removes it
+        if c.watch is not None or self._watch_cgroup(c):  # teardown removes the watch
             await c.wait_until(predicate)
             return
         # Legacy v1 has no notification for freezer or emptiness.
@@ -362,7 +373,16 @@ class Supervisor:
     # ----------------------------------------------------------- adoption
 
     async def _adopt(self, run_dir: Path) -> None:
-        """Take over a container a previous daemon started, or learn how it ended."""
+        """Take over a container a previous daemon started, or learn how it ended.
+
+        One damaged run directory must not keep the daemon from starting.
+        """
+        try:
+            await self._adopt_one(run_dir)
+        except Exception as e:
+            log.exception("adoption_failed", container=run_dir.name, error=str(e))
+
+    async def _adopt_one(self, run_dir: Path) -> None:
         name = run_dir.name
         try:
             rs = RunState.load(run_dir)
@@ -381,12 +401,9 @@ class Supervisor:
             c.cgroup = self.cgroups.open(name)
         except CgroupError:
             c.cgroup = None
-        pidfd = proc.open_pidfd(rs.shim_pid, rs.shim_start)
-        if pidfd is not None and proc.has_exited(pidfd):
-            os.close(pidfd)  # a zombie waiting for its new parent: it ended
-            pidfd = None
+        c.shim = shim.adopt(rs.shim_pid, rs.shim_start, rs.init_pid)
         c.state = State.RUNNING
-        if pidfd is None:
+        if c.shim is None:
             # It ended while no daemon was watching: report what the shim recorded.
             exit = ExitStatus.read(run_dir)
             c.transition(State.STOPPING, Cause.RECOVERED, exit=exit)
@@ -396,7 +413,6 @@ class Supervisor:
             if c.ephemeral:
                 del self.containers[name]
             return
-        c.shim = shim.Shim(pid=rs.shim_pid, pidfd=pidfd, init_pid=rs.init_pid, own_child=False)
         if c.cgroup is not None:
             if c.cgroup.read_events().frozen:
                 c.state = State.FROZEN
@@ -423,15 +439,16 @@ class Supervisor:
         async with c.lock:
             if c.state is State.STOPPED:
                 raise WrongState(f"container {name!r} is not running", container=name)
-            was_frozen = c.state is State.FROZEN
             if c.state in ACTIVE:
+                was_frozen = c.state is State.FROZEN
                 c.transition(State.STOPPING, Cause.COMMAND)
-            if not kill and c.shim is not None:
-                if was_frozen and c.cgroup is not None:
-                    c.cgroup.request_freeze(False)  # a frozen init cannot handle a signal
-                _signal(c.shim.init_pid, self._halt_signal(c))
-                with trio.move_on_after(grace):
-                    await c.wait_until(lambda: c.state is State.STOPPED)
+                if not kill and c.shim is not None:
+                    if was_frozen and c.cgroup is not None:
+                        c.cgroup.request_freeze(False)  # a frozen init cannot take a signal
+                    c.shim.signal_init(self._halt_signal(c))
+                    with trio.move_on_after(grace):
+                        await c.wait_until(lambda: c.state is State.STOPPED)
+            # else STOPPING already: it is dying on its own; make sure of it.
             if c.state is not State.STOPPED:
                 self._kill_all(c)
                 try:
@@ -454,13 +471,17 @@ class Supervisor:
             except CgroupError as e:
                 c.log.warning("cgroup_kill_failed", error=str(e))
         if c.shim is not None:
-            _signal(c.shim.init_pid, signal.SIGKILL)  # the pid namespace takes the rest
+            c.shim.signal_init(signal.SIGKILL)  # the pid namespace takes the rest
 
-    async def kill(self, name: str, sig: int) -> int:
-        """Send ``sig`` to every process of the container; returns how many."""
+    async def kill(self, name: str, sig: int, *, init_only: bool = False) -> int:
+        """Send ``sig`` to every process of the container (or only its init,
+        which forwards it to an application); returns how many got it."""
         c = self.get(name)
-        if c.state is State.STOPPED or c.cgroup is None:
+        if c.state is State.STOPPED or c.cgroup is None or c.shim is None:
             raise WrongState(f"container {name!r} is not running", container=name)
+        if init_only:
+            c.shim.signal_init(sig)
+            return 1
         return c.cgroup.kill(sig)
 
     # ----------------------------------------------------------- freeze
@@ -472,20 +493,27 @@ class Supervisor:
             if not states.can_freeze(c.state) or c.cgroup is None:
                 raise WrongState(f"container {name!r} is {c.state.value}, not RUNNING")
             cg = c.cgroup
+            cg.request_freeze(True)  # first: if the kernel refuses, nothing changed
             c.transition(State.FREEZING, Cause.COMMAND)
-            cg.request_freeze(True)
-            with trio.move_on_after(self.freeze_timeout):
-                await self._observe(
-                    c, lambda: c.state is not State.FREEZING or cg.freezer_state() == "FROZEN"
-                )
+            failure = f"did not freeze within {self.freeze_timeout:g} s"
+            try:
+                with trio.move_on_after(self.freeze_timeout):
+                    await self._observe(
+                        c, lambda: c.state is not State.FREEZING or cg.freezer_state() == "FROZEN"
+                    )
+                frozen = c.state is State.FREEZING and cg.freezer_state() == "FROZEN"
+            except LxcflowError as e:
+                frozen, failure = False, str(e)
             if c.state is not State.FREEZING:
                 raise WrongState(f"container {name!r} stopped while freezing")
-            if cg.freezer_state() != "FROZEN":
-                cg.request_freeze(False)
-                c.transition(State.RUNNING, Cause.COMMAND, detail="freeze_failed")
-                raise OperationTimeout(
-                    f"container {name!r} did not freeze within {self.freeze_timeout:g} s"
-                )
+            if not frozen:
+                # Never left half-frozen: undo, and say so in the event.
+                try:
+                    cg.request_freeze(False)
+                except LxcflowError as e:
+                    c.log.error("thaw_failed", error=str(e))
+                c.transition(State.RUNNING, Cause.COMMAND, detail=f"freeze_failed: {failure}")
+                raise OperationTimeout(f"container {name!r} {failure}")
             c.transition(State.FROZEN, Cause.KERNEL)
 
     async def unfreeze(self, name: str) -> None:
@@ -571,16 +599,11 @@ class Supervisor:
         return c
 
 
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
 def _reason(e: BaseException, start_timeout: float) -> str:
     if isinstance(e, trio.TooSlowError):
         return f"not running after {start_timeout:g} s"
+    if isinstance(e, trio.Cancelled):
+        return "cancelled"
     if isinstance(e, OSError):
         return f"{e.filename or ''}: {e.strerror}".lstrip(": ")
-    return str(e)
+    return str(e) or type(e).__name__

@@ -46,6 +46,15 @@ def has_exited(pidfd: int) -> bool:
     return bool(poller.poll(0))
 
 
+def parent_pid(pid: int) -> int | None:
+    """The PPid of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(ln.split()[1]) for ln in f if ln.startswith("PPid:"))
+    except (FileNotFoundError, ProcessLookupError, StopIteration):
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessInfo:
     """One process of a container, as `ps` shows it."""

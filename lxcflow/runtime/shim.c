@@ -22,8 +22,7 @@
  *   cgroup=FILE       a cgroup.procs the init joins (repeatable)
  *   mount=SRC\x1fTARGET\x1fFSTYPE\x1fFLAGS\x1fDATA\x1fOPTS   (repeatable)
  *   arg=ARG           the command line (repeatable, in order)
- * The shim's own environment is the container's: the command inherits it
- * and its PATH is searched inside the container.
+ *   env=KEY=VALUE     the command's environment (repeatable)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -61,6 +60,8 @@ struct spec {
     int nmounts;
     char *args[MAX_ITEMS + 1];
     int nargs;
+    char *envs[MAX_ITEMS + 1];
+    int nenvs;
 };
 
 static int report_fd = 3;
@@ -141,6 +142,8 @@ static int parse_spec(char *buf, size_t len, struct spec *s)
             s->mounts[s->nmounts++] = v;
         else if (!strcmp(rec, "arg") && s->nargs < MAX_ITEMS)
             s->args[s->nargs++] = v;
+        else if (!strcmp(rec, "env") && s->nenvs < MAX_ITEMS)
+            s->envs[s->nenvs++] = v;
         else
             return -1;
     }
@@ -250,10 +253,14 @@ static void setup(int err, struct spec *s)
 {
     char path[4096];
 
+    /* Everything below mounts: outside a mount namespace of its own it
+     * would rearrange the host's. spec.py never asks for that; refuse anyway. */
+    if (!(s->ns & CLONE_NEWNS))
+        fail(err, "refusing to run without a mount namespace");
     /* Join the cgroups first: everything the init does is then accounted. */
     for (int i = 0; i < s->ncgroups; i++)
         write_str(err, s->cgroups[i], "0");
-    if (s->ns && unshare(s->ns) < 0)
+    if (unshare(s->ns) < 0)
         fail(err, "cannot create namespaces");
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(err, "cannot set hostname");
@@ -262,8 +269,8 @@ static void setup(int err, struct spec *s)
         fail(err, "cannot make / private");
     if (s->rootfs && mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         fail(err, "cannot bind rootfs %s", s->rootfs);
-    for (int i = 0; i < s->nmounts; i++)
-        do_mount(err, s->rootfs, s->mounts[i]);
+    /* The system mounts first, so the user's entries can go on top of them
+     * (a fuse node under /dev, a file under /proc/sys), as in LXC. */
     in_root(path, sizeof(path), s->rootfs, "/proc");
     mkdir_p(err, path, 0);
     if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -275,6 +282,10 @@ static void setup(int err, struct spec *s)
             fail(err, "cannot mount /sys");
         if (s->autodev)
             autodev(err, s->rootfs);
+    }
+    for (int i = 0; i < s->nmounts; i++)
+        do_mount(err, s->rootfs, s->mounts[i]);
+    if (s->rootfs) {
         if (chdir(s->rootfs) < 0)
             fail(err, "cannot enter rootfs %s", s->rootfs);
         /* pivot_root(".", ".") stacks the old root under the new one; detach it. */
@@ -287,17 +298,33 @@ static void setup(int err, struct spec *s)
         fail(err, "cannot change directory to %s", s->cwd ? s->cwd : "/");
 }
 
-static void exec_command(int err, struct spec *s, const sigset_t *old)
+static void exec_command(int err, struct spec *s)
 {
-    sigprocmask(SIG_SETMASK, old, NULL);
+    /* The command starts as from a clean exec: no signal ignored or blocked
+     * because the daemon (Python ignores SIGPIPE and SIGXFSZ) or libc did.
+     * The raw syscall, since glibc refuses to touch the signals it reserves
+     * (32, 33), and a static glibc leaves them ignored. A zeroed kernel
+     * sigaction is SIG_DFL with no flags and an empty mask on every arch. */
+    for (int sig = 1; sig < NSIG; sig++) {
+        unsigned long dfl[4] = {0};
+        syscall(SYS_rt_sigaction, sig, dfl, NULL, 8);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     s->args[s->nargs] = NULL;
+    s->envs[s->nenvs] = NULL;
+    /* The shim itself runs with an empty environment (nothing from the
+     * container's config may steer a root process on the host); the
+     * command gets the container's, and its PATH is searched. */
+    environ = s->envs;
     execvp(s->args[0], s->args);
     fail(err, "cannot execute %s", s->args[0]);
 }
 
 /* PID 1 of an application container: start the command, reap every zombie,
  * forward signals to the command, pass its raw status up on status_fd. */
-static int app_init(int err, int status_fd, struct spec *s, const sigset_t *old)
+static int app_init(int err, int status_fd, struct spec *s)
 {
     sigset_t all;
     pid_t child;
@@ -310,7 +337,7 @@ static int app_init(int err, int status_fd, struct spec *s, const sigset_t *old)
     if (child == 0) {
         close(status_fd);
         setpgid(0, 0);
-        exec_command(err, s, old);
+        exec_command(err, s);
     }
     close(err);
     for (;;) {
@@ -387,7 +414,6 @@ int main(int argc, char **argv)
     size_t len;
     char *buf;
     int sync_pipe[2], status_pipe[2];
-    sigset_t old;
 
     if (argc != 2) {
         fprintf(stderr, "usage: lxcflow-shim SPECFILE\n");
@@ -400,7 +426,6 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    sigprocmask(SIG_SETMASK, NULL, &old);
     if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0) {
         report("error cannot create pipes: %s\n", strerror(errno));
         return 1;
@@ -423,8 +448,8 @@ int main(int argc, char **argv)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         setup(sync_pipe[1], &s);
         if (s.app)
-            _exit(app_init(sync_pipe[1], status_pipe[1], &s, &old));
-        exec_command(sync_pipe[1], &s, &old);
+            _exit(app_init(sync_pipe[1], status_pipe[1], &s));
+        exec_command(sync_pipe[1], &s);
     }
     close(sync_pipe[1]);
     close(status_pipe[1]);

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
 from lxcflow.errors import LxcflowError, StartFailed
+from lxcflow.runtime import proc
 
 SOURCE = Path(__file__).with_name("shim.c")
 DEFAULT_BINARY = Path(__file__).parent / "bin" / "lxcflow-shim"
@@ -57,36 +58,65 @@ def ensure_built(binary: Path | None = None) -> Path:
 
 @dataclass(slots=True)
 class Shim:
-    """A running shim: its PID, a pidfd on it, and the container's init PID."""
+    """A running shim, pidfds on it and on the container's init."""
 
     pid: int
     pidfd: int
     init_pid: int
+    init_pidfd: int  # -1 when the init was already gone
     own_child: bool  # spawned by this daemon (so this daemon must reap it)
 
-    def reap(self) -> None:
-        """Collect the exit of a shim this daemon spawned; adopted ones are init's."""
+    def signal_init(self, sig: int) -> None:
+        """Signal the container's init through its pidfd: never a reused PID."""
+        if self.init_pidfd >= 0:
+            try:
+                signal.pidfd_send_signal(self.init_pidfd, sig)
+            except ProcessLookupError:
+                pass
+
+    async def reap(self) -> None:
+        """Wait for the shim to exit and collect it if it is this daemon's child.
+
+        The caller bounds the wait: a shim waits for an init that may hang in
+        the kernel (a stuck mount), and that must never block the event loop.
+        """
+        if self.pidfd >= 0:
+            await trio.lowlevel.wait_readable(self.pidfd)
         if self.own_child:
             try:
-                os.waitpid(self.pid, 0)
+                os.waitpid(self.pid, os.WNOHANG)  # noqa: ASYNC222 (WNOHANG: never blocks)
             except ChildProcessError:
                 pass
             self.own_child = False
 
     def close(self) -> None:
-        if self.pidfd >= 0:
-            os.close(self.pidfd)
-            self.pidfd = -1
+        for fd in (self.pidfd, self.init_pidfd):
+            if fd >= 0:
+                os.close(fd)
+        self.pidfd = self.init_pidfd = -1
 
 
-async def spawn(
-    binary: Path,
-    spec_file: Path,
-    *,
-    env: Mapping[str, str],
-    stdio: tuple[int, int, int],
-) -> Shim:
+def adopt(pid: int, start: int, init_pid: int) -> Shim | None:
+    """A shim a previous daemon spawned, if it is still that process and alive."""
+    pidfd = proc.open_pidfd(pid, start)
+    if pidfd is None:
+        return None
+    if proc.has_exited(pidfd):  # a zombie waiting for its new parent: it ended
+        os.close(pidfd)
+        return None
+    # The init is the shim's child and stays unreaped while the shim lives, so
+    # its PID cannot be reused; checking the parent rules out a stale record.
+    init_pidfd = proc.open_pidfd(init_pid, None)
+    if init_pidfd is not None and proc.parent_pid(init_pid) != pid:
+        os.close(init_pidfd)
+        init_pidfd = None
+    return Shim(pid, pidfd, init_pid, -1 if init_pidfd is None else init_pidfd, own_child=False)
+
+
+async def spawn(binary: Path, spec_file: Path, *, stdio: tuple[int, int, int]) -> Shim:
     """Start a shim and wait for its report: returns once the command was exec'd.
+
+    The shim gets an empty environment; the container's travels in the spec.
 
     Raises:
         StartFailed: with the shim's own words when setup or exec failed.
@@ -98,27 +128,33 @@ async def spawn(
         # setsid: the shim (and so the container) must not share the daemon's
         # session or process group, or a terminal's ^C would reach it.
         pid = os.posix_spawn(
-            str(binary), [str(binary), str(spec_file)], dict(env),
-            file_actions=actions, setsid=True,
+            str(binary), [str(binary), str(spec_file)], {}, file_actions=actions, setsid=True
         )
-    except OSError as e:
+    except BaseException as e:
         os.close(report_r)
-        raise StartFailed(f"cannot run {binary}: {e.strerror}") from None
+        if isinstance(e, OSError):
+            raise StartFailed(f"cannot run {binary}: {e.strerror}") from None
+        raise
     finally:
         os.close(report_w)
-    pidfd = os.pidfd_open(pid)
+    pidfd = -1
     try:
+        pidfd = os.pidfd_open(pid)
         line = await _read_report(report_r)
+        if not line.startswith("ok "):
+            reason = line.removeprefix("error ").strip() or "the shim exited without a report"
+            raise StartFailed(reason)
+        init_pid = int(line[3:])
     except BaseException:
-        os.close(pidfd)
+        if pidfd >= 0:
+            os.close(pidfd)
         _kill_and_reap(pid)
         raise
-    if line.startswith("ok "):
-        return Shim(pid=pid, pidfd=pidfd, init_pid=int(line[3:]), own_child=True)
-    os.close(pidfd)
-    _kill_and_reap(pid)
-    reason = line.removeprefix("error ").strip() or "the shim exited without a report"
-    raise StartFailed(reason)
+    try:
+        init_pidfd = os.pidfd_open(init_pid)
+    except ProcessLookupError:
+        init_pidfd = -1  # it ended at once; the shim has reaped it and will tell
+    return Shim(pid, pidfd, init_pid, init_pidfd, own_child=True)
 
 
 async def _read_report(fd: int) -> str:
@@ -134,8 +170,10 @@ async def _read_report(fd: int) -> str:
 
 
 def _kill_and_reap(pid: int) -> None:
+    # Blocking is safe: a SIGKILLed shim exits at once. It never mounts or
+    # execs itself; its child (the init) does, and that dies by PDEATHSIG.
     try:
-        os.kill(pid, 9)
+        os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     try:

@@ -160,9 +160,14 @@ def build_spec(
     command: Sequence[str],
     cgroup_procs: Sequence[Path],
     exit_file: Path,
+    env: Mapping[str, str],
     cwd: str | None = None,
 ) -> bytes:
-    """The spec file's bytes for one start of a container."""
+    """The spec file's bytes for one start of a container.
+
+    Raises:
+        UsageError: a command or environment entry the kernel cannot take.
+    """
     new = config.new_namespaces
     records: list[tuple[str, str]] = [
         ("mode", mode),
@@ -182,6 +187,10 @@ def build_spec(
         fields = (op.source, op.target, op.fstype, str(op.flags), op.data, str(op.opts))
         records.append(("mount", "\x1f".join(fields)))
     records += [("arg", arg) for arg in command]
+    for key, value in env.items():
+        if not key or "=" in key:
+            raise UsageError(f"invalid environment variable name {key!r}")
+        records.append(("env", f"{key}={value}"))
     out = bytearray()
     for key, value in records:
         if "\x00" in value:

@@ -372,3 +372,25 @@ def test_execute_forwards_ctrl_c_to_the_command(lxc: Env, host_root_config: Path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_command_starts_with_clean_signals_and_the_configs_environment(lxc: Env) -> None:
+    config = lxc.config("lxc.uts.name = box\nlxc.environment = GREETING=hi there\n")
+    r = lxc.run("execute", "-n", "app", "-f", str(config), "--", "sh", "-c",
+                "grep -E '^Sig(Ign|Blk)' /proc/self/status; echo \"$GREETING\"")
+    assert r.returncode == 0, r.stderr
+    # Python (the daemon) ignores SIGPIPE and SIGXFSZ: none of that may leak in.
+    assert r.stdout.splitlines() == [
+        "SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000", "hi there"
+    ]
+
+
+def test_shim_runs_with_an_empty_environment(lxc: Env, host_root_config: Path) -> None:
+    config = lxc.config("lxc.environment = LD_PRELOAD=/nonexistent.so\n", "env.conf")
+    lxc.ok("create", "-n", "web", "-f", str(config))
+    lxc.ok("start", "-n", "web", "--", "sleep", "1000")
+    state = json.loads((lxc.paths.rundir / "containers" / "web" / "state.json").read_text())
+    assert Path(f"/proc/{state['shim_pid']}/environ").read_bytes() == b""
+    init_env = Path(f"/proc/{state['init_pid']}/environ").read_bytes().split(b"\0")
+    assert b"LD_PRELOAD=/nonexistent.so" in init_env
+    lxc.ok("stop", "-n", "web", "-k")

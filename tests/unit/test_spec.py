@@ -53,9 +53,12 @@ def test_spec_records(tmp_path: Path) -> None:
     )
     data = spec.build_spec(
         name="web", mode="app", config=config, command=["sh", "-c", "echo hi"],
-        cgroup_procs=[Path("/cg/a/cgroup.procs")], exit_file=Path("/run/x/exit"), cwd="/home",
+        cgroup_procs=[Path("/cg/a/cgroup.procs")], exit_file=Path("/run/x/exit"),
+        env={"PATH": "/bin", "A": "x=y"}, cwd="/home",
     )
     records = data.split(b"\0")[:-1]
+    # The container's environment travels in the spec, never in the shim's own.
+    assert [r for r in records if r.startswith(b"env=")] == [b"env=PATH=/bin", b"env=A=x=y"]
     assert b"mode=app" in records
     assert b"hostname=box" in records
     assert b"rootfs=/srv/r" in records
@@ -70,7 +73,7 @@ def test_hostname_defaults_to_name_and_cwd_to_callers_on_host_root(tmp_path: Pat
     config = parse_config("lxc.environment = A=1\n", file="/c", base_dir=tmp_path)
     records = spec.build_spec(
         name="web", mode="system", config=config, command=["true"], cgroup_procs=[],
-        exit_file=Path("/e"), cwd="/home",
+        exit_file=Path("/e"), env={}, cwd="/home",
     ).split(b"\0")
     assert b"hostname=web" in records
     assert b"cwd=/home" in records
@@ -81,4 +84,12 @@ def test_nul_in_command_is_refused(tmp_path: Path) -> None:
     config = parse_config("", file="/c", base_dir=tmp_path)
     with pytest.raises(UsageError, match="NUL byte"):
         spec.build_spec(name="w", mode="app", config=config, command=["a\0b"],
-                        cgroup_procs=[], exit_file=Path("/e"))
+                        cgroup_procs=[], exit_file=Path("/e"), env={})
+
+
+@pytest.mark.parametrize("key", ["", "A=B"])
+def test_bad_environment_names_are_refused(tmp_path: Path, key: str) -> None:
+    config = parse_config("", file="/c", base_dir=tmp_path)
+    with pytest.raises(UsageError, match="invalid environment variable name"):
+        spec.build_spec(name="w", mode="app", config=config, command=["true"],
+                        cgroup_procs=[], exit_file=Path("/e"), env={key: "1"})
