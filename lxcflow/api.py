@@ -7,7 +7,9 @@ a client sends, it gets an error reply and the daemon lives on.
 from __future__ import annotations
 
 import array
+import math
 import os
+import re
 import signal
 import socket as _socket
 from collections.abc import Awaitable, Callable
@@ -18,8 +20,10 @@ import structlog
 import trio
 
 from lxcflow import protocol
-from lxcflow.errors import LxcflowError, ProtocolError, UsageError
-from lxcflow.states import State
+from lxcflow.config import validate_name
+from lxcflow.errors import LxcflowError, OperationTimeout, ProtocolError, UsageError
+from lxcflow.events import Subscription
+from lxcflow.states import Event, State, parse_states
 from lxcflow.supervisor import Supervisor
 
 log = structlog.get_logger("lxcflow.api")
@@ -247,6 +251,111 @@ async def _cgroup(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> Non
     await reply(protocol.ok(value))
 
 
+def _regex(text: str | None) -> re.Pattern[str] | None:
+    if text is None:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as e:
+        raise UsageError(f"bad regex {text!r}: {e}") from None
+
+
+async def _monitor(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    """Stream events: journaled ones first (``since_id`` / ``since_ns``), then live.
+
+    Subscribing comes before reading the journal, and anything already sent
+    is skipped by id, so nothing falls between the two or arrives twice. A
+    subscriber that falls behind catches up from the journal.
+    """
+    pattern = _regex(a.get("regex", str, None))
+    since_id = a.get("since_id", int, None)
+    since_ns = a.get("since_ns", int, None)
+    follow = a.get("follow", bool, True)
+    journal = sup.bus.journal
+    last = sup.bus.last_id if since_id is None and since_ns is None else (since_id or 0)
+
+    async def send(event: Event) -> None:
+        nonlocal last
+        last = event.id
+        if pattern is None or pattern.search(event.container):
+            await reply(protocol.ok(event.to_dict(), more=True))
+
+    with sup.bus.subscribe() as sub:
+        if since_id is not None or since_ns is not None:
+            if journal is None or not journal.healthy:
+                raise LxcflowError("the journal is unavailable: no past events to replay")
+            for event in journal.replay(after_id=last, from_ns=since_ns or 0):
+                await send(event)
+        while follow:
+            if sub.missed:
+                missed, sub.missed = sub.missed, 0
+                if journal is not None and journal.healthy:
+                    for event in journal.replay(after_id=last):
+                        await send(event)
+                else:
+                    await reply(protocol.ok({"missed": missed}, more=True))
+            event = await sub.receive()
+            if event.id > last:
+                await send(event)
+    await reply(protocol.ok({"last_id": last}))
+
+
+async def _wait(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    """Return once every named container is in one of the states (at once if so).
+
+    Subscribing before reading the current states, then replaying each
+    event in order, is what makes it race-free: a state held only for an
+    instant still counts.
+    """
+    names = a.strings("names")
+    if not names:
+        raise UsageError("wait needs at least one container name")
+    for name in names:
+        validate_name(name)
+    try:
+        wanted = parse_states("|".join(a.strings("states")))
+    except ValueError as e:
+        raise UsageError(f"{e} (states: {'|'.join(s.value for s in State)})") from None
+    if not wanted:
+        raise UsageError("wait needs at least one state")
+    timeout = a.get("timeout", float, None)
+    if timeout is not None and timeout < 0:
+        raise UsageError("timeout must not be negative")
+
+    def done() -> bool:
+        return all(current[n] in wanted for n in names)
+
+    with sup.bus.subscribe(size=65536) as sub:
+        current = {name: sup.state_of(name) for name in names}
+        with trio.move_on_after(timeout if timeout is not None else math.inf):
+            while not done():
+                await sup.bus.wait_changed()
+                if _apply_events(sub, current, done):
+                    break
+                for name in names:  # created meanwhile (no transition), or events missed
+                    if current[name] is None or sub.missed:
+                        current[name] = sup.state_of(name)
+                sub.missed = 0
+    if not done():
+        raise OperationTimeout(
+            f"timed out after {timeout:g} s waiting for {', '.join(names)} to be "
+            f"{'|'.join(sorted(s.value for s in wanted))}"
+        )
+    await reply(protocol.ok({n: s.value if s else None for n, s in current.items()}))
+
+
+def _apply_events(
+    sub: Subscription, current: dict[str, State | None], done: Callable[[], bool]
+) -> bool:
+    """Replay buffered events in order; True as soon as ``done()`` holds."""
+    while (event := sub.receive_nowait()) is not None:
+        if event.container in current:
+            current[event.container] = event.to_state
+            if done():
+                return True
+    return False
+
+
 async def _ping(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
     await reply(protocol.ok({"pid": os.getpid()}))
 
@@ -265,5 +374,7 @@ HANDLERS: dict[str, Callable[[Supervisor, Args, list[int], Reply], Awaitable[Non
     "ps": _ps,
     "priority": _priority,
     "cgroup": _cgroup,
+    "monitor": _monitor,
+    "wait": _wait,
     "ping": _ping,
 }

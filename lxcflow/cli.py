@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 from lxcflow.client import Client
 from lxcflow.errors import LxcflowError, UsageError
@@ -196,6 +197,62 @@ def cmd_cgroup(a: argparse.Namespace, c: Client) -> int:
     return 0
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str, now_ns: int) -> dict[str, int]:
+    """``--since``: an event id (``1234``), a time ago (``90s``, ``5m``, ``2h``,
+    ``1d``), seconds since the epoch (``@1700000000``) or an ISO 8601 time."""
+    from datetime import datetime  # only monitor --since pays for it
+
+    if text.isdigit():
+        return {"since_id": int(text)}
+    try:
+        if text[-1:] in _UNITS and text[:-1].replace(".", "", 1).isdigit():
+            return {"since_ns": now_ns - int(float(text[:-1]) * _UNITS[text[-1]] * 1e9)}
+        if text.startswith("@"):
+            return {"since_ns": int(float(text[1:]) * 1e9)}
+        return {"since_ns": int(datetime.fromisoformat(text).timestamp() * 1e9)}
+    except ValueError:
+        raise UsageError(
+            f"bad --since {text!r}: give an event id, 90s/5m/2h/1d, @EPOCH or an ISO 8601 time"
+        ) from None
+
+
+def _describe(event: dict[str, Any]) -> str:
+    line = f"{event['container']!r} changed state to [{event['to']}]"
+    if event["to"] == "STOPPED" and event["exit_code"] is not None:
+        line += f"\n{event['container']!r} exited with status [{event['exit_code']}]"
+    elif event["to"] == "STOPPED" and event["signal"] is not None:
+        line += f"\n{event['container']!r} was killed by signal [{event['signal']}]"
+    return line
+
+
+def cmd_monitor(a: argparse.Namespace, c: Client) -> int:
+    args: dict[str, Any] = {"follow": a.follow}
+    if a.name:
+        args["regex"] = "|".join(a.name)  # alternation binds loosest: any of them
+    if a.since:
+        args.update(parse_since(a.since, time.time_ns()))
+    try:
+        for item in c.stream("monitor", args):
+            if "missed" in item:
+                print(f"lxcflow monitor: {item['missed']} events missed", file=sys.stderr)
+            elif "container" in item:
+                print(json.dumps(item, sort_keys=True) if a.json else _describe(item), flush=True)
+    except KeyboardInterrupt:
+        pass  # ^C is how a monitor is meant to end
+    return 0
+
+
+def cmd_wait(a: argparse.Namespace, c: Client) -> int:
+    states = [s.strip().upper() for s in a.states.split("|")]
+    result = c.call("wait", {"names": a.name, "states": states, "timeout": a.timeout})
+    if a.json:
+        _print_json(result)
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -256,6 +313,20 @@ def build_parser() -> Parser:
     sp = add("cgroup", cmd_cgroup, "read or write a cgroup attribute")
     sp.add_argument("key", help="attribute, e.g. cpu.shares or memory.max")
     sp.add_argument("value", nargs="?", help="new value")
+    sp = add("monitor", cmd_monitor, "print state changes as they happen", needs_name=False)
+    sp.add_argument("-n", "--name", action="append",
+                    help="regex over container names (repeatable; default all)")
+    sp.add_argument("--json", action="store_true", help="one JSON object per event")
+    sp.add_argument("--since", help="replay from an event id or a time first")
+    sp.add_argument("--follow", action=argparse.BooleanOptionalAction, default=True,
+                    help="keep printing new events (default) or stop after the replay")
+    sp = add("wait", cmd_wait, "wait until containers are in one of some states",
+             needs_name=False)
+    sp.add_argument("-n", "--name", action="append", required=True,
+                    help="container name (repeatable: all must match)")
+    sp.add_argument("-s", "--states", required=True, help="states, as 'RUNNING|FROZEN'")
+    sp.add_argument("-t", "--timeout", type=float, help="seconds (default: forever)")
+    sp.add_argument("--json", action="store_true", help="print the states reached")
     add("checkconfig", None, "what this kernel supports", needs_name=False)
     sp = add("daemon", None, "run the supervisor in the foreground", needs_name=False)
     sp.add_argument("--log-format", choices=("console", "json"), default="console")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -15,6 +16,8 @@ import trio
 from lxcflow import api, logs
 from lxcflow.cgroups import open_manager
 from lxcflow.errors import LxcflowError
+from lxcflow.events import EventBus
+from lxcflow.journal import JOURNAL_FILE, Journal
 from lxcflow.paths import Paths
 from lxcflow.runtime import shim
 from lxcflow.supervisor import Supervisor
@@ -44,10 +47,14 @@ def take_lock(rundir: Path) -> int:
 
 async def serve(paths: Paths, ready_fd: int | None = None) -> None:
     """Run the supervisor and the API until SIGTERM or SIGINT."""
+    paths.lxcpath.mkdir(parents=True, exist_ok=True)
+    journal = Journal(paths.lxcpath / JOURNAL_FILE)
     supervisor = Supervisor(
-        paths, open_manager(parent=paths.cgroup_parent), shim_binary=shim.ensure_built()
+        paths, open_manager(parent=paths.cgroup_parent), shim_binary=shim.ensure_built(),
+        bus=EventBus(journal),
     )
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals, \
+            contextlib.closing(journal):
         async with trio.open_nursery() as nursery:
             await nursery.start(supervisor.run)
             await nursery.start(api.serve, supervisor, paths.socket)

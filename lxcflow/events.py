@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import structlog
 import trio
 
+from lxcflow.journal import Journal
 from lxcflow.states import Event
 
 log = structlog.get_logger("lxcflow.events")
@@ -36,6 +37,13 @@ class Subscription:
     async def receive(self) -> Event:
         return await self._receive.receive()
 
+    def receive_nowait(self) -> Event | None:
+        """The next buffered event, or None if there is none."""
+        try:
+            return self._receive.receive_nowait()
+        except trio.WouldBlock:
+            return None
+
     def __aiter__(self) -> Subscription:
         return self
 
@@ -44,15 +52,25 @@ class Subscription:
 
 
 class EventBus:
-    """Assigns event ids and fans events out to subscribers."""
+    """Numbers events (through the journal when there is one) and fans them out.
 
-    def __init__(self, first_id: int = 1) -> None:
-        self._ids = itertools.count(first_id)
+    Args:
+        journal: where events are stored and numbered; None keeps ids in memory.
+    """
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        self.journal = journal
+        self._ids = itertools.count(1)
         self._subscribers: set[Subscription] = set()
+        self._changed = trio.Event()
+        #: id of the last event published (0: none yet)
+        self.last_id = 0
 
     def publish(self, event: Event) -> Event:
-        """Number the event, log it and deliver it; returns the numbered event."""
-        event = dataclasses.replace(event, id=next(self._ids))
+        """Number the event, store, log and deliver it; returns the numbered event."""
+        event_id = self.journal.append(event) if self.journal else next(self._ids)
+        event = dataclasses.replace(event, id=event_id)
+        self.last_id = event_id
         log.info(
             "transition",
             container=event.container,
@@ -66,10 +84,22 @@ class EventBus:
         )
         for sub in self._subscribers:
             sub._offer(event)
+        self.poke()
         return event
+
+    def poke(self) -> None:
+        """Wake :meth:`wait_changed` callers (also for changes that are not
+        transitions, such as a container created or destroyed)."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_changed(self) -> None:
+        """Return after the next publish or poke."""
+        await self._changed.wait()
 
     @contextmanager
     def subscribe(self, size: int = 1024) -> Iterator[Subscription]:
+        """Receive every event published from now on (at most ``size`` unread)."""
         sub = Subscription(size)
         self._subscribers.add(sub)
         try:

@@ -60,6 +60,23 @@ def check(current: State, wanted: State) -> None:
         )
 
 
+def path(current: State, wanted: State) -> list[State]:
+    """The shortest chain of allowed transitions from ``current`` to ``wanted``
+    (excluding ``current``); used to report, in legal steps, what happened
+    while no daemon was watching."""
+    routes: dict[State, list[State]] = {current: []}
+    frontier = [current]
+    while frontier:
+        nxt = []
+        for state in frontier:
+            for to in sorted(TRANSITIONS[state], key=lambda s: s.value):
+                if to not in routes:
+                    routes[to] = [*routes[state], to]
+                    nxt.append(to)
+        frontier = nxt
+    return routes[wanted]
+
+
 def can_start(state: State) -> bool:
     return allowed(state, S.STARTING)
 

@@ -107,10 +107,24 @@ class Supervisor:
             for config in sorted(self.paths.lxcpath.glob("*/config")):
                 name = config.parent.name
                 self.containers[name] = Container(name, self.bus)
-            for run_dir in sorted((self.paths.rundir / "containers").iterdir()):
-                await self._adopt(run_dir)
+            journaled = self.bus.journal.last_states() if self.bus.journal else {}
+            run_dirs = sorted((self.paths.rundir / "containers").iterdir())
+            for run_dir in run_dirs:
+                await self._adopt(run_dir, journaled.get(run_dir.name))
+            adopted = {d.name for d in run_dirs}
+            for name, last in sorted(journaled.items()):
+                if last is not State.STOPPED and name not in adopted:
+                    # Running when the last daemon saw it, gone without a trace
+                    # since (a reboot, a lost run directory): it stopped.
+                    self._recover(self.containers.get(name) or Container(name, self.bus),
+                                  last, State.STOPPED)
             task_status.started()
             await trio.sleep_forever()
+
+    def state_of(self, name: str) -> State | None:
+        """The container's state, or None if no container has that name."""
+        c = self.containers.get(name)
+        return c.state if c is not None else None
 
     def get(self, name: str) -> Container:
         validate_name(name)
@@ -138,6 +152,7 @@ class Supervisor:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.containers[name] = Container(name, self.bus)
+        self.bus.poke()  # a waiter for this name sees it appear
 
     async def destroy(self, name: str, *, force: bool = False) -> None:
         """Remove a created container; ``force`` stops it first."""
@@ -156,6 +171,7 @@ class Supervisor:
                 raise WrongState(f"container {name!r} was started again meanwhile")
             shutil.rmtree(self.paths.container_dir(name))
             del self.containers[name]
+            self.bus.poke()
 
     # ----------------------------------------------------------- start
 
@@ -372,17 +388,34 @@ class Supervisor:
 
     # ----------------------------------------------------------- adoption
 
-    async def _adopt(self, run_dir: Path) -> None:
+    async def _adopt(self, run_dir: Path, last: State | None) -> None:
         """Take over a container a previous daemon started, or learn how it ended.
 
-        One damaged run directory must not keep the daemon from starting.
+        ``last`` is its state after its last journaled event: whatever
+        happened since is reported as recovered transitions. One damaged run
+        directory must not keep the daemon from starting.
         """
         try:
-            await self._adopt_one(run_dir)
+            await self._adopt_one(run_dir, last)
         except Exception as e:
             log.exception("adoption_failed", container=run_dir.name, error=str(e))
 
-    async def _adopt_one(self, run_dir: Path) -> None:
+    def _recover(
+        self, c: Container, last: State, found: State, exit: ExitStatus | None = None
+    ) -> None:
+        """Emit, in legal steps and marked recovered, how ``last`` became ``found``."""
+        steps = states.path(last, found)
+        if State.STOPPED in steps[:-1]:
+            # e.g. the last daemon died halfway through a stop that then never
+            # happened: claiming a stop and a start would report a fiction.
+            c.log.warning("state_resumed", journaled=last.value, found=found.value)
+            c.state = found
+            return
+        c.state = last
+        for state in steps:
+            c.transition(state, Cause.RECOVERED, exit=exit if state is found else None)
+
+    async def _adopt_one(self, run_dir: Path, last: State | None) -> None:
         name = run_dir.name
         try:
             rs = RunState.load(run_dir)
@@ -402,22 +435,27 @@ class Supervisor:
         except CgroupError:
             c.cgroup = None
         c.shim = shim.adopt(rs.shim_pid, rs.shim_start, rs.init_pid)
-        c.state = State.RUNNING
+        # state.json is written once the shim reported the exec: it ran.
+        if last in (None, State.STOPPED, State.STARTING):
+            last = State.RUNNING
         if c.shim is None:
             # It ended while no daemon was watching: report what the shim recorded.
             exit = ExitStatus.read(run_dir)
-            c.transition(State.STOPPING, Cause.RECOVERED, exit=exit)
+            self._recover(c, last, State.STOPPING, exit)
             await self._teardown(c)
             c.transition(State.STOPPED, Cause.RECOVERED, exit=exit)
             c.last_exit = exit
             if c.ephemeral:
                 del self.containers[name]
             return
+        found = State.RUNNING
         if c.cgroup is not None:
             if c.cgroup.read_events().frozen:
-                c.state = State.FROZEN
-                c.frozen_since_ns = time.time_ns()
+                found = State.FROZEN
             self._watch_cgroup(c)
+        self._recover(c, last, found)
+        if found is State.FROZEN and c.frozen_since_ns is None:
+            c.frozen_since_ns = time.time_ns()  # frozen since before this daemon
         c.log.info("adopted", state=c.state.value, pid=rs.init_pid)
         assert self._nursery is not None
         self._nursery.start_soon(self._watch, c)

@@ -47,11 +47,9 @@ async def sup(
 
 def drain(sub: Subscription) -> list[Event]:
     out = []
-    while True:
-        try:
-            out.append(sub._receive.receive_nowait())
-        except trio.WouldBlock:
-            return out
+    while (event := sub.receive_nowait()) is not None:
+        out.append(event)
+    return out
 
 
 def pairs(events: list[Event]) -> list[tuple[State, State]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lxcflow.errors import InvalidTransition
-from lxcflow.states import TRANSITIONS, Cause, Event, State, check, parse_states
+from lxcflow.states import TRANSITIONS, Cause, Event, State, check, parse_states, path
 
 S = State
 
@@ -59,3 +59,21 @@ def test_event_wire_form() -> None:
         "container": "web", "from": "RUNNING", "to": "STOPPING", "cause": "kernel",
         "time_ns": 5, "id": 3, "exit_code": 1, "signal": None, "detail": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "steps"),
+    [
+        (S.RUNNING, S.FROZEN, [S.FREEZING, S.FROZEN]),
+        (S.FROZEN, S.RUNNING, [S.RUNNING]),
+        (S.RUNNING, S.STOPPED, [S.STOPPING, S.STOPPED]),
+        (S.FROZEN, S.STOPPED, [S.STOPPING, S.STOPPED]),
+        (S.STARTING, S.STOPPED, [S.ABORTING, S.STOPPED]),
+        (S.STARTING, S.FROZEN, [S.RUNNING, S.FREEZING, S.FROZEN]),
+        (S.RUNNING, S.RUNNING, []),
+    ],
+)
+def test_path_follows_the_table(start: State, end: State, steps: list[State]) -> None:
+    assert path(start, end) == steps
+    for before, after in zip([start, *steps], steps, strict=False):
+        check(before, after)

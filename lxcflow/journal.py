@@ -1,0 +1,204 @@
+"""The event journal: every transition, numbered, on disk (sqlite3, WAL).
+
+It lets ``monitor --since`` and ``wait`` see what already happened, and keeps
+event ids increasing across daemon restarts. It is bounded by count and age.
+A journal that fails (corrupt file, full disk) is reported loudly and then
+left alone: the daemon goes on supervising from memory, numbering events
+past anything the journal could have handed out.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import structlog
+
+from lxcflow.states import Cause, Event, State
+
+log = structlog.get_logger("lxcflow.journal")
+
+#: in the lxcpath; a leading dot keeps it apart from container names
+JOURNAL_FILE = ".journal.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    time_ns INTEGER NOT NULL,
+    container TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    exit_code INTEGER,
+    signal INTEGER,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS events_time ON events (time_ns);
+"""
+
+_COLUMNS = "id, time_ns, container, from_state, to_state, cause, exit_code, signal, detail"
+
+
+def _fallback_first_id() -> int:
+    # Without a readable journal the last id is unknown; microseconds since
+    # the epoch stay above any id handed out before (ids are far sparser).
+    return time.time_ns() // 1000
+
+
+class Journal:
+    """Append-only event store with retention.
+
+    Args:
+        path: the sqlite file (created if missing).
+        max_events: keep at most this many events.
+        max_age_s: drop events older than this.
+    """
+
+    PRUNE_EVERY = 1000
+
+    def __init__(self, path: Path, *, max_events: int = 100_000, max_age_s: float = 7 * 86400):
+        self.path = path
+        self.max_events = max_events
+        self.max_age_ns = int(max_age_s * 1e9)
+        self._db: sqlite3.Connection | None = None
+        self._next_id = 1
+        self._since_prune = 0
+        self._open()
+
+    @property
+    def healthy(self) -> bool:
+        """Whether events are still being written to disk."""
+        return self._db is not None
+
+    @property
+    def next_id(self) -> int:
+        return self._next_id
+
+    def _open(self) -> None:
+        try:
+            last = self._connect()
+        except sqlite3.Error as e:
+            # Unreadable: keep it for a post-mortem and start a new one, with
+            # ids past anything the old one can have handed out.
+            aside = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+            try:
+                os.replace(self.path, aside)
+                self._connect()
+            except (OSError, sqlite3.Error) as again:
+                log.error("journal_unavailable", path=str(self.path), error=str(again),
+                          consequence="events are kept in memory only")
+                self.close()
+            else:
+                log.error("journal_unreadable", path=str(self.path), moved_to=str(aside),
+                          error=str(e), consequence="started a new journal")
+            self._next_id = _fallback_first_id()
+            return
+        self._next_id = (last or 0) + 1
+
+    def _connect(self) -> int | None:
+        """Open (creating if needed) and return the last stored id."""
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # A transition lost with the machine's power is acceptable; one
+            # fsync per event is not (the supervisor waits on this write).
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            last = db.execute("SELECT max(id) FROM events").fetchone()[0]
+        except sqlite3.Error:
+            db.close()
+            raise
+        self._db = db
+        return int(last) if last is not None else None
+
+    def append(self, event: Event) -> int:
+        """Number ``event`` and store it; returns its id (stored or not)."""
+        event_id = self._next_id
+        self._next_id += 1
+        if self._db is None:
+            return event_id
+        try:
+            self._db.execute(
+                f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (event_id, event.time_ns, event.container, event.from_state.value,
+                 event.to_state.value, event.cause.value, event.exit_code, event.signal,
+                 event.detail),
+            )
+            self._since_prune += 1
+            if self._since_prune >= self.PRUNE_EVERY:
+                self.prune()
+        except sqlite3.Error as e:
+            self._fail(e)
+        return event_id
+
+    def _fail(self, error: Exception) -> None:
+        log.error("journal_write_failed", path=str(self.path), error=str(error),
+                  consequence="events are kept in memory only from now on")
+        self.close()
+
+    def prune(self) -> None:
+        """Apply retention: by age, then by count."""
+        if self._db is None:
+            return
+        self._since_prune = 0
+        cutoff = time.time_ns() - self.max_age_ns
+        self._db.execute("DELETE FROM events WHERE time_ns < ?", (cutoff,))
+        self._db.execute("DELETE FROM events WHERE id <= ?", (self._next_id - 1 - self.max_events,))
+
+    def since(self, *, after_id: int = 0, from_ns: int = 0, limit: int = 1000) -> list[Event]:
+        """Stored events with id > ``after_id`` and time >= ``from_ns``, oldest first."""
+        if self._db is None:
+            return []
+        try:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE id > ? AND time_ns >= ? "
+                "ORDER BY id LIMIT ?",
+                (after_id, from_ns, limit),
+            ).fetchall()
+        except sqlite3.Error as e:
+            self._fail(e)
+            return []
+        return [_event(row) for row in rows]
+
+    def replay(self, *, after_id: int = 0, from_ns: int = 0) -> Iterator[Event]:
+        """Every stored event after the given point, in pages."""
+        while True:
+            page = self.since(after_id=after_id, from_ns=from_ns)
+            yield from page
+            if len(page) < 1000:
+                return
+            after_id = page[-1].id
+
+    def last_states(self) -> dict[str, State]:
+        """Each container's state after its last stored event."""
+        if self._db is None:
+            return {}
+        try:
+            rows = self._db.execute(
+                "SELECT container, to_state FROM events WHERE id IN "
+                "(SELECT max(id) FROM events GROUP BY container)"
+            ).fetchall()
+        except sqlite3.Error as e:
+            self._fail(e)
+            return {}
+        return {name: State(state) for name, state in rows}
+
+    def close(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+
+
+def _event(row: tuple) -> Event:  # type: ignore[type-arg]
+    event_id, time_ns, container, from_state, to_state, cause, exit_code, sig, detail = row
+    return Event(
+        container=container, from_state=State(from_state), to_state=State(to_state),
+        cause=Cause(cause), time_ns=time_ns, id=event_id, exit_code=exit_code, signal=sig,
+        detail=detail,
+    )

@@ -1,0 +1,112 @@
+"""The journal on a real sqlite file: numbering, replay, retention, failures."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from lxcflow.events import EventBus
+from lxcflow.journal import Journal
+from lxcflow.states import Cause, Event, State
+
+S = State
+
+
+def ev(name: str, a: State, b: State, t: int | None = None) -> Event:
+    if t is None:
+        return Event(name, a, b, Cause.COMMAND)
+    return Event(name, a, b, Cause.COMMAND, time_ns=t)
+
+
+def test_ids_continue_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    j = Journal(path)
+    assert [j.append(ev("a", S.STOPPED, S.STARTING)) for _ in range(3)] == [1, 2, 3]
+    j.close()
+    j = Journal(path)
+    assert j.append(ev("a", S.STARTING, S.RUNNING)) == 4
+    stored = j.since(after_id=2)
+    assert [(e.id, e.to_state) for e in stored] == [(3, S.STARTING), (4, S.RUNNING)]
+    assert stored[1].cause is Cause.COMMAND
+
+
+def test_replay_pages_in_order_and_by_time(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    now = time.time_ns()
+    for i in range(2500):
+        j.append(ev(f"c{i % 3}", S.STOPPED, S.STARTING, t=now + i))
+    ids = [e.id for e in j.replay()]
+    assert ids == list(range(1, 2501))
+    assert [e.id for e in j.replay(from_ns=now + 2400)] == list(range(2401, 2501))
+    assert [e.id for e in j.replay(after_id=2498)] == [2499, 2500]
+
+
+def test_last_states(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.append(ev("a", S.STOPPED, S.STARTING))
+    j.append(ev("b", S.STOPPED, S.STARTING))
+    j.append(ev("a", S.STARTING, S.RUNNING))
+    assert j.last_states() == {"a": S.RUNNING, "b": S.STARTING}
+
+
+def test_retention_by_count_and_age(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db", max_events=100, max_age_s=3600)
+    old = time.time_ns() - 7200 * 10**9
+    for i in range(50):
+        j.append(ev("old", S.STOPPED, S.STARTING, t=old + i))
+    for _ in range(120):
+        j.append(ev("new", S.STOPPED, S.STARTING))
+    j.prune()
+    kept = list(j.replay())
+    assert len(kept) == 100
+    assert {e.container for e in kept} == {"new"}
+    assert kept[-1].id == 170
+
+
+def test_corrupt_file_is_set_aside_and_ids_stay_ahead(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    j = Journal(path)
+    for _ in range(5):
+        j.append(ev("a", S.STOPPED, S.STARTING))
+    j.close()
+    path.write_bytes(b"this is not a database" * 100)
+    j = Journal(path)
+    assert j.healthy
+    assert j.next_id > 5  # never reuses an id the broken journal handed out
+    assert [p.name.startswith("j.db.broken-") for p in tmp_path.iterdir()].count(True) == 1
+    first = j.append(ev("a", S.STOPPED, S.STARTING))
+    j.close()
+    assert Journal(path).next_id == first + 1
+
+
+def test_full_disk_keeps_numbering_in_memory(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    bus = EventBus(j)
+    assert j._db is not None
+    # sqlite's own page cap gives the real SQLITE_FULL error path.
+    pages = j._db.execute("PRAGMA page_count").fetchone()[0]
+    j._db.execute(f"PRAGMA max_page_count = {pages}")
+    ids = [bus.publish(ev("a", S.STOPPED, S.STARTING)).id for _ in range(200)]
+    assert ids == list(range(1, 201))
+    assert not j.healthy
+    assert j.since() == []
+
+
+def test_bus_numbers_through_the_journal(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.append(ev("a", S.STOPPED, S.STARTING))
+    bus = EventBus(j)
+    assert bus.publish(ev("a", S.STARTING, S.RUNNING)).id == 2
+    assert bus.last_id == 2
+
+
+def test_unwritable_location_means_memory_only(tmp_path: Path) -> None:
+    with pytest.raises(sqlite3.Error):  # what the journal meets there
+        sqlite3.connect(tmp_path / "missing-dir" / "x.db")
+    j = Journal(tmp_path / "missing-dir" / "j.db")
+    assert not j.healthy
+    first = j.append(ev("a", S.STOPPED, S.STARTING))
+    assert j.append(ev("a", S.STARTING, S.RUNNING)) == first + 1
