@@ -81,6 +81,10 @@ class Container:
         self._changed.set()
         self._changed = trio.Event()
 
+    async def next_change(self) -> None:
+        """Return at the next notify."""
+        await self._changed.wait()
+
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Return once ``predicate()`` holds; it is re-checked on every notify."""
         while not predicate():

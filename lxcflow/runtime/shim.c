@@ -397,7 +397,10 @@ static void write_exit_file(const char *path, int status)
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
-    if (write(fd, line, n) == n && fsync(fd) == 0) {
+    /* No fsync: the file must outlive the daemon, not the machine (the run
+     * directory is a tmpfs, and the containers die with the machine too);
+     * rename makes it appear whole. */
+    if (write(fd, line, n) == n) {
         close(fd);
         rename(tmp, path);
         return;
