@@ -331,6 +331,10 @@ def build_parser() -> Parser:
     sp = add("daemon", None, "run the supervisor in the foreground", needs_name=False)
     sp.add_argument("--log-format", choices=("console", "json"), default="console")
     sp.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    sp.add_argument("--journal-max-events", type=int, default=100_000,
+                    help="events the journal keeps at most (default 100000)")
+    sp.add_argument("--journal-max-age", type=float, default=7 * 86400,
+                    help="seconds the journal keeps an event (default 7 days)")
     sp.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     return p
 
@@ -346,10 +350,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.cmd == "daemon":
+            if args.journal_max_events < 1 or args.journal_max_age <= 0:
+                raise UsageError("journal limits must be positive")
             from lxcflow import daemon  # the only command that needs trio
 
-            return daemon.run(paths, ready_fd=args.ready_fd, log_format=args.log_format,
-                              log_level=args.log_level)
+            return daemon.run(
+                paths, ready_fd=args.ready_fd, log_format=args.log_format,
+                log_level=args.log_level, journal_max_events=args.journal_max_events,
+                journal_max_age_s=args.journal_max_age,
+            )
         if args.cmd == "checkconfig":
             from lxcflow import checkconfig
 

@@ -45,10 +45,8 @@ def take_lock(rundir: Path) -> int:
     return fd
 
 
-async def serve(paths: Paths, ready_fd: int | None = None) -> None:
+async def serve(paths: Paths, ready_fd: int | None, journal: Journal) -> None:
     """Run the supervisor and the API until SIGTERM or SIGINT."""
-    paths.lxcpath.mkdir(parents=True, exist_ok=True)
-    journal = Journal(paths.lxcpath / JOURNAL_FILE)
     supervisor = Supervisor(
         paths, open_manager(parent=paths.cgroup_parent), shim_binary=shim.ensure_built(),
         bus=EventBus(journal),
@@ -75,22 +73,40 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run(paths: Paths, *, ready_fd: int | None, log_format: str, log_level: str) -> int:
+def run(
+    paths: Paths,
+    *,
+    ready_fd: int | None,
+    log_format: str,
+    log_level: str,
+    journal_max_events: int,
+    journal_max_age_s: float,
+) -> int:
     """Entry point from the CLI; returns the exit code."""
     logs.configure(log_format, log_level)
     raise_fd_limit()
     try:
         lock = take_lock(paths.rundir)
         try:
-            trio.run(serve, paths, ready_fd)
+            paths.lxcpath.mkdir(parents=True, exist_ok=True)
+            journal = Journal(paths.lxcpath / JOURNAL_FILE, max_events=journal_max_events,
+                              max_age_s=journal_max_age_s)
+            trio.run(serve, paths, ready_fd, journal)
         finally:
             os.close(lock)
+    except OSError as e:  # the lxcpath or run directory cannot be made
+        return run_failed(LxcflowError(f"{e.filename}: {e.strerror}"), ready_fd)
     except LxcflowError as e:
-        if ready_fd is not None:
-            try:
-                os.write(ready_fd, f"error {e}\n".encode())
-            except OSError:
-                pass  # already reported ready; the log says the rest
-        log.error("daemon_failed", error=str(e))
-        return e.exit_code
+        return run_failed(e, ready_fd)
     return 0
+
+
+def run_failed(e: LxcflowError, ready_fd: int | None) -> int:
+    """Tell whoever waits on the readiness pipe, log, and give the exit code."""
+    if ready_fd is not None:
+        try:
+            os.write(ready_fd, f"error {e}\n".encode())
+        except OSError:
+            pass  # already reported ready; the log says the rest
+    log.error("daemon_failed", error=str(e))
+    return e.exit_code
