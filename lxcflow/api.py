@@ -206,8 +206,8 @@ async def _execute(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> No
 
 async def _stop(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
     grace = a.get("timeout", float, 60.0)
-    if grace < 0:
-        raise UsageError("timeout must not be negative")
+    if not grace >= 0:  # also refuses NaN
+        raise UsageError("timeout must be a number of seconds, not negative")
     await sup.stop(a.get("name", str), grace=grace, kill=a.get("kill", bool, False))
     await reply(protocol.ok(None))
 
@@ -270,6 +270,9 @@ async def _monitor(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> No
     pattern = _regex(a.get("regex", str, None))
     since_id = a.get("since_id", int, None)
     since_ns = a.get("since_ns", int, None)
+    for value in (since_id, since_ns):
+        if value is not None and not 0 <= value < 2**63:
+            raise UsageError(f"--since {value} is out of range")
     follow = a.get("follow", bool, True)
     journal = sup.bus.journal
     last = sup.bus.last_id if since_id is None and since_ns is None else (since_id or 0)
@@ -280,18 +283,23 @@ async def _monitor(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> No
         if pattern is None or pattern.search(event.container):
             await reply(protocol.ok(event.to_dict(), more=True))
 
+    async def replay(**where: int) -> None:
+        assert journal is not None
+        for event in journal.replay(**where):
+            await send(event)
+        if not journal.healthy:  # it failed mid-replay: say so, never skip silently
+            await reply(protocol.ok({"missed": None}, more=True))
+
     with sup.bus.subscribe() as sub:
         if since_id is not None or since_ns is not None:
             if journal is None or not journal.healthy:
                 raise LxcflowError("the journal is unavailable: no past events to replay")
-            for event in journal.replay(after_id=last, from_ns=since_ns or 0):
-                await send(event)
+            await replay(after_id=last, from_ns=since_ns or 0)
         while follow:
             if sub.missed:
                 missed, sub.missed = sub.missed, 0
                 if journal is not None and journal.healthy:
-                    for event in journal.replay(after_id=last):
-                        await send(event)
+                    await replay(after_id=last)
                 else:
                     await reply(protocol.ok({"missed": missed}, more=True))
             event = await sub.receive()
@@ -319,8 +327,8 @@ async def _wait(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
     if not wanted:
         raise UsageError("wait needs at least one state")
     timeout = a.get("timeout", float, None)
-    if timeout is not None and timeout < 0:
-        raise UsageError("timeout must not be negative")
+    if timeout is not None and not timeout >= 0:  # also refuses NaN
+        raise UsageError("timeout must be a number of seconds, not negative")
 
     def done() -> bool:
         return all(current[n] in wanted for n in names)

@@ -213,7 +213,7 @@ def parse_since(text: str, now_ns: int) -> dict[str, int]:
         if text.startswith("@"):
             return {"since_ns": int(float(text[1:]) * 1e9)}
         return {"since_ns": int(datetime.fromisoformat(text).timestamp() * 1e9)}
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UsageError(
             f"bad --since {text!r}: give an event id, 90s/5m/2h/1d, @EPOCH or an ISO 8601 time"
         ) from None
@@ -231,13 +231,15 @@ def _describe(event: dict[str, Any]) -> str:
 def cmd_monitor(a: argparse.Namespace, c: Client) -> int:
     args: dict[str, Any] = {"follow": a.follow}
     if a.name:
-        args["regex"] = "|".join(a.name)  # alternation binds loosest: any of them
+        # Any of them; grouped so one pattern's anchors cannot bind to another's.
+        args["regex"] = a.name[0] if len(a.name) == 1 else "|".join(f"(?:{n})" for n in a.name)
     if a.since:
         args.update(parse_since(a.since, time.time_ns()))
     try:
         for item in c.stream("monitor", args):
             if "missed" in item:
-                print(f"lxcflow monitor: {item['missed']} events missed", file=sys.stderr)
+                count = item["missed"] if item["missed"] is not None else "some"
+                print(f"lxcflow monitor: {count} events missed", file=sys.stderr)
             elif "container" in item:
                 print(json.dumps(item, sort_keys=True) if a.json else _describe(item), flush=True)
     except KeyboardInterrupt:

@@ -63,8 +63,8 @@ class EventBus:
         self._ids = itertools.count(1)
         self._subscribers: set[Subscription] = set()
         self._changed = trio.Event()
-        #: id of the last event published (0: none yet)
-        self.last_id = 0
+        #: id of the last event published (0: none ever)
+        self.last_id = journal.next_id - 1 if journal else 0
 
     def publish(self, event: Event) -> Event:
         """Number the event, store, log and deliver it; returns the numbered event."""

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time_ns);
+CREATE INDEX IF NOT EXISTS events_container ON events (container, id);
 """
 
 _COLUMNS = "id, time_ns, container, from_state, to_state, cause, exit_code, signal, detail"
@@ -97,6 +98,16 @@ class Journal:
             self._next_id = _fallback_first_id()
             return
         self._next_id = (last or 0) + 1
+        if self._unsaved_marker.exists():
+            # A previous daemon numbered events it could not store: they
+            # reached subscribers, so their ids must never come again.
+            self._next_id = max(self._next_id, _fallback_first_id())
+            self._unsaved_marker.unlink(missing_ok=True)
+        self.prune()  # a daemon restarted often still keeps its bounds
+
+    @property
+    def _unsaved_marker(self) -> Path:
+        return self.path.with_name(self.path.name + ".unsaved")
 
     def _connect(self) -> int | None:
         """Open (creating if needed) and return the last stored id."""
@@ -138,6 +149,11 @@ class Journal:
         log.error("journal_write_failed", path=str(self.path), error=str(error),
                   consequence="events are kept in memory only from now on")
         self.close()
+        try:
+            self._unsaved_marker.touch()  # an empty file: usually fits on a full disk
+        except OSError as e:
+            log.error("journal_marker_failed", error=str(e),
+                      consequence="the next daemon may reuse event ids")
 
     def prune(self) -> None:
         """Apply retention: by age, then by count."""

@@ -437,8 +437,11 @@ class Supervisor:
         try:
             rs = RunState.load(run_dir)
         except (OSError, ValueError, TypeError) as e:
+            # A start the last daemon never finished: it never ran.
             log.error("run_state_unreadable", container=name, error=str(e))
-            await self._clean_orphan(name)
+            c = await self._clean_orphan(name)
+            if last not in (None, State.STOPPED):
+                self._recover(c, last, State.STOPPED)
             return
         c = self.containers.get(name) or Container(name, self.bus, ephemeral=rs.ephemeral)
         self.containers[name] = c
@@ -452,39 +455,60 @@ class Supervisor:
         except CgroupError:
             c.cgroup = None
         c.shim = shim.adopt(rs.shim_pid, rs.shim_start, rs.init_pid)
-        # state.json is written once the shim reported the exec: it ran.
-        if last in (None, State.STOPPED, State.STARTING):
-            last = State.RUNNING
         if c.shim is None:
-            # It ended while no daemon was watching: report what the shim recorded.
+            # It ended while no daemon was watching: report what the shim
+            # recorded. state.json exists only once the shim reported the
+            # exec, so it did run (STARTING -> RUNNING is part of the story).
             exit = ExitStatus.read(run_dir)
-            self._recover(c, last, State.STOPPING, exit)
+            self._recover(c, last if last not in (None, State.STOPPED) else State.RUNNING,
+                          State.STOPPING, exit)
             await self._teardown(c)
             c.transition(State.STOPPED, Cause.RECOVERED, exit=exit)
             c.last_exit = exit
             if c.ephemeral:
                 del self.containers[name]
             return
-        found = State.RUNNING
+        found = self._found_state(c)
         if c.cgroup is not None:
-            if c.cgroup.read_events().frozen:
-                found = State.FROZEN
             self._watch_cgroup(c)
-        self._recover(c, last, found)
-        if found is State.FROZEN and c.frozen_since_ns is None:
+        if last in (State.STOPPING, State.ABORTING):
+            # The last daemon died halfway through a stop: finish it, so that
+            # what is reported next (STOPPED) is what really happens.
+            c.state = State.STOPPING
+            self._kill_all(c)
+        elif last in (None, State.STOPPED):
+            c.state = found  # no journaled past to compare with: nothing to report
+        else:
+            self._recover(c, last, found)
+        if c.state is State.FROZEN and c.frozen_since_ns is None:
             c.frozen_since_ns = time.time_ns()  # frozen since before this daemon
         c.log.info("adopted", state=c.state.value, pid=rs.init_pid)
         assert self._nursery is not None
         self._nursery.start_soon(self._watch, c)
 
-    async def _clean_orphan(self, name: str) -> None:
+    def _found_state(self, c: Container) -> State:
+        """RUNNING or FROZEN, as the kernel says; a freeze left halfway by the
+        last daemon is undone, as its deadline would have."""
+        if c.cgroup is None:
+            return State.RUNNING
+        try:
+            freezer = c.cgroup.freezer_state()
+            if freezer == "FREEZING":
+                c.cgroup.request_freeze(False)
+            return State.FROZEN if freezer == "FROZEN" else State.RUNNING
+        except LxcflowError as e:
+            c.log.warning("freezer_unreadable", error=str(e))
+            return State.RUNNING
+
+    async def _clean_orphan(self, name: str) -> Container:
         """A start interrupted by the daemon's death: kill what it made."""
-        c = Container(name, self.bus)
+        c = self.containers.get(name) or Container(name, self.bus)
         try:
             c.cgroup = self.cgroups.open(name)
         except CgroupError:
             pass
         await self._teardown(c)
+        return c
 
     # ----------------------------------------------------------- stop / kill
 

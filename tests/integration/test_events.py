@@ -60,6 +60,8 @@ def test_wait_errors(lxc: Env, host_root_config: Path) -> None:
     assert "unknown state 'RUNING'" in r.stderr
     assert r.stderr.count("\n") == 1
     assert lxc.run("wait", "-n", "db/..", "-s", "RUNNING").returncode == 2
+    assert lxc.run("wait", "-n", "db", "-s", "RUNNING", "-t", "nan").returncode == 2
+    assert lxc.run("wait", "-n", "db", "-s", "RUNNING", "-t", "-1").returncode == 2
     assert lxc.run("wait", "-s", "RUNNING").returncode == 2
 
 
@@ -67,9 +69,13 @@ def test_monitor_errors(lxc: Env) -> None:
     r = lxc.run("monitor", "-n", "(", "--no-follow")
     assert r.returncode == 2
     assert "bad regex '('" in r.stderr
-    r = lxc.run("monitor", "--since", "last tuesday")
+    for since in ("last tuesday", "@inf", "1e400s"):
+        r = lxc.run("monitor", "--since", since)
+        assert r.returncode == 2, since
+        assert "bad --since" in r.stderr
+    r = lxc.run("monitor", "--since", str(2**64), "--no-follow")
     assert r.returncode == 2
-    assert "bad --since" in r.stderr
+    assert "out of range" in r.stderr
 
 
 def test_wait_for_a_name_that_does_not_exist_yet(lxc: Env, host_root_config: Path) -> None:
@@ -294,3 +300,25 @@ async def test_a_subscriber_that_never_reads_blocks_nothing(
     finally:
         stuck.close()
         await served.stop("busy", kill=True)
+
+
+def test_a_stop_cut_short_by_the_daemons_death_is_finished(
+    lxc: Env, host_root_config: Path
+) -> None:
+    lxc.ok("create", "-n", "web", "-f", str(host_root_config))
+    lxc.ok("start", "-n", "web", "--", "sh", "-c", "trap '' PWR; sleep 1000 & wait")
+    stopper = subprocess.Popen(
+        [sys.executable, "-m", "lxcflow", "stop", "-n", "web", "-t", "60"],
+        env=lxc.env, stderr=subprocess.DEVNULL,
+    )
+    try:
+        lxc.ok("wait", "-n", "web", "-s", "STOPPING", "-t", "20")
+        mark = events(lxc, "--since", "0")[-1]["id"]
+        lxc.kill_daemon(signal.SIGKILL)  # mid-stop: SIGPWR sent, SIGKILL not yet
+        assert stopper.wait(timeout=20) == 1
+    finally:
+        if stopper.poll() is None:
+            stopper.kill()
+            stopper.wait()
+    lxc.ok("wait", "-n", "web", "-s", "STOPPED", "-t", "20")
+    assert transitions(events(lxc, "--since", str(mark))) == [("web", "STOPPING", "STOPPED")]

@@ -95,6 +95,22 @@ def test_full_disk_keeps_numbering_in_memory(tmp_path: Path) -> None:
     assert j.since() == []
 
 
+def test_ids_handed_out_in_memory_are_never_reused(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    j = Journal(path)
+    bus = EventBus(j)
+    assert j._db is not None
+    pages = j._db.execute("PRAGMA page_count").fetchone()[0]
+    j._db.execute(f"PRAGMA max_page_count = {pages}")
+    issued = [bus.publish(ev("a", S.STOPPED, S.STARTING)).id for _ in range(200)]
+    assert not j.healthy
+    again = Journal(path)  # the next daemon; this time the disk has room
+    assert again.healthy
+    assert again.next_id > max(issued)
+    assert EventBus(again).last_id == again.next_id - 1
+    assert not (tmp_path / "j.db.unsaved").exists()
+
+
 def test_bus_numbers_through_the_journal(tmp_path: Path) -> None:
     j = Journal(tmp_path / "j.db")
     j.append(ev("a", S.STOPPED, S.STARTING))
