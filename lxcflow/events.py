@@ -21,7 +21,7 @@ log = structlog.get_logger("lxcflow.events")
 
 
 class Subscription:
-    """A subscriber's view of the bus: iterate it, or call :meth:`receive`."""
+    """A subscriber's view of the bus: :meth:`receive` the next event."""
 
     def __init__(self, size: int) -> None:
         self._send, self._receive = trio.open_memory_channel[Event](size)
@@ -43,12 +43,6 @@ class Subscription:
             return self._receive.receive_nowait()
         except trio.WouldBlock:
             return None
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> Event:
-        return await self.receive()
 
 
 class EventBus:

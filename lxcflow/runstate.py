@@ -59,8 +59,3 @@ class ExitStatus:
         except (OSError, ValueError):
             return None
         return cls(code=int(value), signal=None) if kind == "exit" else cls(None, int(value))
-
-    @property
-    def shell_code(self) -> int:
-        """The exit code a shell would report (128 + signal for a kill)."""
-        return self.code if self.code is not None else 128 + (self.signal or 0)

@@ -89,11 +89,6 @@ def can_unfreeze(state: State) -> bool:
     return state is S.FROZEN
 
 
-def is_active(state: State) -> bool:
-    """A container that has processes (or is getting or losing them)."""
-    return state is not S.STOPPED
-
-
 def parse_states(text: str) -> frozenset[State]:
     """Parse LXC's ``'RUNNING|FROZEN'`` notation.
 

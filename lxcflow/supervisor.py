@@ -40,7 +40,14 @@ from lxcflow.errors import (
 )
 from lxcflow.events import EventBus
 from lxcflow.paths import Paths
-from lxcflow.runstate import CONFIG_FILE, CONSOLE_LOG, SPEC_FILE, ExitStatus, RunState
+from lxcflow.runstate import (
+    CONFIG_FILE,
+    CONSOLE_LOG,
+    EXIT_FILE,
+    SPEC_FILE,
+    ExitStatus,
+    RunState,
+)
 from lxcflow.runtime import proc, shim
 from lxcflow.runtime.spec import Mode, build_spec, container_env, write_spec
 from lxcflow.states import Cause, State
@@ -272,7 +279,7 @@ class Supervisor:
                 raise ConfigError(str(e), file=config.file, line=setting.line) from None
         spec = build_spec(
             name=c.name, mode=launch.mode, config=config, command=launch.command,
-            cgroup_procs=c.cgroup.procs_files(), exit_file=run_dir / "exit",
+            cgroup_procs=c.cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
             env=container_env(config, launch.env), cwd=launch.cwd,
         )
         write_spec(run_dir / SPEC_FILE, spec)
