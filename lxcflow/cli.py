@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from lxcflow.client import Client
 from lxcflow.errors import LxcflowError, UsageError
@@ -337,6 +338,10 @@ def build_parser() -> Parser:
                     help="events the journal keeps at most (default 100000)")
     sp.add_argument("--journal-max-age", type=float, default=7 * 86400,
                     help="seconds the journal keeps an event (default 7 days)")
+    sp.add_argument("--hooks", default="/etc/lxcflow/hooks",
+                    help="executables run on every transition (default /etc/lxcflow/hooks)")
+    sp.add_argument("--hook-timeout", type=float, default=30.0,
+                    help="seconds a hook may run before it is killed (default 30)")
     sp.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     return p
 
@@ -352,14 +357,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.cmd == "daemon":
-            if args.journal_max_events < 1 or args.journal_max_age <= 0:
+            if args.journal_max_events < 1 or not args.journal_max_age > 0:
                 raise UsageError("journal limits must be positive")
+            if not args.hook_timeout > 0:
+                raise UsageError("--hook-timeout must be positive")
             from lxcflow import daemon  # the only command that needs trio
 
             return daemon.run(
                 paths, ready_fd=args.ready_fd, log_format=args.log_format,
                 log_level=args.log_level, journal_max_events=args.journal_max_events,
                 journal_max_age_s=args.journal_max_age,
+                hooks_dir=Path(args.hooks).absolute(), hook_timeout=args.hook_timeout,
             )
         if args.cmd == "checkconfig":
             from lxcflow import checkconfig

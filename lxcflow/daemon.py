@@ -45,11 +45,13 @@ def take_lock(rundir: Path) -> int:
     return fd
 
 
-async def serve(paths: Paths, ready_fd: int | None, journal: Journal) -> None:
+async def serve(
+    paths: Paths, ready_fd: int | None, journal: Journal, hooks_dir: Path, hook_timeout: float
+) -> None:
     """Run the supervisor and the API until SIGTERM or SIGINT."""
     supervisor = Supervisor(
         paths, open_manager(parent=paths.cgroup_parent), shim_binary=shim.ensure_built(),
-        bus=EventBus(journal),
+        bus=EventBus(journal), hooks_dir=hooks_dir, hook_timeout=hook_timeout,
     )
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals, \
             contextlib.closing(journal):
@@ -81,6 +83,8 @@ def run(
     log_level: str,
     journal_max_events: int,
     journal_max_age_s: float,
+    hooks_dir: Path,
+    hook_timeout: float,
 ) -> int:
     """Entry point from the CLI; returns the exit code."""
     logs.configure(log_format, log_level)
@@ -91,7 +95,7 @@ def run(
             paths.lxcpath.mkdir(parents=True, exist_ok=True)
             journal = Journal(paths.lxcpath / JOURNAL_FILE, max_events=journal_max_events,
                               max_age_s=journal_max_age_s)
-            trio.run(serve, paths, ready_fd, journal)
+            trio.run(serve, paths, ready_fd, journal, hooks_dir, hook_timeout)
         finally:
             os.close(lock)
     except OSError as e:  # the lxcpath or run directory cannot be made

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import structlog
 import trio
 
-from lxcflow import states
+from lxcflow import hooks, states
 from lxcflow.cgroups import CgroupManager
 from lxcflow.config import ContainerConfig, absolutize, load_config, validate_name
 from lxcflow.container import Container
@@ -81,6 +81,8 @@ class Supervisor:
         shim_binary: the built ``lxcflow-shim``.
         freeze_timeout: seconds a freeze may take before it is undone.
         start_timeout: seconds a start may take before it is aborted.
+        hooks_dir: executables run on every transition (None: none).
+        hook_timeout: seconds any hook may run before it is killed.
     """
 
     def __init__(
@@ -92,6 +94,8 @@ class Supervisor:
         bus: EventBus | None = None,
         freeze_timeout: float = 5.0,
         start_timeout: float = 30.0,
+        hooks_dir: Path | None = None,
+        hook_timeout: float = 30.0,
     ) -> None:
         self.paths = paths
         self.cgroups = cgroups
@@ -99,6 +103,8 @@ class Supervisor:
         self.shim_binary = shim_binary
         self.freeze_timeout = freeze_timeout
         self.start_timeout = start_timeout
+        self.hooks_dir = hooks_dir
+        self.hook_timeout = hook_timeout
         self.containers: dict[str, Container] = {}
         self._watcher = FileWatcher()
         self._nursery: trio.Nursery | None = None
@@ -113,6 +119,9 @@ class Supervisor:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._watcher.run)
+            if self.hooks_dir is not None:
+                # Subscribed before adoption: recovered transitions run hooks too.
+                await nursery.start(self._run_global_hooks, self.hooks_dir)
             for config in sorted(self.paths.lxcpath.glob("*/config")):
                 name = config.parent.name
                 self.containers[name] = Container(name, self.bus)
@@ -129,6 +138,39 @@ class Supervisor:
                                   last, State.STOPPED)
             task_status.started()
             await trio.sleep_forever()
+
+    async def _run_global_hooks(
+        self, directory: Path, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the global hooks for every event, in order, one event at a time.
+
+        A hook that fails or hangs (it is killed at the timeout) is logged and
+        never stops the supervisor; events arriving meanwhile queue (1,024 at
+        most, then they are counted as missed for hooks).
+        """
+        with self.bus.subscribe() as sub:
+            task_status.started()
+            while True:
+                event = await sub.receive()
+                if sub.missed:
+                    log.error("hooks_missed_events", missed=sub.missed)
+                    sub.missed = 0
+                try:
+                    await hooks.run_global(directory, event, self.hook_timeout)
+                except Exception as e:  # e.g. an unreadable hooks directory
+                    log.exception("hooks_failed", error=str(e), event_id=event.id)
+
+    async def _lxc_hooks(self, c: Container, config: ContainerConfig, hook_type: str) -> bool:
+        """Run the container's ``lxc.hook.<type>`` commands in order; False at the
+        first that fails (the rest are not run, as in LXC)."""
+        env = hooks.lxc_env(c.name, hook_type, config.file, config.rootfs)
+        for command in config.hooks.get(hook_type, ()):
+            result = await hooks.run(hooks.lxc_argv(command, c.name, hook_type), env=env,
+                                     kill_after=self.hook_timeout)
+            hooks.report(result, container=c.name, hook=f"lxc.hook.{hook_type}")
+            if not result.ok:
+                return False
+        return True
 
     def state_of(self, name: str) -> State | None:
         """The container's state, or None if no container has that name."""
@@ -178,6 +220,12 @@ class Supervisor:
         async with c.lock:
             if c.state is not State.STOPPED:
                 raise WrongState(f"container {name!r} was started again meanwhile")
+            try:
+                config: ContainerConfig | None = load_config(self.paths.config_file(name))
+            except ConfigError:
+                config = None  # a broken config must not make a container undeletable
+            if config is not None:
+                await self._lxc_hooks(c, config, "destroy")
             shutil.rmtree(self.paths.container_dir(name))
             del self.containers[name]
             self.bus.poke()
@@ -263,6 +311,14 @@ class Supervisor:
 
     async def _launch(self, c: Container, launch: Launch) -> None:
         config, config_path, stdio = launch.config, launch.config_path, launch.stdio
+        inside = sorted(set(config.hooks) - set(hooks.HOST_HOOKS))
+        if inside:
+            raise StartFailed(
+                f"lxc.hook.{inside[0]} runs inside the container, which lxcflow does not "
+                f"support (host hooks: {', '.join(hooks.HOST_HOOKS)})"
+            )
+        if not await self._lxc_hooks(c, config, "pre-start"):
+            raise StartFailed("lxc.hook.pre-start failed")
         run_dir = self.paths.run_dir(c.name)
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True, mode=0o700)
@@ -305,6 +361,10 @@ class Supervisor:
         )
         c.run.save(run_dir)
         self._watch_cgroup(c)
+        # LXC runs start-host just before the init starts; here the init has
+        # just been exec'd, which is as close as a host-side hook can get.
+        if not await self._lxc_hooks(c, config, "start-host"):
+            raise StartFailed("lxc.hook.start-host failed")
 
     async def _cgroup_op(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a cgroup mkdir/rmdir batch off the event loop, one at a time.
@@ -353,6 +413,9 @@ class Supervisor:
         if c.state is not State.STOPPING:
             c.transition(State.STOPPING, Cause.KERNEL, exit=exit)
         await self._teardown(c)
+        if c.config is not None:
+            with trio.CancelScope(shield=True):  # cleanup a user relies on
+                await self._lxc_hooks(c, c.config, "post-stop")
         c.transition(State.STOPPED, Cause.KERNEL, exit=exit)
         if c.ephemeral:
             # Forgotten once no operation holds it any more (a stop waiting

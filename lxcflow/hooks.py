@@ -1,0 +1,177 @@
+"""Running hook executables: LXC's per-container hooks and global event hooks.
+
+Per-container hooks come from the config (``lxc.hook.pre-start`` and the
+others) and run at the same points as in LXC, with LXC's environment; their
+value is a command line written by the administrator, run by ``/bin/sh`` as
+LXC does, with the container's name, ``lxc`` and the hook type appended as
+arguments (never interpolated into the command). Global hooks are the
+executables in a hooks directory: each runs on every transition, exec'd
+directly, with the event as JSON on stdin.
+
+Every hook has a timeout, after which it is killed; its output goes to the
+log, bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+import trio
+
+from lxcflow.states import Event
+
+log = structlog.get_logger("lxcflow.hooks")
+
+#: hooks lxcflow runs on the host, and when
+HOST_HOOKS = ("pre-start", "start-host", "post-stop", "destroy")
+#: output kept in the log per hook run
+MAX_OUTPUT = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HookResult:
+    """How one hook run ended."""
+
+    code: int | None  # exit code; None if it was killed by a signal or timed out
+    timed_out: bool
+    output: str  # stdout and stderr, interleaved, at most MAX_OUTPUT bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+async def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    stdin: bytes = b"",
+    kill_after: float,
+) -> HookResult:
+    """Run one hook until it ends, or kill it (and its session) after
+    ``kill_after`` seconds; never raises for the hook's own failures."""
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    in_fd = _stdin_fd(stdin)
+    try:
+        process = await trio.lowlevel.open_process(
+            list(argv), stdin=in_fd, stdout=out_w, stderr=out_w, env=dict(env),
+            start_new_session=True,
+        )
+    except OSError as e:
+        os.close(out_r)
+        return HookResult(code=None, timed_out=False, output=f"cannot run {argv[0]}: {e.strerror}")
+    finally:
+        os.close(out_w)
+        os.close(in_fd)
+    output = bytearray()
+    timed_out = False
+    async with trio.lowlevel.FdStream(out_r) as stream:
+        with trio.move_on_after(kill_after) as scope:
+            while chunk := await stream.receive_some(65536):
+                if len(output) < MAX_OUTPUT:
+                    output += chunk[: MAX_OUTPUT - len(output)]
+            await process.wait()
+        if scope.cancelled_caught:
+            timed_out = True
+            # Its whole session: a hook's children must not outlive it.
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            with trio.CancelScope(shield=True):
+                await process.wait()
+    code = process.returncode
+    return HookResult(
+        code=code if code is not None and code >= 0 and not timed_out else None,
+        timed_out=timed_out,
+        output=output.decode(errors="replace"),
+    )
+
+
+def _stdin_fd(data: bytes) -> int:
+    """A pipe already holding ``data`` (hook input is small), or /dev/null."""
+    if not data:
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        os.write(w, data[:60000])  # below the pipe buffer: never blocks
+    finally:
+        os.close(w)
+    return r
+
+
+def lxc_env(name: str, hook_type: str, config_file: str, rootfs: Path | None) -> dict[str, str]:
+    """LXC's hook environment."""
+    return {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LXC_NAME": name,
+        "LXC_HOOK_TYPE": hook_type,
+        "LXC_HOOK_SECTION": "lxc",
+        "LXC_CONFIG_FILE": config_file,
+        "LXC_ROOTFS_PATH": str(rootfs) if rootfs else "",
+        "LXC_ROOTFS_MOUNT": str(rootfs) if rootfs else "/",
+    }
+
+
+def lxc_argv(command: str, name: str, hook_type: str) -> list[str]:
+    """``sh -c`` the configured line, as LXC does; name, section and type follow
+    as positional arguments, so nothing of the container's is ever parsed."""
+    return ["/bin/sh", "-c", f'{command} "$@"', "sh", name, "lxc", hook_type]
+
+
+def global_env(event: Event) -> dict[str, str]:
+    """The environment of a global hook for one event."""
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LXC_NAME": event.container,
+        "LXCFLOW_FROM": event.from_state.value,
+        "LXCFLOW_TO": event.to_state.value,
+        "LXCFLOW_CAUSE": event.cause.value,
+        "LXCFLOW_EVENT_ID": str(event.id),
+    }
+    if event.exit_code is not None:
+        env["LXCFLOW_EXIT_CODE"] = str(event.exit_code)
+    if event.signal is not None:
+        env["LXCFLOW_SIGNAL"] = str(event.signal)
+    return env
+
+
+def global_hooks(directory: Path) -> list[Path]:
+    """The executables in ``directory`` that run on every event, by name.
+
+    As run-parts: hidden files and editor leftovers (``~``, ``.bak``,
+    ``.dpkg-*``) are skipped.
+    """
+    try:
+        entries = sorted(directory.iterdir())
+    except FileNotFoundError:
+        return []
+    return [
+        p for p in entries
+        if p.is_file() and os.access(p, os.X_OK) and not p.name.startswith(".")
+        and not p.name.endswith(("~", ".bak", ".swp")) and ".dpkg-" not in p.name
+    ]
+
+
+async def run_global(directory: Path, event: Event, kill_after: float) -> None:
+    """Run every global hook for one event, one after another, logging each."""
+    stdin = json.dumps(event.to_dict()).encode() + b"\n"
+    for hook in global_hooks(directory):
+        result = await run([str(hook)], env=global_env(event), stdin=stdin, kill_after=kill_after)
+        report(result, hook=str(hook), container=event.container, event_id=event.id)
+
+
+def report(result: HookResult, **context: object) -> None:
+    """Log how a hook ended, with its output."""
+    if result.ok:
+        log.info("hook_ran", output=result.output or None, **context)
+    elif result.timed_out:
+        log.error("hook_timed_out", output=result.output or None, **context)
+    else:
+        log.error("hook_failed", code=result.code, output=result.output or None, **context)
