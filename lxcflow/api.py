@@ -130,12 +130,37 @@ class Connection:
             handler = HANDLERS.get(op)
             if handler is None:
                 raise ProtocolError(f"unknown operation {op!r}")
-            await handler(self.sup, Args(args), fds, self._send)
+            if op in OPEN_ENDED:
+                await self._until_hangup(handler(self.sup, Args(args), fds, self._send))
+            else:
+                await handler(self.sup, Args(args), fds, self._send)
         except LxcflowError as e:
             await self._send(protocol.error(e))
         except Exception as e:  # a bug must not take the daemon down
             log.exception("request_failed", error=str(e))
             await self._send(protocol.error(LxcflowError(f"internal error: {e}")))
+
+
+    async def _until_hangup(self, work: Awaitable[None]) -> None:
+        """Run an open-ended request, and drop it if the client goes away.
+
+        A `wait` for a state that never comes, or a `monitor` on a quiet
+        system, would otherwise outlive its ^C'd client forever.
+        """
+
+        async def watch(cancel_scope: trio.CancelScope) -> None:
+            # MSG_PEEK: bytes from the client stay for the next request.
+            if not await self.sock.recv(1, _socket.MSG_PEEK):
+                cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch, nursery.cancel_scope)
+            await work
+            nursery.cancel_scope.cancel()
+
+
+#: requests that may run for as long as the client likes
+OPEN_ENDED = frozenset({"monitor", "wait"})
 
 
 class Args:

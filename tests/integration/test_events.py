@@ -322,3 +322,28 @@ def test_a_stop_cut_short_by_the_daemons_death_is_finished(
             stopper.wait()
     lxc.ok("wait", "-n", "web", "-s", "STOPPED", "-t", "20")
     assert transitions(events(lxc, "--since", str(mark))) == [("web", "STOPPING", "STOPPED")]
+
+
+async def test_an_abandoned_wait_or_monitor_is_dropped(
+    served: Supervisor, lxc: Env, host_root_config: Path
+) -> None:
+    await served.create("never", str(host_root_config))
+    baseline = len(served.bus._subscribers)
+    clients = []
+    for request in (b'{"op": "wait", "args": {"names": ["never"], "states": ["FROZEN"]}}\n',
+                    b'{"op": "monitor", "args": {}}\n'):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        await trio.to_thread.run_sync(s.connect, str(lxc.paths.socket))
+        s.sendall(request)
+        clients.append(s)
+    await subscribers_become(served, baseline + 2)
+    for s in clients:
+        s.close()  # what ^C on `lxcflow wait` / `lxcflow monitor` does
+    await subscribers_become(served, baseline)
+
+
+async def subscribers_become(sup: Supervisor, count: int) -> None:
+    # The server side reacts to socket I/O: give it turns until it has.
+    with trio.fail_after(10):
+        while len(sup.bus._subscribers) != count:  # noqa: ASYNC110 (no event to wait on)
+            await trio.sleep(0.01)
