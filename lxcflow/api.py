@@ -153,10 +153,16 @@ class Connection:
             if not await self.sock.recv(1, _socket.MSG_PEEK):
                 cancel_scope.cancel()
 
+        failure: Exception | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch, nursery.cancel_scope)
-            await work
+            try:
+                await work
+            except Exception as e:  # re-raised bare, not wrapped in a group
+                failure = e
             nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
 
 
 #: requests that may run for as long as the client likes
