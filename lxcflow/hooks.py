@@ -70,16 +70,18 @@ async def run(
         os.close(out_w)
         os.close(in_fd)
     output = bytearray()
-    timed_out = False
-    async with trio.lowlevel.FdStream(out_r) as stream:
-        with trio.move_on_after(kill_after) as scope:
-            while chunk := await stream.receive_some(65536):
-                if len(output) < MAX_OUTPUT:
-                    output += chunk[: MAX_OUTPUT - len(output)]
-            await process.wait()
-        if scope.cancelled_caught:
-            timed_out = True
-            # Its whole session: a hook's children must not outlive it.
+    try:
+        async with trio.lowlevel.FdStream(out_r) as stream:
+            with trio.move_on_after(kill_after) as scope:
+                while chunk := await stream.receive_some(65536):
+                    if len(output) < MAX_OUTPUT:
+                        output += chunk[: MAX_OUTPUT - len(output)]
+                await process.wait()
+        timed_out = scope.cancelled_caught
+    finally:
+        # Timed out, or the caller was cancelled (the daemon stopping): kill
+        # its whole session, since a hook's children must not outlive it.
+        if process.returncode is None:
             try:
                 os.killpg(process.pid, signal.SIGKILL)
             except ProcessLookupError:

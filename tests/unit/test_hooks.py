@@ -48,6 +48,22 @@ async def test_a_hanging_hook_and_its_children_are_killed_at_the_timeout(tmp_pat
         os.close(pidfd)
 
 
+async def test_a_cancelled_caller_leaves_no_hook_running(tmp_path: Path) -> None:
+    pidfile = tmp_path / "hook"
+    with trio.move_on_after(0.5):  # the daemon stopping while a hook runs
+        await hooks.run(["sh", "-c", f"echo $$ > {pidfile}; exec sleep 1000"], env={},
+                        kill_after=100)
+    try:
+        pidfd = os.pidfd_open(int(pidfile.read_text()))
+    except ProcessLookupError:
+        return  # killed and reaped
+    try:
+        with trio.fail_after(5):
+            await trio.lowlevel.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+
+
 async def test_a_missing_program_is_a_result_not_an_exception() -> None:
     r = await hooks.run(["/nonexistent/hook"], env={}, kill_after=1)
     assert not r.ok
