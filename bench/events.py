@@ -32,14 +32,11 @@ import threading
 import time
 from pathlib import Path
 
-from lxcflow.cgroups import open_manager
+from common import LXC_CONFIG, stop_daemon
+
 from lxcflow.client import Client
 from lxcflow.paths import Paths
 
-LXC_CONFIG = (
-    "lxc.uts.name = bench\nlxc.console.path = none\n"
-    "lxc.mount.auto = proc:mixed\nlxc.net.0.type = empty\n"
-)
 BUSY = ["sh", "-c", "while :; do :; done"]
 IDLE = ["sleep", "100000"]
 
@@ -206,16 +203,7 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
     finally:
-        pid_file = paths.rundir / "daemon.lock"
-        if pid_file.exists():
-            pid = int(pid_file.read_text())
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            while Path(f"/proc/{pid}").exists():
-                time.sleep(0.01)
-        open_manager(parent=paths.cgroup_parent).remove_parent_if_empty()
+        stop_daemon(paths)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -16,20 +16,15 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from lxcflow.cgroups import open_manager
+from common import LXC_CONFIG, stop_daemon
+
 from lxcflow.client import Client
 from lxcflow.paths import Paths
-
-LXC_CONFIG = (
-    "lxc.uts.name = bench\nlxc.console.path = none\n"
-    "lxc.mount.auto = proc:mixed\nlxc.net.0.type = empty\n"
-)
 
 
 def rollup(pid: int) -> dict[str, int]:
@@ -78,11 +73,7 @@ def run_lxcflow(base: Path, n: int) -> tuple[dict[str, float], dict[str, int]]:
                     client.call("destroy", {"name": name, "force": True})
                 except Exception as e:  # report and keep cleaning
                     print(f"cleanup of {name}: {e}")
-            pid = int((paths.rundir / "daemon.lock").read_text())
-            os.kill(pid, signal.SIGTERM)
-            while Path(f"/proc/{pid}").exists():
-                time.sleep(0.01)
-            open_manager(parent=paths.cgroup_parent).remove_parent_if_empty()
+            stop_daemon(paths)
 
 
 def run_lxc(base: Path, n: int) -> dict[str, float] | None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import structlog
 import trio
 
+from lxcflow.runtime.spec import DEFAULT_PATH
 from lxcflow.states import Event
 
 log = structlog.get_logger("lxcflow.hooks")
@@ -111,7 +112,7 @@ def _stdin_fd(data: bytes) -> int:
 def lxc_env(name: str, hook_type: str, config_file: str, rootfs: Path | None) -> dict[str, str]:
     """LXC's hook environment."""
     return {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PATH": DEFAULT_PATH,
         "LXC_NAME": name,
         "LXC_HOOK_TYPE": hook_type,
         "LXC_HOOK_SECTION": "lxc",
@@ -130,7 +131,7 @@ def lxc_argv(command: str, name: str, hook_type: str) -> list[str]:
 def global_env(event: Event) -> dict[str, str]:
     """The environment of a global hook for one event."""
     env = {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PATH": DEFAULT_PATH,
         "LXC_NAME": event.container,
         "LXCFLOW_FROM": event.from_state.value,
         "LXCFLOW_TO": event.to_state.value,

@@ -645,12 +645,16 @@ class Supervisor:
             cg.request_freeze(True)  # first: if the kernel refuses, nothing changed
             c.transition(State.FREEZING, Cause.COMMAND)
             failure = f"did not freeze within {self.freeze_timeout:g} s"
+            frozen = False
+
+            def done() -> bool:
+                nonlocal frozen
+                frozen = c.state is State.FREEZING and cg.freezer_state() == "FROZEN"
+                return frozen or c.state is not State.FREEZING
+
             try:
                 with trio.move_on_after(self.freeze_timeout):
-                    await self._observe(
-                        c, lambda: c.state is not State.FREEZING or cg.freezer_state() == "FROZEN"
-                    )
-                frozen = c.state is State.FREEZING and cg.freezer_state() == "FROZEN"
+                    await self._observe(c, done)
             except LxcflowError as e:
                 frozen, failure = False, str(e)
             if c.state is not State.FREEZING:

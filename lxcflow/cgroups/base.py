@@ -233,10 +233,9 @@ class ContainerCgroup(abc.ABC):
             UsageError: malformed, unknown, managed or non-equivalent key.
             CgroupError: the kernel refused the value.
         """
-        names.check_key(key)
         if key in MANAGED_FILES:
             raise UsageError(f"cgroup attribute {key} is managed by lxcflow", key=key)
-        found = self._resolve(key)
+        found = self._resolve(key)  # validates the key
         write_text(found.path, found.to_file(value))
 
     def get(self, key: str) -> str:
