@@ -214,7 +214,7 @@ def _gateway(value: str, version: int) -> str:
     raise ValueError(f"{value!r} is not an IPv{version} address or 'auto'")
 
 
-def _signal(value: str) -> int:
+def signal_number(value: str) -> int:
     """A signal number from a name (SIGPWR, PWR, sigpwr, SIGRTMIN+3) or 1..64."""
     if _DIGITS_RE.fullmatch(value):
         return _integer(1, 64, "a signal number (1-64)")(value)
@@ -305,8 +305,8 @@ _SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.init.cwd": ("init_cwd", _absolute),
     "lxc.namespace.keep": ("namespaces_keep", _keep),
     "lxc.console.path": ("console_path", str),
-    "lxc.signal.halt": ("signal_halt", _signal),
-    "lxc.signal.stop": ("signal_stop", _signal),
+    "lxc.signal.halt": ("signal_halt", signal_number),
+    "lxc.signal.stop": ("signal_stop", signal_number),
     # Harmless to ignore here: this runtime gives a container no ttys of its own.
     "lxc.tty.max": (None, _count),
     "lxc.pty.max": (None, _count),

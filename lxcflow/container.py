@@ -38,7 +38,13 @@ class Container:
     cgroup: ContainerCgroup | None = None
     watch: int | None = None  # FileWatcher handle on cgroup.events
     last_exit: ExitStatus | None = None
+    #: (mode, command) of the current or last run: what a restart runs again
+    last_run: tuple[str, tuple[str, ...]] | None = None
     frozen_since_ns: int | None = None
+    #: who froze it: "user" or "rule:<name>" (a rule's thaw leaves a user's freeze be)
+    frozen_by: str | None = None
+    #: nanoseconds spent FROZEN in earlier freezes of this daemon's life
+    frozen_total_ns: int = 0
     _changed: trio.Event = field(default_factory=trio.Event)
 
     def __post_init__(self) -> None:
@@ -51,6 +57,7 @@ class Container:
         *,
         exit: ExitStatus | None = None,
         detail: str | None = None,
+        rule: str | None = None,
     ) -> Event:
         """Move to ``to`` if the table allows it, and publish exactly one event.
 
@@ -70,11 +77,23 @@ class Container:
             exit_code=exit.code if exit else None,
             signal=exit.signal if exit else None,
             detail=detail,
+            rule=rule,
         )
+        if self.frozen_since_ns is not None and to is not State.FROZEN:
+            self.frozen_total_ns += event.time_ns - self.frozen_since_ns
+        if to is State.RUNNING or to is State.STOPPED:
+            self.frozen_by = None
         self.state = to
         self.frozen_since_ns = event.time_ns if to is State.FROZEN else None
         self.notify()
         return self.bus.publish(event)
+
+    def notice(self, detail: str, cause: Cause, *, rule: str | None = None) -> Event:
+        """Publish an event that changes no state (see :class:`Event`)."""
+        return self.bus.publish(Event(
+            container=self.name, from_state=self.state, to_state=self.state, cause=cause,
+            detail=detail, rule=rule,
+        ))
 
     def notify(self) -> None:
         """Wake everything waiting in :meth:`wait_until` to re-check."""

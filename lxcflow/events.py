@@ -70,7 +70,7 @@ class EventBus:
             container=event.container,
             from_state=event.from_state.value,
             state=event.to_state.value,
-            cause=event.cause.value,
+            cause=event.cause_text,
             exit_code=event.exit_code,
             signal=event.signal,
             detail=event.detail,

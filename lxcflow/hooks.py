@@ -135,7 +135,7 @@ def global_env(event: Event) -> dict[str, str]:
         "LXC_NAME": event.container,
         "LXCFLOW_FROM": event.from_state.value,
         "LXCFLOW_TO": event.to_state.value,
-        "LXCFLOW_CAUSE": event.cause.value,
+        "LXCFLOW_CAUSE": event.cause_text,
         "LXCFLOW_EVENT_ID": str(event.id),
     }
     if event.exit_code is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import structlog
 
-from lxcflow.states import Cause, Event, State
+from lxcflow.states import Event, State, parse_cause
 
 log = structlog.get_logger("lxcflow.journal")
 
@@ -135,7 +135,7 @@ class Journal:
             self._db.execute(
                 f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (event_id, event.time_ns, event.container, event.from_state.value,
-                 event.to_state.value, event.cause.value, event.exit_code, event.signal,
+                 event.to_state.value, event.cause_text, event.exit_code, event.signal,
                  event.detail),
             )
             self._since_prune += 1
@@ -202,6 +202,20 @@ class Journal:
             return {}
         return {name: State(state) for name, state in rows}
 
+    def last_stops(self) -> dict[str, Event]:
+        """Each container's last stored ``-> STOPPING`` event: who stopped it last."""
+        if self._db is None:
+            return {}
+        try:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE id IN (SELECT max(id) FROM events "
+                "WHERE to_state = 'STOPPING' AND from_state != 'STOPPING' GROUP BY container)"
+            ).fetchall()
+        except sqlite3.Error as e:
+            self._fail(e)
+            return {}
+        return {row[2]: _event(row) for row in rows}
+
     def close(self) -> None:
         if self._db is not None:
             try:
@@ -213,8 +227,9 @@ class Journal:
 
 def _event(row: tuple) -> Event:  # type: ignore[type-arg]
     event_id, time_ns, container, from_state, to_state, cause, exit_code, sig, detail = row
+    cause_kind, rule = parse_cause(cause)
     return Event(
         container=container, from_state=State(from_state), to_state=State(to_state),
-        cause=Cause(cause), time_ns=time_ns, id=event_id, exit_code=exit_code, signal=sig,
+        cause=cause_kind, rule=rule, time_ns=time_ns, id=event_id, exit_code=exit_code, signal=sig,
         detail=detail,
     )

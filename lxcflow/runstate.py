@@ -32,6 +32,7 @@ class RunState:
     started_ns: int
     config_file: str  # the config this run uses (a copy for ephemeral containers)
     ephemeral: bool  # started with -f and never created: forgotten once STOPPED
+    command: tuple[str, ...] = ()  # what it runs: a restart runs it again
 
     def save(self, run_dir: Path) -> None:
         tmp = run_dir / f".{STATE_FILE}.tmp"

@@ -110,14 +110,25 @@ class Cause(enum.Enum):
 
     COMMAND = "command"  # a user's request through the API
     KERNEL = "kernel"  # observed: process exit, cgroup.events, freezer.state
-    RULE = "rule"
-    RESTART = "restart"
+    RULE = "rule"  # a rule's action; the event names the rule
     RECOVERED = "recovered"  # found by a daemon that was away when it happened
+
+
+def parse_cause(text: str) -> tuple[Cause, str | None]:
+    """``"rule:web-restart"`` -> (RULE, "web-restart"); ``"kernel"`` -> (KERNEL, None)."""
+    if text.startswith("rule:"):
+        return Cause.RULE, text[5:]
+    return Cause(text), None
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One transition of one container. ``id`` is assigned by the event bus."""
+    """One transition of one container. ``id`` is assigned by the event bus.
+
+    A *notice* is an event that changes no state (``from_state ==
+    to_state``): something a user must hear about although the container
+    stays where it is, such as a restart policy giving up.
+    """
 
     container: str
     from_state: State
@@ -128,10 +139,22 @@ class Event:
     exit_code: int | None = None
     signal: int | None = None
     detail: str | None = None
+    rule: str | None = None  # with cause RULE: which rule acted
+
+    @property
+    def cause_text(self) -> str:
+        """``rule:<name>`` for a rule's action, else the cause's name."""
+        return f"rule:{self.rule}" if self.rule else self.cause.value
+
+    @property
+    def is_notice(self) -> bool:
+        return self.from_state is self.to_state
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["from"] = d.pop("from_state").value
         d["to"] = d.pop("to_state").value
-        d["cause"] = self.cause.value
+        d["cause"] = self.cause_text
+        d["kind"] = "notice" if self.is_notice else "transition"
+        del d["rule"]
         return d

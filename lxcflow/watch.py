@@ -1,4 +1,5 @@
-"""One inotify instance for every cgroup.events file the daemon watches.
+"""One inotify instance for every cgroup.events file the daemon watches
+(and one for the rules directory).
 
 The kernel caps inotify instances per user (128 by default), so a watcher per
 container would not scale to 1,000 containers; watches are cheap.
@@ -14,7 +15,7 @@ from inotify_simple import INotify, flags
 
 
 class FileWatcher:
-    """Calls a callback whenever a watched file is modified.
+    """Calls a callback whenever a watched file changes.
 
     Run :meth:`run` in a nursery; :meth:`add` and :meth:`remove` any time.
     """
@@ -23,9 +24,10 @@ class FileWatcher:
         self._inotify = INotify(nonblocking=True)
         self._callbacks: dict[int, Callable[[], None]] = {}
 
-    def add(self, path: Path, callback: Callable[[], None]) -> int:
-        """Watch ``path``; returns a handle for :meth:`remove`."""
-        wd = self._inotify.add_watch(str(path), flags.MODIFY)
+    def add(self, path: Path, callback: Callable[[], None], mask: int = flags.MODIFY) -> int:
+        """Call ``callback`` on ``mask`` events of ``path`` (default: modified);
+        returns a handle for :meth:`remove`."""
+        wd = self._inotify.add_watch(str(path), mask)
         self._callbacks[wd] = callback
         return wd
 

@@ -52,6 +52,25 @@ def test_last_states(tmp_path: Path) -> None:
     assert j.last_states() == {"a": S.RUNNING, "b": S.STARTING}
 
 
+def test_last_stops_and_rule_causes_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    j = Journal(path)
+    j.append(Event("a", S.RUNNING, S.STOPPING, Cause.COMMAND))
+    j.append(Event("a", S.STOPPING, S.STOPPED, Cause.KERNEL))
+    j.append(Event("a", S.RUNNING, S.STOPPING, Cause.RULE, rule="memory-guard"))
+    j.append(Event("b", S.RUNNING, S.STOPPING, Cause.KERNEL, exit_code=3))
+    j.append(Event("b", S.STOPPED, S.STOPPED, Cause.RULE, rule="crash", detail="given up"))
+    j.close()
+    j = Journal(path)
+    stops = j.last_stops()
+    assert (stops["a"].cause, stops["a"].rule) == (Cause.RULE, "memory-guard")
+    assert (stops["b"].cause, stops["b"].exit_code) == (Cause.KERNEL, 3)
+    assert j.last_states() == {"a": S.STOPPING, "b": S.STOPPED}
+    notice = j.since(after_id=4)[0]
+    assert notice.cause_text == "rule:crash"
+    assert notice.is_notice
+
+
 def test_retention_by_count_and_age(tmp_path: Path) -> None:
     j = Journal(tmp_path / "j.db", max_events=100, max_age_s=3600)
     old = time.time_ns() - 7200 * 10**9

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lxcflow.errors import InvalidTransition
-from lxcflow.states import TRANSITIONS, Cause, Event, State, check, parse_states, path
+from lxcflow.states import TRANSITIONS, Cause, Event, State, check, parse_cause, parse_states, path
 
 S = State
 
@@ -58,7 +58,18 @@ def test_event_wire_form() -> None:
     assert e.to_dict() == {
         "container": "web", "from": "RUNNING", "to": "STOPPING", "cause": "kernel",
         "time_ns": 5, "id": 3, "exit_code": 1, "signal": None, "detail": None,
+        "kind": "transition",
     }
+
+
+def test_a_rules_action_names_the_rule_and_a_notice_changes_no_state() -> None:
+    e = Event("web", S.STOPPED, S.STOPPED, Cause.RULE, rule="crash", detail="restart_given_up")
+    assert e.is_notice
+    assert e.to_dict()["cause"] == "rule:crash"
+    assert e.to_dict()["kind"] == "notice"
+    assert "rule" not in e.to_dict()
+    assert parse_cause("rule:crash") == (Cause.RULE, "crash")
+    assert parse_cause("kernel") == (Cause.KERNEL, None)
 
 
 @pytest.mark.parametrize(
