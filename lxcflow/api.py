@@ -7,6 +7,7 @@ a client sends, it gets an error reply and the daemon lives on.
 from __future__ import annotations
 
 import array
+import contextlib
 import math
 import os
 import re
@@ -21,7 +22,13 @@ import trio
 
 from lxcflow import protocol
 from lxcflow.config import validate_name
-from lxcflow.errors import LxcflowError, OperationTimeout, ProtocolError, UsageError
+from lxcflow.errors import (
+    LxcflowError,
+    OperationTimeout,
+    ProtocolError,
+    UsageError,
+    WrongState,
+)
 from lxcflow.events import Subscription
 from lxcflow.states import Event, State, parse_states
 from lxcflow.supervisor import Supervisor
@@ -344,7 +351,7 @@ async def _wait(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
 
     Subscribing before reading the current states, then replaying each
     event in order, is what makes it race-free: a state held only for an
-    instant still counts.
+    instant still counts. With ``thaw``, frozen containers are thawed first.
     """
     names = a.strings("names")
     if not names:
@@ -366,6 +373,12 @@ async def _wait(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
 
     with sup.bus.subscribe(size=65536) as sub:
         current = {name: sup.state_of(name) for name in names}
+        if a.get("thaw", bool, False):
+            # A user's request, like ``unfreeze``: whoever froze it, it thaws.
+            for name in names:
+                if current[name] is State.FROZEN:
+                    with contextlib.suppress(WrongState):  # changed meanwhile
+                        await sup.unfreeze(name)
         with trio.move_on_after(timeout if timeout is not None else math.inf):
             while not done():
                 await sup.bus.wait_changed()
@@ -395,6 +408,12 @@ def _apply_events(
     return False
 
 
+async def _rules(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    if sup.rules_report is None:
+        raise LxcflowError("no rule engine runs in this daemon")
+    await reply(protocol.ok(sup.rules_report()))
+
+
 async def _ping(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
     await reply(protocol.ok({"pid": os.getpid()}))
 
@@ -415,5 +434,6 @@ HANDLERS: dict[str, Callable[[Supervisor, Args, list[int], Reply], Awaitable[Non
     "cgroup": _cgroup,
     "monitor": _monitor,
     "wait": _wait,
+    "rules": _rules,
     "ping": _ping,
 }

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
     Handler = Callable[[argparse.Namespace, Client], int]
 
+DEFAULT_RULES = "/etc/lxcflow/rules"
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line and exit code 2."""
@@ -221,6 +223,8 @@ def parse_since(text: str, now_ns: int) -> dict[str, int]:
 
 
 def _describe(event: dict[str, Any]) -> str:
+    if event.get("kind") == "notice":
+        return f"{event['container']!r} {event['detail']} [{event['cause']}]"
     line = f"{event['container']!r} changed state to [{event['to']}]"
     if event["to"] == "STOPPED" and event["exit_code"] is not None:
         line += f"\n{event['container']!r} exited with status [{event['exit_code']}]"
@@ -250,13 +254,48 @@ def cmd_monitor(a: argparse.Namespace, c: Client) -> int:
 
 def cmd_wait(a: argparse.Namespace, c: Client) -> int:
     states = [s.strip().upper() for s in a.states.split("|")]
-    result = c.call("wait", {"names": a.name, "states": states, "timeout": a.timeout})
+    result = c.call("wait", {"names": a.name, "states": states, "timeout": a.timeout,
+                                 "thaw": a.thaw})
     if a.json:
         _print_json(result)
     return 0
 
 
 # ------------------------------------------------------------------ parser
+
+
+def cmd_rules_list(a: argparse.Namespace, c: Client) -> int:
+    report = c.call("rules")
+    if a.json:
+        _print_json(report)
+        return 0
+    if not report["rules"]:
+        print(f"no rules loaded (directory: {report['directory'] or 'none'})")
+    for rule in report["rules"]:
+        print(f"{rule['name']}  [{rule['trigger']}]  containers {rule['containers']}  "
+              f"({rule['file']}:{rule['line']})")
+        if rule["actions"]:
+            print(f"    actions: {', '.join(rule['actions'])}")
+        for container, state in rule["state"].items():
+            print(f"    {container}: {state}")
+    for error in report["errors"]:
+        print(f"error (last good version kept): {error['error']}")
+    return 0
+
+
+def rules_check(directory: str) -> int:
+    """``rules check``: validate a rules directory without a daemon."""
+    from lxcflow.rules.parse import check_directory
+
+    rules, errors = check_directory(Path(directory))
+    for error in errors:
+        print(f"lxcflow rules: {error}", file=sys.stderr)
+    if errors:
+        return 2
+    for rule in rules:
+        print(f"{rule.where}: {rule.name}: ok")
+    print(f"{len(rules)} rules ok in {directory}")
+    return 0
 
 
 def _command_args(p: argparse.ArgumentParser) -> None:
@@ -330,6 +369,15 @@ def build_parser() -> Parser:
     sp.add_argument("-s", "--states", required=True, help="states, as 'RUNNING|FROZEN'")
     sp.add_argument("-t", "--timeout", type=float, help="seconds (default: forever)")
     sp.add_argument("--json", action="store_true", help="print the states reached")
+    sp.add_argument("--thaw", action="store_true",
+                    help="unfreeze any of them that is FROZEN (e.g. by an idle rule) first")
+    sp = add("rules", cmd_rules_list, "check a rules directory, or list the loaded rules",
+             needs_name=False)
+    sp.add_argument("action", choices=("check", "list"),
+                    help="check: validate DIRECTORY (no daemon needed); list: the daemon's rules")
+    sp.add_argument("directory", nargs="?", default=DEFAULT_RULES,
+                    help=f"for check (default {DEFAULT_RULES})")
+    sp.add_argument("--json", action="store_true", help="list as JSON")
     add("checkconfig", None, "what this kernel supports", needs_name=False)
     sp = add("daemon", None, "run the supervisor in the foreground", needs_name=False)
     sp.add_argument("--log-format", choices=("console", "json"), default="console")
@@ -342,6 +390,10 @@ def build_parser() -> Parser:
                     help="executables run on every transition (default /etc/lxcflow/hooks)")
     sp.add_argument("--hook-timeout", type=float, default=30.0,
                     help="seconds a hook may run before it is killed (default 30)")
+    sp.add_argument("--rules", help=f"rules directory, watched for edits (default {DEFAULT_RULES}"
+                                    ", if it exists)")
+    sp.add_argument("--restart-budget", type=float, default=120.0,
+                    help="restarts a minute across all containers, at most (default 120)")
     sp.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     return p
 
@@ -361,6 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError("journal limits must be positive")
             if not args.hook_timeout > 0:
                 raise UsageError("--hook-timeout must be positive")
+            if not args.restart_budget > 0:
+                raise UsageError("--restart-budget must be positive")
+            rules_dir = Path(args.rules or DEFAULT_RULES).absolute()
+            if args.rules is not None and not rules_dir.is_dir():
+                raise UsageError(f"--rules {args.rules}: no such directory")
             from lxcflow import daemon  # the only command that needs trio
 
             return daemon.run(
@@ -368,7 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log_level=args.log_level, journal_max_events=args.journal_max_events,
                 journal_max_age_s=args.journal_max_age,
                 hooks_dir=Path(args.hooks).absolute(), hook_timeout=args.hook_timeout,
+                rules_dir=rules_dir, restart_budget=args.restart_budget,
             )
+        if args.cmd == "rules" and args.action == "check":
+            return rules_check(args.directory)
         if args.cmd == "checkconfig":
             from lxcflow import checkconfig
 

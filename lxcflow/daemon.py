@@ -19,6 +19,7 @@ from lxcflow.errors import LxcflowError
 from lxcflow.events import EventBus
 from lxcflow.journal import JOURNAL_FILE, Journal
 from lxcflow.paths import Paths
+from lxcflow.rules.engine import RuleEngine
 from lxcflow.runtime import shim
 from lxcflow.supervisor import Supervisor
 
@@ -46,16 +47,26 @@ def take_lock(rundir: Path) -> int:
 
 
 async def serve(
-    paths: Paths, ready_fd: int | None, journal: Journal, hooks_dir: Path, hook_timeout: float
+    paths: Paths,
+    ready_fd: int | None,
+    journal: Journal,
+    hooks_dir: Path,
+    hook_timeout: float,
+    rules_dir: Path,
+    restart_budget: float,
 ) -> None:
-    """Run the supervisor and the API until SIGTERM or SIGINT."""
+    """Run the supervisor, its rules and the API until SIGTERM or SIGINT."""
     supervisor = Supervisor(
         paths, open_manager(parent=paths.cgroup_parent), shim_binary=shim.ensure_built(),
         bus=EventBus(journal), hooks_dir=hooks_dir, hook_timeout=hook_timeout,
     )
+    engine = RuleEngine(supervisor, rules_dir, restart_budget=restart_budget,
+                        hook_timeout=hook_timeout)
+    supervisor.rules_report = engine.describe
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals, \
             contextlib.closing(journal):
         async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)  # subscribed before adoption: sees recoveries
             await nursery.start(supervisor.run)
             await nursery.start(api.serve, supervisor, paths.socket)
             log.info("daemon_ready", socket=str(paths.socket), pid=os.getpid())
@@ -85,6 +96,8 @@ def run(
     journal_max_age_s: float,
     hooks_dir: Path,
     hook_timeout: float,
+    rules_dir: Path,
+    restart_budget: float,
 ) -> int:
     """Entry point from the CLI; returns the exit code."""
     logs.configure(log_format, log_level)
@@ -95,7 +108,8 @@ def run(
             paths.lxcpath.mkdir(parents=True, exist_ok=True)
             journal = Journal(paths.lxcpath / JOURNAL_FILE, max_events=journal_max_events,
                               max_age_s=journal_max_age_s)
-            trio.run(serve, paths, ready_fd, journal, hooks_dir, hook_timeout)
+            trio.run(serve, paths, ready_fd, journal, hooks_dir, hook_timeout, rules_dir,
+                     restart_budget)
         finally:
             os.close(lock)
     except OSError as e:  # the lxcpath or run directory cannot be made

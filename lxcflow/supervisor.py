@@ -70,6 +70,7 @@ class Launch:
     stdio: tuple[int, int, int] | None  # None: /dev/null in, console log out
     cwd: str | None  # the caller's directory (used only on the host's root)
     env: Mapping[str, str]  # added to the container's environment
+    rule: str | None  # the rule that asked for it; None: a user
 
 
 class Supervisor:
@@ -109,6 +110,13 @@ class Supervisor:
         self._watcher = FileWatcher()
         self._nursery: trio.Nursery | None = None
         self._cgroup_tree = trio.Lock()
+        #: set once what was running before this supervisor has been adopted
+        self.ready = trio.Event()
+        #: called with the name on a user's stop; True: it cancelled something
+        #: pending (a restart), which makes stopping a STOPPED container succeed
+        self.stop_listeners: list[Callable[[str], bool]] = []
+        #: what ``rules list`` shows (set by the rule engine, if one runs)
+        self.rules_report: Callable[[], dict[str, Any]] | None = None
 
     # ----------------------------------------------------------- lifetime
 
@@ -136,6 +144,7 @@ class Supervisor:
                     # since (a reboot, a lost run directory): it stopped.
                     self._recover(self.containers.get(name) or Container(name, self.bus),
                                   last, State.STOPPED)
+            self.ready.set()
             task_status.started()
             await trio.sleep_forever()
 
@@ -242,8 +251,12 @@ class Supervisor:
         stdio: tuple[int, int, int] | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
+        rule: str | None = None,
+        again: bool = False,
     ) -> Container:
-        """Start a container and return once it is RUNNING.
+        """Start a container and return once it is RUNNING (``rule``: the rule
+        that asks, for the events' cause; None for a user). ``again`` with no
+        ``command`` runs what its last run ran (a restart), if it ran.
 
         Without ``config_file`` the container must have been created; with
         one, an uncreated name runs as an ephemeral container (as
@@ -270,11 +283,20 @@ class Supervisor:
                     )
                 path = Path(config_file) if config_file else self.paths.config_file(name)
                 config = load_config(path)
+                if not command and again and c.last_run is not None:
+                    mode, command = c.last_run  # type: ignore[assignment]
                 if not command:
                     if mode == "app":
                         raise ConfigError("execute needs a command", file=str(path))
+                    if config.init_cmd is None and config.rootfs is None:
+                        # The host's own init, on the host's own files: a
+                        # second systemd would take the machine over.
+                        raise ConfigError(
+                            "no lxc.rootfs.path and no lxc.init.cmd: refusing to boot the "
+                            "host's own /sbin/init (set lxc.init.cmd or give a command)",
+                            file=str(path))
                     command = config.init_cmd or ("/sbin/init",)
-                launch = Launch(config, path, mode, list(command), stdio, cwd, env or {})
+                launch = Launch(config, path, mode, list(command), stdio, cwd, env or {}, rule)
                 assert self._nursery is not None
                 await self._nursery.start(self._runner, c, launch)
         finally:
@@ -290,7 +312,9 @@ class Supervisor:
     ) -> None:
         c.config = launch.config
         c.last_exit = None
-        c.transition(State.STARTING, Cause.COMMAND)
+        c.last_run = (launch.mode, tuple(launch.command))
+        cause = Cause.RULE if launch.rule else Cause.COMMAND
+        c.transition(State.STARTING, cause, rule=launch.rule)
         try:
             with trio.fail_after(self.start_timeout):
                 await self._launch(c, launch)
@@ -298,9 +322,9 @@ class Supervisor:
             # Whatever went wrong (the kernel, the caller's cancellation, a
             # bug), a start never stays half-done: abort and clean up.
             reason = _reason(e, self.start_timeout)
-            c.transition(State.ABORTING, Cause.COMMAND, detail=reason)
+            c.transition(State.ABORTING, cause, detail=reason, rule=launch.rule)
             await self._teardown(c)
-            c.transition(State.STOPPED, Cause.COMMAND, detail=reason)
+            c.transition(State.STOPPED, cause, detail=reason, rule=launch.rule)
             if isinstance(e, (LxcflowError, OSError, trio.TooSlowError)):
                 raise StartFailed(f"container {c.name!r} failed to start: {reason}") from None
             raise
@@ -358,6 +382,7 @@ class Supervisor:
             name=c.name, mode=launch.mode, shim_pid=c.shim.pid,
             shim_start=proc.start_time(c.shim.pid) or 0, init_pid=c.shim.init_pid,
             started_ns=time.time_ns(), config_file=str(config_path), ephemeral=c.ephemeral,
+            command=tuple(launch.command),
         )
         c.run.save(run_dir)
         self._watch_cgroup(c)
@@ -400,6 +425,7 @@ class Supervisor:
             return  # being removed
         if frozen and c.state is State.RUNNING:
             c.transition(State.FREEZING, Cause.KERNEL, detail="frozen outside lxcflow")
+            c.frozen_by = "outside"
             c.transition(State.FROZEN, Cause.KERNEL)
         elif not frozen and c.state is State.FROZEN:
             c.transition(State.RUNNING, Cause.KERNEL, detail="thawed outside lxcflow")
@@ -516,6 +542,8 @@ class Supervisor:
         c = self.containers.get(name) or Container(name, self.bus, ephemeral=rs.ephemeral)
         self.containers[name] = c
         c.run = rs
+        if rs.command:
+            c.last_run = (rs.mode, tuple(rs.command))
         try:
             c.config = load_config(rs.config_file)
         except ConfigError as e:
@@ -582,15 +610,23 @@ class Supervisor:
 
     # ----------------------------------------------------------- stop / kill
 
-    async def stop(self, name: str, *, grace: float = 60.0, kill: bool = False) -> None:
-        """Stop politely (halt signal, then SIGKILL after ``grace`` seconds) or at once."""
+    async def stop(
+        self, name: str, *, grace: float = 60.0, kill: bool = False, rule: str | None = None
+    ) -> None:
+        """Stop politely (halt signal, then SIGKILL after ``grace`` seconds) or at once.
+
+        A user's stop is final: it also cancels a restart a policy has pending.
+        """
         c = self.get(name)
+        cancelled = rule is None and any([cancel(name) for cancel in self.stop_listeners])
         async with c.lock:
+            if c.state is State.STOPPED and cancelled:
+                return
             if c.state is State.STOPPED:
                 raise WrongState(f"container {name!r} is not running", container=name)
             if c.state in ACTIVE:
                 was_frozen = c.state is State.FROZEN
-                c.transition(State.STOPPING, Cause.COMMAND)
+                c.transition(State.STOPPING, _cause(rule), rule=rule)
                 if not kill and c.shim is not None:
                     if was_frozen and c.cgroup is not None:
                         c.cgroup.request_freeze(False)  # a frozen init cannot take a signal
@@ -635,15 +671,20 @@ class Supervisor:
 
     # ----------------------------------------------------------- freeze
 
-    async def freeze(self, name: str) -> None:
-        """Freeze and return once the kernel confirms FROZEN; undone on timeout."""
+    async def freeze(self, name: str, *, rule: str | None = None) -> None:
+        """Freeze and return once the kernel confirms FROZEN; undone on timeout.
+
+        The freeze is recorded as the user's or ``rule``'s: a rule's
+        :meth:`unfreeze` does not undo a user's freeze.
+        """
         c = self.get(name)
         async with c.lock:
             if not states.can_freeze(c.state) or c.cgroup is None:
                 raise WrongState(f"container {name!r} is {c.state.value}, not RUNNING")
             cg = c.cgroup
             cg.request_freeze(True)  # first: if the kernel refuses, nothing changed
-            c.transition(State.FREEZING, Cause.COMMAND)
+            c.transition(State.FREEZING, _cause(rule), rule=rule)
+            c.frozen_by = f"rule:{rule}" if rule else "user"
             failure = f"did not freeze within {self.freeze_timeout:g} s"
             frozen = False
 
@@ -665,16 +706,23 @@ class Supervisor:
                     cg.request_freeze(False)
                 except LxcflowError as e:
                     c.log.error("thaw_failed", error=str(e))
-                c.transition(State.RUNNING, Cause.COMMAND, detail=f"freeze_failed: {failure}")
+                c.transition(State.RUNNING, _cause(rule), detail=f"freeze_failed: {failure}",
+                             rule=rule)
                 raise OperationTimeout(f"container {name!r} {failure}")
             c.transition(State.FROZEN, Cause.KERNEL)
 
-    async def unfreeze(self, name: str) -> None:
-        """Thaw and return once the kernel confirms the container runs."""
+    async def unfreeze(self, name: str, *, rule: str | None = None) -> None:
+        """Thaw and return once the kernel confirms the container runs.
+
+        Raises:
+            WrongState: not FROZEN; or ``rule`` asks and a user froze it.
+        """
         c = self.get(name)
         async with c.lock:
             if not states.can_unfreeze(c.state) or c.cgroup is None:
                 raise WrongState(f"container {name!r} is {c.state.value}, not FROZEN")
+            if rule is not None and not (c.frozen_by or "").startswith("rule:"):
+                raise WrongState(f"container {name!r} was frozen by a user, not by a rule")
             cg = c.cgroup
             cg.request_freeze(False)
             try:
@@ -685,7 +733,7 @@ class Supervisor:
             except trio.TooSlowError:
                 raise OperationTimeout(f"container {name!r} did not thaw") from None
             if c.state is State.FROZEN:
-                c.transition(State.RUNNING, Cause.KERNEL)
+                c.transition(State.RUNNING, _cause(rule), rule=rule)
 
     # ----------------------------------------------------------- queries
 
@@ -701,6 +749,9 @@ class Supervisor:
             "memory_bytes": None,
             "ipv4": [],
             "frozen_since_ns": c.frozen_since_ns,
+            "frozen_by": c.frozen_by,
+            "frozen_total_ns": c.frozen_total_ns + (
+                time.time_ns() - c.frozen_since_ns if c.frozen_since_ns else 0),
             "last_exit": None,
         }
         if c.last_exit is not None:
@@ -750,6 +801,10 @@ class Supervisor:
         if c.state is State.STOPPED or c.cgroup is None:
             raise WrongState(f"container {name!r} is not running", container=name)
         return c
+
+
+def _cause(rule: str | None) -> Cause:
+    return Cause.RULE if rule else Cause.COMMAND
 
 
 def _reason(e: BaseException, start_timeout: float) -> str:

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from lxcflow.cgroups import CgroupManager, Layout, detect_layout, open_manager
-from lxcflow.errors import StartFailed, WrongState
+from lxcflow.errors import ConfigError, StartFailed, WrongState
 from lxcflow.events import Subscription
 from lxcflow.states import Cause, Event, State
 from lxcflow.supervisor import Supervisor
@@ -76,7 +76,7 @@ async def test_full_lifecycle_emits_one_event_per_transition(
     assert len(set(ids)) == len(ids)
     assert events[-1].signal == 9
     assert [e.cause for e in events] == [
-        Cause.COMMAND, Cause.KERNEL, Cause.COMMAND, Cause.KERNEL, Cause.KERNEL,
+        Cause.COMMAND, Cause.KERNEL, Cause.COMMAND, Cause.KERNEL, Cause.COMMAND,
         Cause.COMMAND, Cause.KERNEL,
     ]
 
@@ -90,6 +90,16 @@ async def test_failed_start_goes_through_aborting(sup: Supervisor, host_root_con
     assert pairs(events) == [(S.STOPPED, S.STARTING), (S.STARTING, S.ABORTING),
                              (S.ABORTING, S.STOPPED)]
     assert "cannot execute /nonexistent" in (events[1].detail or "")
+    assert sup.get("web").state is S.STOPPED
+    assert sup.cgroups.names() == []
+
+
+async def test_refuses_to_boot_the_hosts_own_init(
+    sup: Supervisor, host_root_config: Path
+) -> None:
+    await sup.create("web", str(host_root_config))
+    with pytest.raises(ConfigError, match="refusing to boot the host's own /sbin/init"):
+        await sup.start("web")
     assert sup.get("web").state is S.STOPPED
     assert sup.cgroups.names() == []
 

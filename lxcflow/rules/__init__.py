@@ -1,0 +1,6 @@
+"""User rules: react to transitions and to what containers do.
+
+:mod:`~lxcflow.rules.model` says what a rule is, :mod:`~lxcflow.rules.parse`
+reads rules files, :mod:`~lxcflow.rules.restart` keeps restart policies'
+books, and :mod:`~lxcflow.rules.engine` runs them in the daemon.
+"""

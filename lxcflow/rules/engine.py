@@ -1,0 +1,532 @@
+"""The rule engine: runs a rules directory against the supervisor.
+
+It reads the event bus (subscribed before the supervisor adopts anything, so
+recovered deaths count too), samples cgroups for the rules that watch CPU,
+memory or processes, and acts through the supervisor's own operations, so
+every action is an event with ``cause = rule:<name>``.
+
+Rules are isolated from each other and from the daemon: each firing runs as
+its own task, bounded by a timeout, and whatever it raises is logged with the
+rule's name and file. Actions on one container are serialised (a rule's stop
+never races another rule's restart). The directory is watched with inotify;
+a file that no longer parses is reported and its previous version stays in
+force.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+from inotify_simple import flags
+
+from lxcflow import hooks, states
+from lxcflow.errors import CgroupError, LxcflowError, StartFailed
+from lxcflow.rules.model import Action, Every, OnTransition, RestartPolicy, Rule, Sample
+from lxcflow.rules.parse import RuleError, duplicates, load_text, rule_files
+from lxcflow.rules.restart import RestartBook, TokenBucket
+from lxcflow.runtime.spec import DEFAULT_PATH
+from lxcflow.states import Cause, Event, State
+from lxcflow.supervisor import Supervisor
+from lxcflow.watch import FileWatcher
+
+log = structlog.get_logger("lxcflow.rules")
+
+#: what changes a rules directory (a file written, renamed in or out, removed)
+DIRECTORY_EVENTS = flags.CLOSE_WRITE | flags.MOVED_TO | flags.MOVED_FROM | flags.DELETE
+#: seconds a rule's stop waits for the halt signal to work before SIGKILL
+STOP_GRACE = 10.0
+
+
+@dataclass
+class RuleFile:
+    """What one rules file contributes: its last good rules, and its last error."""
+
+    rules: list[Rule]
+    text: bytes  # what was last read, good or not
+    error: str | None = None
+
+
+@dataclass
+class _Sampler:
+    """A running sample or schedule rule: its task, and what it has seen."""
+
+    rule: Rule
+    scope: trio.CancelScope
+    #: container -> (time, cpu ns) of its last sample
+    last: dict[str, tuple[float, int]] = field(default_factory=dict)
+    #: container -> since when the thresholds have held
+    held_since: dict[str, float] = field(default_factory=dict)
+
+
+class RuleEngine:
+    """Runs the rules of ``directory`` (None: no rules) against ``supervisor``.
+
+    Args:
+        restart_budget: restarts a minute across all containers (token bucket).
+        hook_timeout: seconds a hook action may run, unless the action says.
+        action_timeout: seconds one firing of a rule may take in all.
+        rng: where backoff jitter comes from (tests pass a fixed one).
+    """
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        directory: Path | None,
+        *,
+        restart_budget: float = 120.0,
+        hook_timeout: float = 30.0,
+        action_timeout: float = 60.0,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.sup = supervisor
+        self.directory = directory
+        self.restart_budget = restart_budget
+        self.hook_timeout = hook_timeout
+        self.action_timeout = action_timeout
+        self.rng = rng
+        self.files: dict[Path, RuleFile] = {}
+        self.books: dict[tuple[str, str], RestartBook] = {}
+        self._bucket: TokenBucket | None = None
+        self._stopping: dict[str, Event] = {}  # container -> its last -> STOPPING event
+        self._pending: dict[str, trio.CancelScope] = {}  # container -> its restart wait
+        self._locks: dict[str, trio.Lock] = {}
+        self._samplers: dict[str, _Sampler] = {}
+        self._nursery: trio.Nursery | None = None
+        self._dir_changed = trio.Event()
+        self._changed = trio.Event()
+
+    @property
+    def rules(self) -> list[Rule]:
+        """Every rule in force, by file name and then order in the file."""
+        return [rule for path in sorted(self.files) for rule in self.files[path].rules]
+
+    def rule(self, name: str) -> Rule | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+    # ----------------------------------------------------------- lifetime
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Load the rules and react to events until cancelled.
+
+        Started before the supervisor's :meth:`~Supervisor.run`: it subscribes
+        at once, and acts once the supervisor has adopted what was running.
+        """
+        self._bucket = TokenBucket(self.restart_budget, trio.current_time())
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            with self.sup.bus.subscribe(size=65536) as sub:
+                self.reload()
+                if self.directory is not None and self.directory.is_dir():
+                    watcher = FileWatcher()
+                    watcher.add(self.directory, lambda: self._dir_changed.set(), DIRECTORY_EVENTS)
+                    nursery.start_soon(watcher.run)
+                    nursery.start_soon(self._reloader)
+                self.sup.stop_listeners.append(self.cancel_pending)
+                task_status.started()
+                await self.sup.ready.wait()
+                self._boot()
+                self._sync_samplers()
+                while True:
+                    event = await sub.receive()
+                    if sub.missed:
+                        log.error("rules_missed_events", missed=sub.missed)
+                        sub.missed = 0
+                    self.dispatch(event)
+
+    async def _reloader(self) -> None:
+        while True:
+            await self._dir_changed.wait()
+            self._dir_changed = trio.Event()
+            self.reload()
+            if self.sup.ready.is_set():
+                self._sync_samplers()
+
+    def reload(self) -> None:
+        """Re-read the files that changed; a broken one keeps its last good rules."""
+        if self.directory is None:
+            return
+        try:
+            paths = rule_files(self.directory)
+        except RuleError as e:
+            log.error("rules_unreadable", error=str(e))
+            return
+        for path in paths:
+            # By content: a quick rewrite can keep size and (coarse) mtime.
+            try:
+                text = path.read_bytes()
+            except OSError as e:
+                log.error("rules_unreadable", file=str(path), error=e.strerror)
+                continue  # removed meanwhile (the next event says so), or unreadable
+            old = self.files.get(path)
+            if old is not None and old.text == text:
+                continue
+            kept = old.rules if old else []
+            try:
+                rules = load_text(text, path)
+                others = [r for p, f in self.files.items() if p != path for r in f.rules]
+                clash = duplicates(rules, others)
+                if clash is not None:
+                    raise clash
+            except RuleError as e:
+                log.error("rules_invalid", error=str(e), kept=[r.name for r in kept])
+                self.files[path] = RuleFile(kept, text, str(e))
+                continue
+            self.files[path] = RuleFile(rules, text)
+            log.info("rules_loaded", file=str(path), rules=[r.name for r in rules])
+        for path in set(self.files) - set(paths):
+            log.info("rules_removed", file=str(path),
+                     rules=[r.name for r in self.files.pop(path).rules])
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_changed(self) -> None:
+        """Return after the next reload or change of a restart's books."""
+        await self._changed.wait()
+
+    def _boot(self) -> None:
+        """``always`` and ``unless-stopped`` start, at daemon start, what ran
+        before and is STOPPED now (as Docker does; never-run containers stay)."""
+        journal = self.sup.bus.journal
+        last_stops = journal.last_stops() if journal is not None else {}
+        for rule in self.rules:
+            policy = rule.trigger
+            if not isinstance(policy, RestartPolicy) or policy.kind == "on-failure":
+                continue
+            for name, c in sorted(self.sup.containers.items()):
+                stop = last_stops.get(name)
+                if (c.ephemeral or c.state is not State.STOPPED or stop is None
+                        or not rule.containers.matches(name) or name in self._pending):
+                    continue
+                if policy.kind == "unless-stopped" and stop.cause in (Cause.COMMAND, Cause.RULE):
+                    continue
+                log.info("restart_at_boot", container=name, rule=rule.name, policy=policy.kind)
+                self._schedule_restart(rule, name, 0.0)
+
+    # ----------------------------------------------------------- events
+
+    def dispatch(self, event: Event) -> None:
+        """React to one event: restart policies, then transition rules."""
+        name = event.container
+        if event.is_notice:
+            return
+        if event.to_state is State.STOPPING:
+            self._stopping[name] = event
+        elif event.to_state is State.STARTING and event.cause is not Cause.RULE:
+            # Started by a user: whatever a policy had pending or gave up is over.
+            self._cancel_restart(name)
+            for (_, container), book in self.books.items():
+                if container == name:
+                    book.gave_up, book.streak = False, 0
+                    book.restarts.clear()
+        elif event.to_state is State.RUNNING and event.from_state is State.STARTING:
+            for (_, container), book in self.books.items():
+                if container == name:
+                    book.running(trio.current_time())
+        elif event.to_state is State.STOPPED:
+            self._on_stopped(event)
+        for rule in self.rules:
+            if (isinstance(rule.trigger, OnTransition) and rule.trigger.fires(event)
+                    and rule.applies(name, event.to_state, event)):
+                self._fire(rule, name, event)
+
+    def _on_stopped(self, event: Event) -> None:
+        name = event.container
+        stopping = self._stopping.pop(name, None)
+        c = self.sup.containers.get(name)
+        if c is None or c.ephemeral:
+            return  # forgotten once stopped: nothing to start again
+        if event.from_state is State.ABORTING:
+            # Only a policy's own start that failed continues its series; a
+            # user's start that failed is the user's to retry.
+            if event.cause is not Cause.RULE or event.rule is None:
+                return
+            rule = self.rule(event.rule)
+            if rule is None or not isinstance(rule.trigger, RestartPolicy):
+                return
+            self._restart_after_death(rule, name)
+            return
+        if stopping is not None and stopping.cause in (Cause.COMMAND, Cause.RULE):
+            return  # a stop somebody asked for is never undone
+        for rule in self.rules:
+            policy = rule.trigger
+            if isinstance(policy, RestartPolicy) and rule.containers.matches(name):
+                if policy.wants_restart(event.exit_code, event.signal):
+                    self._restart_after_death(rule, name)
+                return  # the first restart rule that matches decides
+
+    def _restart_after_death(self, rule: Rule, name: str) -> None:
+        assert isinstance(rule.trigger, RestartPolicy)
+        book = self.books.setdefault((rule.name, name), RestartBook(rule.trigger))
+        book.policy = rule.trigger  # the rule may have been edited since
+        delay = book.died(trio.current_time(), self.rng())
+        c = self.sup.containers.get(name)
+        if delay is None:
+            policy = rule.trigger
+            detail = (f"restart_given_up: {policy.max_restarts} restarts within "
+                      f"{policy.window:g} s")
+            log.warning("restart_given_up", container=name, rule=rule.name, rule_file=rule.where)
+            if c is not None:
+                c.notice(detail, Cause.RULE, rule=rule.name)
+            self._notify()
+            return
+        self._schedule_restart(rule, name, delay)
+
+    def _schedule_restart(self, rule: Rule, name: str, delay: float) -> None:
+        assert self._nursery is not None
+        self._cancel_restart(name)
+        scope = trio.CancelScope()
+        self._pending[name] = scope
+        self._nursery.start_soon(self._restart_later, rule, name, delay, scope)
+        self._notify()
+
+    def _cancel_restart(self, name: str) -> None:
+        scope = self._pending.pop(name, None)
+        if scope is not None:
+            scope.cancel()
+
+    async def _restart_later(
+        self, rule: Rule, name: str, delay: float, scope: trio.CancelScope
+    ) -> None:
+        """Wait out the backoff and the host-wide budget, then start. Only the
+        waiting can be cancelled (a user's stop or start): a start under way
+        is never cut short, as that would look like a failed start."""
+        with scope:
+            try:
+                await trio.sleep(delay)
+                assert self._bucket is not None
+                wait = self._bucket.reserve(trio.current_time())
+                if wait > 0:
+                    log.warning("restart_budget_exhausted", container=name, rule=rule.name,
+                                wait_s=round(wait, 3))
+                    await trio.sleep(wait)
+            finally:
+                if self._pending.get(name) is scope:
+                    del self._pending[name]
+        if scope.cancelled_caught or self.rule(rule.name) is None:
+            return  # cancelled, or the rule was removed meanwhile
+        try:
+            async with self._serialised(name):
+                if self.sup.state_of(name) is State.STOPPED:
+                    await self.sup.start(name, rule=rule.name, again=True)
+        except StartFailed as e:
+            # Its ABORTING -> STOPPED event schedules the next attempt.
+            log.warning("restart_failed", container=name, rule=rule.name, error=str(e))
+        except LxcflowError as e:  # e.g. its config broke, or it was destroyed
+            log.error("restart_given_up", container=name, rule=rule.name, error=str(e))
+            self._notice(name, rule, f"restart_given_up: {e}")
+
+    def cancel_pending(self, name: str) -> bool:
+        """A user stopped ``name``: drop a restart waiting for it (True if one was)."""
+        if name not in self._pending:
+            return False
+        self._cancel_restart(name)
+        c = self.sup.containers.get(name)
+        if c is not None:
+            c.notice("restart_cancelled: stopped by a user", Cause.COMMAND)
+        return True
+
+    # ----------------------------------------------------------- actions
+
+    def _fire(self, rule: Rule, name: str, event: Event | None) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._guarded, rule, name, event, list(rule.actions))
+
+    async def _guarded(
+        self, rule: Rule, name: str, event: Event | None, actions: list[Action]
+    ) -> None:
+        """Run a rule's actions in order; nothing it does escapes to the daemon."""
+        rlog = log.bind(rule=rule.name, rule_file=rule.where, container=name)
+        try:
+            with trio.fail_after(self.action_timeout):
+                for action in actions:
+                    await self._perform(rule, action, name, event)
+        except trio.TooSlowError:
+            rlog.error("rule_timed_out", timeout_s=self.action_timeout)
+        except LxcflowError as e:
+            rlog.warning("rule_action_failed", error=str(e))
+        except Exception as e:  # a bug must not take the daemon down
+            rlog.exception("rule_failed", error=str(e))
+
+    @asynccontextmanager
+    async def _serialised(self, name: str) -> AsyncIterator[None]:
+        """One rule action at a time per container."""
+        lock = self._locks.setdefault(name, trio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._locks.pop(name, None)
+
+    async def _perform(self, rule: Rule, action: Action, name: str, event: Event | None) -> None:
+        target = action.target or name
+        kind = action.kind
+        if kind == "log":
+            log.info("rule_log", rule=rule.name, container=name, message=action.argument)
+            self._notice(target, rule, f"log: {action.argument}")
+            return
+        if kind == "hook":
+            await self._hook(rule, action, name, event)
+            return
+        async with self._serialised(target):
+            c = self.sup.get(target)
+            if kind == "start":
+                if states.can_start(c.state):
+                    await self.sup.start(target, rule=rule.name)
+            elif kind == "stop":
+                if c.state is not State.STOPPED:
+                    await self.sup.stop(target, grace=STOP_GRACE, rule=rule.name)
+            elif kind == "restart":
+                if c.state is not State.STOPPED:
+                    await self.sup.stop(target, grace=STOP_GRACE, rule=rule.name)
+                await self.sup.start(target, rule=rule.name, again=True)
+            elif kind == "freeze":
+                if c.state is State.RUNNING:
+                    await self.sup.freeze(target, rule=rule.name)
+            elif kind == "unfreeze":
+                if c.state is State.FROZEN:
+                    await self.sup.unfreeze(target, rule=rule.name)
+            elif kind == "kill":
+                assert isinstance(action.argument, int)
+                count = await self.sup.kill(target, action.argument)
+                self._notice(target, rule, f"kill: signal {action.argument} to {count} processes")
+            elif kind == "priority":
+                assert isinstance(action.argument, int)
+                self.sup.priority(target, action.argument)
+                self._notice(target, rule, f"priority: {action.argument}")
+
+    async def _hook(self, rule: Rule, action: Action, name: str, event: Event | None) -> None:
+        env = hooks.global_env(event) if event is not None else {
+            "PATH": DEFAULT_PATH, "LXC_NAME": name}
+        env["LXCFLOW_RULE"] = rule.name
+        stdin = json.dumps(event.to_dict()).encode() + b"\n" if event is not None else b""
+        path = str(action.argument)
+        result = await hooks.run([path], env=env, stdin=stdin,
+                                 kill_after=action.timeout or self.hook_timeout)
+        hooks.report(result, hook=path, container=name, rule=rule.name, rule_file=rule.where)
+        how = "ok" if result.ok else "timed out" if result.timed_out else f"failed ({result.code})"
+        self._notice(name, rule, f"hook: {os.path.basename(path)} {how}")
+
+    def _notice(self, name: str, rule: Rule, detail: str) -> None:
+        c = self.sup.containers.get(name)
+        if c is not None:
+            c.notice(detail, Cause.RULE, rule=rule.name)
+
+    # ----------------------------------------------------------- sampling
+
+    def _sync_samplers(self) -> None:
+        """One task per sample or schedule rule in force; an edited rule's task
+        starts over."""
+        assert self._nursery is not None
+        wanted = {r.name: r for r in self.rules if isinstance(r.trigger, (Sample, Every))}
+        for name, sampler in list(self._samplers.items()):
+            if wanted.get(name) != sampler.rule:
+                sampler.scope.cancel()
+                del self._samplers[name]
+        for name, rule in wanted.items():
+            if name not in self._samplers:
+                sampler = _Sampler(rule, trio.CancelScope())
+                self._samplers[name] = sampler
+                self._nursery.start_soon(self._sample_loop, sampler)
+
+    async def _sample_loop(self, sampler: _Sampler) -> None:
+        rule = sampler.rule
+        interval = rule.trigger.every if isinstance(rule.trigger, Sample) else (
+            rule.trigger.interval if isinstance(rule.trigger, Every) else 0.0)
+        with sampler.scope:
+            deadline = trio.current_time()
+            while True:
+                deadline += interval
+                await trio.sleep_until(deadline)
+                try:
+                    self._sample_once(sampler)
+                except Exception as e:
+                    log.exception("rule_failed", rule=rule.name, rule_file=rule.where,
+                                  error=str(e))
+
+    def _sample_once(self, sampler: _Sampler) -> None:
+        rule, now = sampler.rule, trio.current_time()
+        for name, c in list(self.sup.containers.items()):
+            if not rule.applies(name, c.state):
+                continue
+            if isinstance(rule.trigger, Every):
+                self._fire(rule, name, None)
+                continue
+            assert isinstance(rule.trigger, Sample)
+            if c.state is not State.RUNNING or c.cgroup is None:
+                sampler.last.pop(name, None)
+                sampler.held_since.pop(name, None)
+                continue
+            try:
+                cpu_ns = c.cgroup.cpu_usage_ns()
+                memory = c.cgroup.memory_bytes()
+                pids = len(c.cgroup.pids())
+            except (CgroupError, LxcflowError, OSError):
+                continue
+            previous = sampler.last.get(name)
+            sampler.last[name] = (now, cpu_ns)
+            if previous is None or now <= previous[0]:
+                continue  # a CPU rate needs two samples
+            cpu = (cpu_ns - previous[1]) / 1e9 / (now - previous[0])
+            if not rule.trigger.holds(cpu, memory, pids):
+                sampler.held_since.pop(name, None)
+                continue
+            since = sampler.held_since.setdefault(name, previous[0])
+            if now - since >= rule.trigger.duration:
+                del sampler.held_since[name]  # fires again only after another full stretch
+                self._fire(rule, name, None)
+
+    # ----------------------------------------------------------- queries
+
+    def describe(self) -> dict[str, Any]:
+        """What ``rules list`` shows: each rule, where it is from and how it stands."""
+        now = trio.current_time()
+        out = []
+        for rule in self.rules:
+            state: dict[str, str] = {}
+            for (rule_name, container), book in sorted(self.books.items()):
+                if rule_name == rule.name:
+                    state[container] = book.describe(now)
+            sampler = self._samplers.get(rule.name)
+            if sampler is not None and isinstance(rule.trigger, Sample):
+                for container, since in sorted(sampler.held_since.items()):
+                    state[container] = f"condition held for {now - since:.1f} s"
+            out.append({
+                "name": rule.name, "file": str(rule.file), "line": rule.line,
+                "containers": str(rule.containers), "trigger": describe_trigger(rule),
+                "actions": [str(a) for a in rule.actions], "state": state,
+            })
+        errors = [{"file": str(p), "error": f.error} for p, f in sorted(self.files.items())
+                  if f.error]
+        return {"directory": str(self.directory) if self.directory else None,
+                "rules": out, "errors": errors}
+
+
+def describe_trigger(rule: Rule) -> str:
+    """A rule's trigger in a few words."""
+    t = rule.trigger
+    if isinstance(t, RestartPolicy):
+        limit = f", at most {t.max_restarts} in {t.window:g} s" if t.max_restarts else ""
+        return f"restart {t.kind}{limit}"
+    if isinstance(t, OnTransition):
+        to = "|".join(sorted(s.value for s in t.to))
+        return f"on {to}" + (f" from {'|'.join(sorted(s.value for s in t.from_))}"
+                             if t.from_ else "")
+    if isinstance(t, Every):
+        return f"every {t.interval:g} s"
+    limits = [f"{k} {v}" for k, v in (("cpu <", t.cpu_below), ("cpu >", t.cpu_above),
+                                       ("memory >", t.memory_above), ("pids >", t.pids_above))
+              if v is not None]
+    return f"{' and '.join(limits)} for {t.duration:g} s (sampled every {t.every:g} s)"

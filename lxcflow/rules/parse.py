@@ -1,0 +1,529 @@
+"""Rules files (TOML) to :class:`Rule` objects, every mistake at file:line.
+
+A rules directory holds ``*.toml`` files, each with one or more ``[[rule]]``
+tables; see ``rules/`` in the repository for documented examples. tomllib
+gives values without positions, so a light scan of the text finds the line
+of each rule's keys for the error messages.
+
+Stdlib only (the CLI's ``rules check`` imports it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from lxcflow.config import signal_number, validate_name
+from lxcflow.errors import ConfigError, UsageError
+from lxcflow.rules.model import (
+    ACTIONS,
+    CONTAINER_ACTIONS,
+    RESTART_KINDS,
+    Action,
+    Backoff,
+    Condition,
+    Every,
+    OnTransition,
+    RestartKind,
+    RestartPolicy,
+    Rule,
+    Sample,
+    Selector,
+    Trigger,
+)
+from lxcflow.states import State, parse_states
+
+SUFFIX = ".toml"
+#: the shortest interval a sample or schedule may have (no busy loops)
+MIN_INTERVAL = 0.01
+
+KEYS = {
+    "name", "description", "containers", "containers_regex", "condition", "actions",
+    "on", "from", "sample", "every",
+    "restart", "max_restarts", "window", "backoff", "reset_after",
+}
+TRIGGERS = ("on", "sample", "every", "restart")
+RESTART_ONLY = ("max_restarts", "window", "backoff", "reset_after")
+SAMPLE_KEYS = {"cpu_below", "cpu_above", "memory_above", "pids_above", "for", "every"}
+BACKOFF_KEYS = {"initial", "factor", "max", "jitter"}
+CONDITION_KEYS = {"state", "exit", "exit_code", "signal"}
+
+_DURATION_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(ms|s|m|min|h)\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_BYTES_RE = re.compile(r"\s*([0-9]+)\s*([KMGT]?)(?:i?B)?\s*", re.IGNORECASE)
+_PERCENT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*%\s*")
+_HEADER_RE = re.compile(r"\s*\[\[\s*rule\s*\]\]")
+_SUBTABLE_RE = re.compile(r"\s*\[\s*rule\s*\.\s*([A-Za-z0-9_-]+)\s*\]")
+_TABLE_RE = re.compile(r"\s*\[")
+_KEY_RE = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=")
+_TOML_LINE_RE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+class RuleError(ConfigError):
+    """A rules file is wrong; the message starts with ``file:line:``."""
+
+    exit_code = 2
+
+
+class _Bad(Exception):
+    """One mistake in one rule, with the key it is about (for its line)."""
+
+    def __init__(self, key: str | None, reason: str, token: str | None = None) -> None:
+        super().__init__(reason)
+        self.key, self.reason, self.token = key, reason, token
+
+
+# ------------------------------------------------------------------ values
+
+
+def duration(value: object) -> float:
+    """``"500ms"``, ``"10s"``, ``"5m"``, ``"1h"`` or a number of seconds -> seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str) and (m := _DURATION_RE.fullmatch(value)):
+        return float(m[1]) * _UNIT_SECONDS[m[2]]
+    raise ValueError(f"bad duration {value!r} (use e.g. 500ms, 10s, 5m, 1h)")
+
+
+def cpu_share(value: object) -> float:
+    """``"5%"`` or ``5`` (percent of one core) -> cores (0.05)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value) / 100
+    if isinstance(value, str) and (m := _PERCENT_RE.fullmatch(value)):
+        return float(m[1]) / 100
+    raise ValueError(f"bad CPU share {value!r} (percent of one core, e.g. \"5%\")")
+
+
+def byte_count(value: object) -> int:
+    """``"256M"``, ``"1GiB"``, ``"512k"`` (powers of 1024) or a number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and (m := _BYTES_RE.fullmatch(value)):
+        return int(m[1]) * 1024 ** ("", "K", "M", "G", "T").index(m[2].upper())
+    raise ValueError(f"bad size {value!r} (bytes, or e.g. \"256M\", \"1G\")")
+
+
+def _count(value: object, what: str, minimum: int = 0) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return value
+    raise ValueError(f"{what} must be a whole number >= {minimum}, not {value!r}")
+
+
+def _number(value: object, what: str, low: float, high: float) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high:
+        return float(value)
+    raise ValueError(f"{what} must be a number in {low:g}..{high:g}, not {value!r}")
+
+
+def _states(value: object) -> frozenset[State]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = "|".join(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a state or states like \"RUNNING|FROZEN\", not {value!r}")
+    try:
+        return parse_states(value)
+    except ValueError as e:
+        raise ValueError(f"{e} (states: {'|'.join(s.value for s in State)})") from None
+
+
+def _list_of(value: object, parse: Callable[[Any], Any]) -> frozenset[Any]:
+    items = value if isinstance(value, list) else [value]
+    return frozenset(parse(v) for v in items)
+
+
+def _signal(value: object) -> int:
+    try:
+        return signal_number(str(value))
+    except ValueError as e:
+        raise ValueError(f"unknown signal: {e}") from None
+
+
+# ------------------------------------------------------------------ positions
+
+
+@dataclass
+class _Lines:
+    """Where each ``[[rule]]`` starts and where its keys are, by a line scan."""
+
+    text: list[str]
+    headers: list[int] = field(default_factory=list)  # 1-based line of each [[rule]]
+    keys: list[dict[str, int]] = field(default_factory=list)
+    top: dict[str, int] = field(default_factory=dict)  # keys and tables outside any rule
+
+    @classmethod
+    def scan(cls, text: str) -> _Lines:
+        out = cls(text.splitlines())
+        prefix: str | None = None  # None: outside any [[rule]]
+        for number, line in enumerate(out.text, 1):
+            if _HEADER_RE.match(line):
+                out.headers.append(number)
+                out.keys.append({})
+                prefix = ""
+            elif m := _SUBTABLE_RE.match(line):
+                if out.keys:
+                    out.keys[-1].setdefault(m[1], number)
+                prefix = f"{m[1]}." if out.keys else None
+            elif _TABLE_RE.match(line):
+                name = line.strip().strip("[]").strip()
+                out.top.setdefault(name, number)
+                prefix = None
+            elif m := _KEY_RE.match(line):
+                if prefix is None:
+                    out.top.setdefault(m[1], number)
+                else:
+                    out.keys[-1].setdefault(prefix + m[1], number)
+        return out
+
+    def line_of(self, index: int, key: str | None, token: str | None = None) -> int:
+        """The line of ``key`` in rule ``index`` (its header if unknown); with
+        ``token``, the first line from there on that mentions it."""
+        if index >= len(self.headers):
+            return 1
+        keys = self.keys[index]
+        line = self.headers[index]
+        if key is not None:
+            head = key.split(".")[0]
+            line = keys.get(key, keys.get(head, line))
+        if token is not None:
+            end = self.headers[index + 1] if index + 1 < len(self.headers) else len(self.text)
+            for number in range(line, end + 1):
+                if token in self.text[number - 1]:
+                    return number
+        return line
+
+
+# ------------------------------------------------------------------ rules
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise _Bad(f"{where}.{key}" if where else key,
+                       f"unknown key {key!r}" + (f" in {where}" if where else "")
+                       + f" (allowed: {', '.join(sorted(allowed))})")
+
+
+def _table(value: object, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Bad(key, f"{key} must be a table, like {key} = {{ ... }}")
+    return value
+
+
+def _value(key: str, parse: Callable[[Any], Any], value: object) -> Any:
+    try:
+        return parse(value)
+    except ValueError as e:
+        raise _Bad(key, f"{key}: {e}") from None
+
+
+def _selector(raw: dict[str, Any]) -> Selector:
+    if "containers" in raw and "containers_regex" in raw:
+        raise _Bad("containers_regex", "give containers or containers_regex, not both")
+    if "containers_regex" in raw:
+        pattern = raw["containers_regex"]
+        if not isinstance(pattern, str):
+            raise _Bad("containers_regex", "containers_regex must be a string")
+        try:
+            return Selector(glob=None, regex=re.compile(pattern))
+        except re.error as e:
+            raise _Bad("containers_regex", f"bad regex {pattern!r}: {e}") from None
+    glob = raw.get("containers", "*")
+    if not isinstance(glob, str) or not glob:
+        raise _Bad("containers", "containers must be a name or glob, like \"web-*\"")
+    return Selector(glob=glob)
+
+
+def _restart(raw: dict[str, Any]) -> RestartPolicy:
+    kind = raw["restart"]
+    if kind not in RESTART_KINDS:
+        raise _Bad("restart", f"restart must be one of {', '.join(RESTART_KINDS)}, not {kind!r}")
+    backoff = Backoff()
+    if "backoff" in raw:
+        b = _table(raw["backoff"], "backoff")
+        _check_keys(b, BACKOFF_KEYS, "backoff")
+        backoff = Backoff(
+            initial=_value("backoff.initial", duration, b.get("initial", backoff.initial)),
+            factor=_value("backoff.factor", lambda v: _number(v, "factor", 1, 100),
+                          b.get("factor", backoff.factor)),
+            max=_value("backoff.max", duration, b.get("max", backoff.max)),
+            jitter=_value("backoff.jitter", lambda v: _number(v, "jitter", 0, 1),
+                          b.get("jitter", backoff.jitter)),
+        )
+        if backoff.max < backoff.initial:
+            raise _Bad("backoff.max", "backoff.max is shorter than backoff.initial")
+    max_restarts = None
+    if "max_restarts" in raw:
+        max_restarts = _value("max_restarts", lambda v: _count(v, "max_restarts", 1),
+                              raw["max_restarts"])
+    window = _value("window", duration, raw.get("window", 60.0))
+    if window <= 0:
+        raise _Bad("window", "window must be longer than 0 s")
+    return RestartPolicy(
+        kind=cast(RestartKind, kind), max_restarts=max_restarts, window=window,
+        backoff=backoff, reset_after=_value("reset_after", duration, raw.get("reset_after", 10.0)),
+    )
+
+
+def _interval(key: str, value: object) -> float:
+    seconds = _value(key, duration, value)
+    if seconds < MIN_INTERVAL:
+        raise _Bad(key, f"{key} must be at least {MIN_INTERVAL * 1000:g}ms")
+    return cast(float, seconds)
+
+
+def _sample(value: object) -> Sample:
+    s = _table(value, "sample")
+    _check_keys(s, SAMPLE_KEYS, "sample")
+    if not (SAMPLE_KEYS - {"for", "every"}) & s.keys():
+        raise _Bad("sample", "sample needs a threshold: cpu_below, cpu_above, memory_above "
+                             "or pids_above")
+
+    def optional(key: str, parse: Callable[[Any], Any]) -> Any:
+        return _value(f"sample.{key}", parse, s[key]) if key in s else None
+
+    every = _interval("sample.every", s.get("every", 1.0))
+    return Sample(
+        every=every,
+        duration=_value("sample.for", duration, s.get("for", every)),
+        cpu_below=optional("cpu_below", cpu_share),
+        cpu_above=optional("cpu_above", cpu_share),
+        memory_above=optional("memory_above", byte_count),
+        pids_above=optional("pids_above", lambda v: _count(v, "pids_above")),
+    )
+
+
+def _trigger(raw: dict[str, Any]) -> Trigger:
+    given = [key for key in TRIGGERS if key in raw]
+    if len(given) != 1:
+        what = "none" if not given else " and ".join(given)
+        raise _Bad(given[1] if len(given) > 1 else None,
+                   f"a rule needs exactly one trigger (on, sample, every or restart), not {what}")
+    kind = given[0]
+    if "from" in raw and kind != "on":
+        raise _Bad("from", "from goes with on (a transition trigger)")
+    for key in RESTART_ONLY:
+        if key in raw and kind != "restart":
+            raise _Bad(key, f"{key} goes with restart (a restart policy)")
+    if kind == "restart":
+        return _restart(raw)
+    if kind == "on":
+        return OnTransition(
+            to=_value("on", _states, raw["on"]),
+            from_=_value("from", _states, raw["from"]) if "from" in raw else None,
+        )
+    if kind == "every":
+        return Every(_interval("every", raw["every"]))
+    return _sample(raw["sample"])
+
+
+def _condition(value: object) -> Condition:
+    c = _table(value, "condition")
+    _check_keys(c, CONDITION_KEYS, "condition")
+    exit = c.get("exit")
+    if exit not in (None, "failure", "success"):
+        raise _Bad("condition.exit", f"condition.exit must be failure or success, not {exit!r}")
+    return Condition(
+        states=_value("condition.state", _states, c["state"]) if "state" in c else None,
+        exit=exit,
+        exit_codes=(_value("condition.exit_code",
+                           lambda v: _list_of(v, lambda x: _count(x, "exit_code")), c["exit_code"])
+                    if "exit_code" in c else None),
+        signals=(_value("condition.signal", lambda v: _list_of(v, _signal), c["signal"])
+                 if "signal" in c else None),
+    )
+
+
+def _target(kind: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise _Bad("actions", f"{kind} takes a container name, not {value!r}", token=kind)
+    try:
+        return validate_name(value)
+    except UsageError as e:
+        raise _Bad("actions", f"{kind}: {e}", token=kind) from None
+
+
+def _action(item: object, base: Path, lines: _Lines, index: int) -> Action:
+    def at(token: str) -> int:
+        return lines.line_of(index, "actions", token)
+
+    if isinstance(item, str):
+        if item not in ACTIONS:
+            raise _Bad("actions", f"unknown action {item!r} (actions: {', '.join(ACTIONS)})",
+                       token=item)
+        if item in ("priority", "hook", "log"):
+            raise _Bad("actions", f"{item} needs a value, like {{ {item} = ... }}", token=item)
+        return Action(item, at(item), argument=9 if item == "kill" else None)
+    if not isinstance(item, dict) or not item:
+        raise _Bad("actions", f"an action is a name or a one-key table, not {item!r}")
+    kind = next(iter(item))
+    extra = set(item) - {kind, "timeout"}
+    if kind not in ACTIONS:
+        raise _Bad("actions", f"unknown action {kind!r} (actions: {', '.join(ACTIONS)})",
+                   token=kind)
+    if extra or ("timeout" in item and kind != "hook"):
+        bad = sorted(extra or {"timeout"})[0]
+        raise _Bad("actions", f"unknown key {bad!r} in the {kind} action", token=bad)
+    value, line = item[kind], at(kind)
+    if kind in CONTAINER_ACTIONS:
+        return Action(kind, line, target=_target(kind, value))
+    if kind == "kill":
+        try:
+            return Action(kind, line, argument=_signal(value))
+        except ValueError as e:
+            raise _Bad("actions", str(e), token=kind) from None
+    if kind == "priority":
+        if not isinstance(value, int) or isinstance(value, bool) or not 2 <= value <= 262144:
+            raise _Bad("actions", f"priority must be in 2..262144 (cpu.shares), not {value!r}",
+                       token=kind)
+        return Action(kind, line, argument=value)
+    if kind == "log":
+        if not isinstance(value, str):
+            raise _Bad("actions", "log takes a message string", token=kind)
+        return Action(kind, line, argument=value)
+    return _hook(value, item.get("timeout"), base, line)
+
+
+def _hook(value: object, timeout: object, base: Path, line: int) -> Action:
+    if not isinstance(value, str) or not value:
+        raise _Bad("actions", "hook takes the path of an executable", token="hook")
+    path = (base / value).resolve() if not value.startswith("/") else Path(value)
+    if not path.is_file():
+        raise _Bad("actions", f"hook {value} does not exist", token="hook")
+    if not os.access(path, os.X_OK):
+        raise _Bad("actions", f"hook {value} is not executable", token="hook")
+    seconds = None
+    if timeout is not None:
+        try:
+            seconds = duration(timeout)
+        except ValueError as e:
+            raise _Bad("actions", f"hook timeout: {e}", token="timeout") from None
+    return Action("hook", line, argument=str(path), timeout=seconds)
+
+
+def _rule(raw: dict[str, Any], file: Path, lines: _Lines, index: int) -> Rule:
+    _check_keys(raw, KEYS, "")
+    name = raw.get("name")
+    if not isinstance(name, str):
+        raise _Bad(None, "a rule needs a name = \"...\"")
+    try:
+        validate_name(name)
+    except UsageError as e:
+        raise _Bad("name", f"bad rule name: {e}") from None
+    trigger = _trigger(raw)
+    condition = _condition(raw["condition"]) if "condition" in raw else None
+    actions: tuple[Action, ...] = ()
+    if isinstance(trigger, RestartPolicy):
+        for key in ("actions", "condition"):
+            if key in raw:
+                raise _Bad(key, f"a restart rule takes no {key} (the policy decides)")
+    else:
+        items = raw.get("actions")
+        if not isinstance(items, list) or not items:
+            raise _Bad("actions" if "actions" in raw else None,
+                       "a rule needs actions = [ ... ] (at least one)")
+        actions = tuple(_action(item, file.parent, lines, index) for item in items)
+    return Rule(
+        name=name, file=file, line=lines.line_of(index, None), containers=_selector(raw),
+        trigger=trigger, condition=condition, actions=actions,
+    )
+
+
+def parse_text(text: str, file: Path) -> tuple[list[Rule], list[RuleError]]:
+    """Every rule of one file, and every mistake (at most one per rule)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = _TOML_LINE_RE.search(str(e))
+        reason = _TOML_LINE_RE.sub("", str(e)).strip()
+        return [], [RuleError(f"not valid TOML: {reason}", file=str(file),
+                              line=int(m[1]) if m else None)]
+    lines = _Lines.scan(text)
+    errors = [
+        RuleError(f"unknown {'table' if isinstance(value, dict) else 'key'} {key!r} "
+                  "(a rules file holds [[rule]] tables)", file=str(file), line=lines.top.get(key))
+        for key, value in data.items() if key != "rule"
+    ]
+    tables = data.get("rule", [])
+    if not isinstance(tables, list):
+        return [], [*errors, RuleError("rule must be written [[rule]] (a list of tables)",
+                                       file=str(file), line=lines.top.get("rule"))]
+    rules: list[Rule] = []
+    for index, raw in enumerate(tables):
+        try:
+            rules.append(_rule(raw, file, lines, index))
+        except _Bad as e:
+            errors.append(RuleError(e.reason, file=str(file),
+                                    line=lines.line_of(index, e.key, e.token)))
+    names: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.name in names:
+            errors.append(RuleError(f"rule {rule.name!r} is defined twice (also at line "
+                                    f"{names[rule.name].line})", file=str(file), line=rule.line))
+        names.setdefault(rule.name, rule)
+    return rules, errors
+
+
+def load_text(data: bytes, path: Path) -> list[Rule]:
+    """The rules of one file, read as ``data``.
+
+    Raises:
+        RuleError: the first mistake in it (the file is taken whole or not at all).
+    """
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        raise RuleError(f"not UTF-8 text: {e.reason}", file=str(path)) from None
+    rules, errors = parse_text(text, path)
+    if errors:
+        raise errors[0]
+    return rules
+
+
+def rule_files(directory: Path) -> list[Path]:
+    """The ``*.toml`` files of a rules directory, by name (hidden ones skipped)."""
+    try:
+        entries = sorted(directory.iterdir())
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise RuleError(f"cannot read the rules directory: {e.strerror}",
+                        file=str(directory)) from None
+    return [p for p in entries if p.suffix == SUFFIX and not p.name.startswith(".")
+            and p.is_file()]
+
+
+def duplicates(rules: list[Rule], others: list[Rule]) -> RuleError | None:
+    """A rule in ``rules`` whose name another file already uses, if any."""
+    taken = {r.name: r for r in others}
+    for rule in rules:
+        if rule.name in taken:
+            return RuleError(f"rule {rule.name!r} is already defined at {taken[rule.name].where}",
+                             file=str(rule.file), line=rule.line)
+    return None
+
+
+def check_directory(directory: Path) -> tuple[list[Rule], list[RuleError]]:
+    """Every rule of a directory, and every mistake in it (``rules check``)."""
+    if not directory.is_dir():
+        raise RuleError("no such directory", file=str(directory))
+    rules: list[Rule] = []
+    errors: list[RuleError] = []
+    for path in rule_files(directory):
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            errors.append(RuleError(f"cannot read: {getattr(e, 'strerror', None) or e}",
+                                    file=str(path)))
+            continue
+        found, bad = parse_text(text, path)
+        errors += bad
+        clash = duplicates(found, rules)
+        if clash is not None:
+            errors.append(clash)
+        rules += found
+    return rules, errors
