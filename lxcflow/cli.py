@@ -148,6 +148,10 @@ def cmd_info(a: argparse.Namespace, c: Client) -> int:
         rows.append(("CPU use", f"{info['cpu_ns'] / 1e9:.2f} seconds"))
     if info["memory_bytes"] is not None:
         rows.append(("Memory use", _human_bytes(info["memory_bytes"])))
+    if info["frozen_by"] is not None:
+        rows.append(("Frozen by", info["frozen_by"]))
+    if info["frozen_total_ns"]:
+        rows.append(("Frozen for", f"{info['frozen_total_ns'] / 1e9:.2f} seconds in all"))
     last = info.get("last_exit")
     if info["state"] == "STOPPED" and last:
         how = f"signal {last['signal']}" if last["signal"] is not None else f"code {last['code']}"

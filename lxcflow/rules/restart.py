@@ -75,9 +75,10 @@ class RestartBook:
 
     def describe(self, now: float) -> str:
         """One line for ``rules list``."""
+        count = f"{len(self.restarts)} restart{'' if len(self.restarts) == 1 else 's'}"
         if self.gave_up:
-            return f"gave up after {len(self.restarts)} restarts"
-        text = f"{len(self.restarts)} restarts in the last {self.policy.window:g} s"
+            return f"gave up after {count}"
+        text = f"{count} in the last {self.policy.window:g} s"
         if self.due is not None:
             text += f", next in {max(0.0, self.due - now):.1f} s"
         return text
