@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml lxcflow/runtime/shim.c
 	touch $@
 
 # The supervisor in the foreground on the embedded defaults
-# (/var/lib/lxcflow, /run/lxcflow/lxcflow.sock); ^C stops it, containers live on.
+# (/var/lib/lxcflow, /run/lxcflow/lxcflow.sock), with the example rules and
+# hooks; ^C stops it, containers live on.
 run: setup
-	$(VENV)/bin/lxcflow daemon
+	$(VENV)/bin/lxcflow daemon --rules rules --hooks hooks
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -15,7 +15,7 @@ import trio
 
 from lxcflow import api, logs
 from lxcflow.cgroups import open_manager
-from lxcflow.errors import LxcflowError
+from lxcflow.errors import CgroupError, LxcflowError
 from lxcflow.events import EventBus
 from lxcflow.journal import JOURNAL_FILE, Journal
 from lxcflow.paths import Paths
@@ -77,6 +77,11 @@ async def serve(
                 log.info("daemon_stopping", signal=signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
+    try:
+        # Leave no empty cgroup parent behind; one with containers stays.
+        supervisor.cgroups.remove_parent_if_empty()
+    except CgroupError as e:
+        log.warning("cgroup_parent_kept", error=str(e))
 
 
 def raise_fd_limit() -> None:

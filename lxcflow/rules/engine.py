@@ -526,7 +526,10 @@ def describe_trigger(rule: Rule) -> str:
                              if t.from_ else "")
     if isinstance(t, Every):
         return f"every {t.interval:g} s"
-    limits = [f"{k} {v}" for k, v in (("cpu <", t.cpu_below), ("cpu >", t.cpu_above),
-                                       ("memory >", t.memory_above), ("pids >", t.pids_above))
-              if v is not None]
+    limits = [f"{what} {value}" for what, value in (
+        ("cpu <", f"{t.cpu_below * 100:g}%" if t.cpu_below is not None else None),
+        ("cpu >", f"{t.cpu_above * 100:g}%" if t.cpu_above is not None else None),
+        ("memory >", f"{t.memory_above} bytes" if t.memory_above is not None else None),
+        ("pids >", t.pids_above),
+    ) if value is not None]
     return f"{' and '.join(limits)} for {t.duration:g} s (sampled every {t.every:g} s)"

@@ -96,7 +96,7 @@ def test_rule_freezes_an_idle_container_and_wait_thaw_wakes_it(lxc: Env, ruled: 
     assert "Frozen by:      rule:idle" in text
     listed = lxc.ok("rules", "list")
     assert listed.splitlines()[0] == (
-        f"idle  [cpu < 0.05 for 0.3 s (sampled every 0.1 s)]  containers idle  "
+        f"idle  [cpu < 5% for 0.3 s (sampled every 0.1 s)]  containers idle  "
         f"({ruled / 'idle.toml'}:2)")
     reached = json.loads(lxc.ok("wait", "--thaw", "-n", "idle", "-s", "RUNNING", "-t", "5",
                                 "--json"))
