@@ -312,3 +312,44 @@ actions = [{ kill = "USR1" }]
     assert all(e.is_notice and e.cause_text == "rule:tick" for e in events)
     assert all(e.detail and e.detail.startswith("kill: signal 10 to") for e in events)
 
+
+
+async def test_the_example_rules_on_real_containers(lxc: Env, shim_binary: Path) -> None:
+    """rules/ as shipped: web-on-failure gives up after 5 restarts with its
+    backoff, report-crash logs and runs its hook, app-after-db orders."""
+    examples = Path(__file__).parents[2] / "rules"
+    sup = Supervisor(lxc.paths, open_manager(parent=lxc.paths.cgroup_parent),
+                     shim_binary=shim_binary)
+    engine = RuleEngine(sup, examples, hook_timeout=5.0)
+    config = lxc.config("lxc.uts.name = ex\nlxc.init.cmd = sleep 1000\n")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        await nursery.start(sup.run)
+        for name in ("web-1", "db", "app"):
+            await sup.create(name, str(config))
+        with sup.bus.subscribe() as sub:
+            await sup.start("db")
+            await sup.start("web-1", command=["sh", "-c", "exit 4"])
+            events = await collect(sub, lambda ev: any(
+                e.detail and e.detail.startswith("restart_given_up") for e in ev))
+            with trio.move_on_after(0.5):
+                while True:  # the notices of the last crash
+                    events.append(await sub.receive())
+        web = [e for e in events if e.container == "web-1"]
+        assert [e.cause_text for e in web if e.to_state is S.STARTING] == (
+            ["command"] + ["rule:web-on-failure"] * 5)
+        notices = [e.detail for e in web if e.is_notice]
+        assert notices.count("log: stopped on a failure") == 6
+        assert notices.count("hook: notify-crash ok") == 6
+        assert "restart_given_up: 5 restarts within 60 s" in notices
+        # backoff = { initial = "100ms", factor = 2.0, max = "10s", jitter = 0.1 }
+        stops = [e for e in web if e.to_state is S.STOPPED and not e.is_notice]
+        starts = [e for e in web if e.to_state is S.STARTING][1:]
+        delays = [(b.time_ns - a.time_ns) / 1e9
+                  for a, b in zip(stops[:-1], starts, strict=True)]
+        for delay, base in zip(delays, (0.1, 0.2, 0.4, 0.8, 1.6), strict=True):
+            assert base * 0.9 <= delay < base * 1.1 + 0.5, delays
+        assert sup.get("app").state is S.RUNNING
+        for name in ("db", "app"):
+            await sup.stop(name, kill=True)
+        nursery.cancel_scope.cancel()
