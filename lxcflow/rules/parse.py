@@ -10,6 +10,7 @@ Stdlib only (the CLI's ``rules check`` imports it).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -60,7 +61,7 @@ _PERCENT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*%\s*")
 _HEADER_RE = re.compile(r"\s*\[\[\s*rule\s*\]\]")
 _SUBTABLE_RE = re.compile(r"\s*\[\s*rule\s*\.\s*([A-Za-z0-9_-]+)\s*\]")
 _TABLE_RE = re.compile(r"\s*\[")
-_KEY_RE = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=")
+_KEY_RE = re.compile(r"\s*([A-Za-z0-9_-]+(?:\s*\.\s*[A-Za-z0-9_-]+)*)\s*=")
 _TOML_LINE_RE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
@@ -73,9 +74,9 @@ class RuleError(ConfigError):
 class _Bad(Exception):
     """One mistake in one rule, with the key it is about (for its line)."""
 
-    def __init__(self, key: str | None, reason: str, token: str | None = None) -> None:
+    def __init__(self, key: str | None, reason: str, line: int | None = None) -> None:
         super().__init__(reason)
-        self.key, self.reason, self.token = key, reason, token
+        self.key, self.reason, self.line = key, reason, line
 
 
 # ------------------------------------------------------------------ values
@@ -83,7 +84,7 @@ class _Bad(Exception):
 
 def duration(value: object) -> float:
     """``"500ms"``, ``"10s"``, ``"5m"``, ``"1h"`` or a number of seconds -> seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < math.inf:
         return float(value)
     if isinstance(value, str) and (m := _DURATION_RE.fullmatch(value)):
         return float(m[1]) * _UNIT_SECONDS[m[2]]
@@ -159,7 +160,12 @@ class _Lines:
     def scan(cls, text: str) -> _Lines:
         out = cls(text.splitlines())
         prefix: str | None = None  # None: outside any [[rule]]
+        in_string: str | None = None  # inside a multi-line string: its delimiter
         for number, line in enumerate(out.text, 1):
+            if in_string is not None:
+                if line.count(in_string) % 2:
+                    in_string = None
+                continue
             if _HEADER_RE.match(line):
                 out.headers.append(number)
                 out.keys.append({})
@@ -167,34 +173,77 @@ class _Lines:
             elif m := _SUBTABLE_RE.match(line):
                 if out.keys:
                     out.keys[-1].setdefault(m[1], number)
-                prefix = f"{m[1]}." if out.keys else None
+                    prefix = f"{m[1]}."
+                else:
+                    out.top.setdefault("rule", number)
             elif _TABLE_RE.match(line):
-                name = line.strip().strip("[]").strip()
-                out.top.setdefault(name, number)
+                name = re.sub(r"\s", "", line.strip().strip("[]"))
+                out.top.setdefault(name.split(".")[0], number)
                 prefix = None
             elif m := _KEY_RE.match(line):
+                key = re.sub(r"\s", "", m[1])
                 if prefix is None:
-                    out.top.setdefault(m[1], number)
+                    out.top.setdefault(key.split(".")[0], number)
                 else:
-                    out.keys[-1].setdefault(prefix + m[1], number)
+                    out.keys[-1].setdefault(prefix + key, number)
+            for quote in ('"""', "'''"):
+                if line.count(quote) % 2:
+                    in_string = quote
         return out
 
-    def line_of(self, index: int, key: str | None, token: str | None = None) -> int:
-        """The line of ``key`` in rule ``index`` (its header if unknown); with
-        ``token``, the first line from there on that mentions it."""
+    def line_of(self, index: int, key: str | None) -> int:
+        """The line of ``key`` in rule ``index`` (its header if unknown)."""
         if index >= len(self.headers):
             return 1
         keys = self.keys[index]
         line = self.headers[index]
         if key is not None:
-            head = key.split(".")[0]
-            line = keys.get(key, keys.get(head, line))
-        if token is not None:
-            end = self.headers[index + 1] if index + 1 < len(self.headers) else len(self.text)
-            for number in range(line, end + 1):
-                if token in self.text[number - 1]:
-                    return number
+            line = keys.get(key, keys.get(key.split(".")[0], line))
         return line
+
+    def element_lines(self, index: int, key: str) -> list[int]:
+        """The line of each element of the array ``key`` of rule ``index``."""
+        start = self.keys[index].get(key) if index < len(self.keys) else None
+        return _element_lines(self.text, start) if start is not None else []
+
+
+def _element_lines(text: list[str], start: int) -> list[int]:
+    """Where each element of the array assigned on line ``start`` begins: a
+    small TOML tokenizer (strings, comments, nesting), enough for positions."""
+    out: list[int] = []
+    depth, quote, expecting = 0, "", False
+    for number in range(start, len(text) + 1):
+        line = text[number - 1]
+        i = line.index("=") + 1 if number == start else 0
+        while i < len(line):
+            ch = line[i]
+            if quote:
+                if line.startswith(quote, i):
+                    i, quote = i + len(quote), ""
+                else:
+                    i += 2 if ch == "\\" and quote[0] == '"' else 1
+                continue
+            if ch == "#":
+                break
+            opens = ch in "\"'[{"
+            if depth == 1 and expecting and (opens or not (ch.isspace() or ch in ",]")):
+                out.append(number)
+                expecting = False
+            if ch in "\"'":
+                quote = line[i:i + 3] if line[i:i + 3] in ('"""', "'''") else ch
+                i += len(quote)
+                continue
+            if ch in "[{":
+                depth += 1
+                expecting = depth == 1
+            elif ch in "]}":
+                depth -= 1
+                if depth == 0:
+                    return out
+            elif ch == "," and depth == 1:
+                expecting = True
+            i += 1
+    return out
 
 
 # ------------------------------------------------------------------ rules
@@ -340,76 +389,84 @@ def _condition(value: object) -> Condition:
 
 def _target(kind: str, value: object) -> str:
     if not isinstance(value, str):
-        raise _Bad("actions", f"{kind} takes a container name, not {value!r}", token=kind)
+        raise _Bad("actions", f"{kind} takes a container name, not {value!r}")
     try:
         return validate_name(value)
     except UsageError as e:
-        raise _Bad("actions", f"{kind}: {e}", token=kind) from None
+        raise _Bad("actions", f"{kind}: {e}") from None
 
 
-def _action(item: object, base: Path, lines: _Lines, index: int) -> Action:
-    def at(token: str) -> int:
-        return lines.line_of(index, "actions", token)
-
+def _action(item: object, base: Path, line: int) -> Action:
+    """One element of ``actions``, which starts on ``line``."""
     if isinstance(item, str):
         if item not in ACTIONS:
-            raise _Bad("actions", f"unknown action {item!r} (actions: {', '.join(ACTIONS)})",
-                       token=item)
+            raise _Bad("actions", f"unknown action {item!r} (actions: {', '.join(ACTIONS)})")
         if item in ("priority", "hook", "log"):
-            raise _Bad("actions", f"{item} needs a value, like {{ {item} = ... }}", token=item)
-        return Action(item, at(item), argument=9 if item == "kill" else None)
+            raise _Bad("actions", f"{item} needs a value, like {{ {item} = ... }}")
+        return Action(item, line, argument=9 if item == "kill" else None)
     if not isinstance(item, dict) or not item:
         raise _Bad("actions", f"an action is a name or a one-key table, not {item!r}")
-    kind = next(iter(item))
-    extra = set(item) - {kind, "timeout"}
+    kinds = [key for key in item if key != "timeout"] or ["timeout"]
+    kind = kinds[0]
     if kind not in ACTIONS:
-        raise _Bad("actions", f"unknown action {kind!r} (actions: {', '.join(ACTIONS)})",
-                   token=kind)
-    if extra or ("timeout" in item and kind != "hook"):
-        bad = sorted(extra or {"timeout"})[0]
-        raise _Bad("actions", f"unknown key {bad!r} in the {kind} action", token=bad)
-    value, line = item[kind], at(kind)
+        raise _Bad("actions", f"unknown action {kind!r} (actions: {', '.join(ACTIONS)})")
+    if len(kinds) > 1 or ("timeout" in item and kind != "hook"):
+        bad = kinds[1] if len(kinds) > 1 else "timeout"
+        raise _Bad("actions", f"unknown key {bad!r} in the {kind} action")
+    value = item[kind]
     if kind in CONTAINER_ACTIONS:
         return Action(kind, line, target=_target(kind, value))
     if kind == "kill":
         try:
             return Action(kind, line, argument=_signal(value))
         except ValueError as e:
-            raise _Bad("actions", str(e), token=kind) from None
+            raise _Bad("actions", str(e)) from None
     if kind == "priority":
         if not isinstance(value, int) or isinstance(value, bool) or not 2 <= value <= 262144:
-            raise _Bad("actions", f"priority must be in 2..262144 (cpu.shares), not {value!r}",
-                       token=kind)
+            raise _Bad("actions", f"priority must be in 2..262144 (cpu.shares), not {value!r}")
         return Action(kind, line, argument=value)
     if kind == "log":
         if not isinstance(value, str):
-            raise _Bad("actions", "log takes a message string", token=kind)
+            raise _Bad("actions", "log takes a message string")
         return Action(kind, line, argument=value)
     return _hook(value, item.get("timeout"), base, line)
 
 
 def _hook(value: object, timeout: object, base: Path, line: int) -> Action:
     if not isinstance(value, str) or not value:
-        raise _Bad("actions", "hook takes the path of an executable", token="hook")
+        raise _Bad("actions", "hook takes the path of an executable")
     path = (base / value).resolve() if not value.startswith("/") else Path(value)
     if not path.is_file():
-        raise _Bad("actions", f"hook {value} does not exist", token="hook")
+        raise _Bad("actions", f"hook {value} does not exist")
     if not os.access(path, os.X_OK):
-        raise _Bad("actions", f"hook {value} is not executable", token="hook")
+        raise _Bad("actions", f"hook {value} is not executable")
     seconds = None
     if timeout is not None:
         try:
             seconds = duration(timeout)
         except ValueError as e:
-            raise _Bad("actions", f"hook timeout: {e}", token="timeout") from None
+            raise _Bad("actions", f"hook timeout: {e}") from None
     return Action("hook", line, argument=str(path), timeout=seconds)
+
+
+def _actions(items: list[Any], base: Path, lines: _Lines, index: int) -> tuple[Action, ...]:
+    starts = lines.element_lines(index, "actions")
+    out = []
+    for position, item in enumerate(items):
+        line = starts[position] if position < len(starts) else lines.line_of(index, "actions")
+        try:
+            out.append(_action(item, base, line))
+        except _Bad as e:
+            e.line = line
+            raise
+    return tuple(out)
 
 
 def _rule(raw: dict[str, Any], file: Path, lines: _Lines, index: int) -> Rule:
     _check_keys(raw, KEYS, "")
     name = raw.get("name")
     if not isinstance(name, str):
-        raise _Bad(None, "a rule needs a name = \"...\"")
+        raise _Bad("name" if "name" in raw else None, "a rule needs a name = \"...\"")
     try:
         validate_name(name)
     except UsageError as e:
@@ -426,7 +483,7 @@ def _rule(raw: dict[str, Any], file: Path, lines: _Lines, index: int) -> Rule:
         if not isinstance(items, list) or not items:
             raise _Bad("actions" if "actions" in raw else None,
                        "a rule needs actions = [ ... ] (at least one)")
-        actions = tuple(_action(item, file.parent, lines, index) for item in items)
+        actions = _actions(items, file.parent, lines, index)
     return Rule(
         name=name, file=file, line=lines.line_of(index, None), containers=_selector(raw),
         trigger=trigger, condition=condition, actions=actions,
@@ -449,7 +506,7 @@ def parse_text(text: str, file: Path) -> tuple[list[Rule], list[RuleError]]:
         for key, value in data.items() if key != "rule"
     ]
     tables = data.get("rule", [])
-    if not isinstance(tables, list):
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         return [], [*errors, RuleError("rule must be written [[rule]] (a list of tables)",
                                        file=str(file), line=lines.top.get("rule"))]
     rules: list[Rule] = []
@@ -458,7 +515,7 @@ def parse_text(text: str, file: Path) -> tuple[list[Rule], list[RuleError]]:
             rules.append(_rule(raw, file, lines, index))
         except _Bad as e:
             errors.append(RuleError(e.reason, file=str(file),
-                                    line=lines.line_of(index, e.key, e.token)))
+                                    line=e.line or lines.line_of(index, e.key)))
     names: dict[str, Rule] = {}
     for rule in rules:
         if rule.name in names:
@@ -515,10 +572,12 @@ def check_directory(directory: Path) -> tuple[list[Rule], list[RuleError]]:
     errors: list[RuleError] = []
     for path in rule_files(directory):
         try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            errors.append(RuleError(f"cannot read: {getattr(e, 'strerror', None) or e}",
-                                    file=str(path)))
+            text = path.read_bytes().decode()
+        except OSError as e:
+            errors.append(RuleError(f"cannot read: {e.strerror}", file=str(path)))
+            continue
+        except UnicodeDecodeError as e:
+            errors.append(RuleError(f"not UTF-8 text: {e.reason}", file=str(path)))
             continue
         found, bad = parse_text(text, path)
         errors += bad
