@@ -97,6 +97,9 @@ class RuleEngine:
         self.books: dict[tuple[str, str], RestartBook] = {}
         self._bucket: TokenBucket | None = None
         self._stopping: dict[str, Event] = {}  # container -> its last -> STOPPING event
+        #: container -> the last event id when a user stopped it; in force
+        #: until a start published after that
+        self._user_stopped: dict[str, int] = {}
         self._pending: dict[str, trio.CancelScope] = {}  # container -> its restart wait
         self._locks: dict[str, trio.Lock] = {}
         self._samplers: dict[str, _Sampler] = {}
@@ -130,7 +133,7 @@ class RuleEngine:
                     watcher.add(self.directory, lambda: self._dir_changed.set(), DIRECTORY_EVENTS)
                     nursery.start_soon(watcher.run)
                     nursery.start_soon(self._reloader)
-                self.sup.stop_listeners.append(self.cancel_pending)
+                self.sup.stop_listeners.append(self.user_stopped)
                 task_status.started()
                 await self.sup.ready.wait()
                 self._boot()
@@ -221,6 +224,9 @@ class RuleEngine:
         name = event.container
         if event.is_notice:
             return
+        stopped_at = self._user_stopped.get(name)
+        if event.to_state is State.STARTING and stopped_at is not None and event.id > stopped_at:
+            del self._user_stopped[name]  # started since the user's stop
         if event.to_state is State.STOPPING:
             self._stopping[name] = event
         elif event.to_state is State.STARTING and event.cause is not Cause.RULE:
@@ -257,7 +263,8 @@ class RuleEngine:
                 return
             self._restart_after_death(rule, name)
             return
-        if stopping is not None and stopping.cause in (Cause.COMMAND, Cause.RULE):
+        if name in self._user_stopped or (
+                stopping is not None and stopping.cause in (Cause.COMMAND, Cause.RULE)):
             return  # a stop somebody asked for is never undone
         for rule in self.rules:
             policy = rule.trigger
@@ -327,8 +334,12 @@ class RuleEngine:
             log.error("restart_given_up", container=name, rule=rule.name, error=str(e))
             self._notice(name, rule, f"restart_given_up: {e}")
 
-    def cancel_pending(self, name: str) -> bool:
-        """A user stopped ``name``: drop a restart waiting for it (True if one was)."""
+    def user_stopped(self, name: str) -> bool:
+        """A user is stopping ``name``: no policy may start it again until
+        somebody starts it, whatever the events still on their way say (it
+        may be dying on its own already). Drops a restart waiting for it;
+        True if there was one."""
+        self._user_stopped[name] = self.sup.bus.last_id
         if name not in self._pending:
             return False
         self._cancel_restart(name)

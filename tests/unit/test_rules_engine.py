@@ -71,7 +71,8 @@ class FakeSupervisor:
                 return
             raise WrongState("not running")
         self.calls.append((trio.current_time(), "stop", name, rule))
-        c.transition(S.STOPPING, Cause.RULE if rule else Cause.COMMAND, rule=rule)
+        if c.state is not S.STOPPING:  # else dying on its own already: make sure
+            c.transition(S.STOPPING, Cause.RULE if rule else Cause.COMMAND, rule=rule)
         c.transition(S.STOPPED, Cause.KERNEL, exit=ExitStatus(None, 9))
 
     async def freeze(self, name: str, *, rule: str | None = None) -> None:
@@ -251,6 +252,34 @@ async def test_a_users_stop_cancels_the_pending_restart(
         assert "restart_cancelled: stopped by a user" in details
         with pytest.raises(WrongState):
             await sup.stop("web")  # nothing pending any more
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_users_stop_racing_a_death_on_its_own_is_still_final(
+    rig: tuple[FakeSupervisor, RuleEngine, Path], clock: trio.testing.MockClock
+) -> None:
+    sup, engine, rules = rig
+    (rules / "r.toml").write_text(
+        '[[rule]]\nname = "keep"\ncontainers_regex = "^(web|db)$"\nrestart = "always"\n'
+        'backoff = { initial = "0s" }\n')
+    async with trio.open_nursery() as nursery:
+        await start_engine(nursery, sup, engine)
+        await running(sup, "web", "db")
+        # web: the user's stop lands while it is already dying on its own.
+        sup.containers["web"].transition(S.STOPPING, Cause.KERNEL, exit=ExitStatus(1, None))
+        await sup.stop("web")
+        # db: it is STOPPED before the engine has even seen it die.
+        sup.die("db")
+        with pytest.raises(WrongState):
+            await sup.stop("db")
+        await trio.sleep(60)
+        assert sup.starts("web") == []
+        assert sup.starts("db") == []
+        # A start since then ends it: the next death is the policy's again.
+        await sup.start("web")
+        sup.die("web")
+        await trio.sleep(1)
+        assert len(sup.starts("web")) == 2
         nursery.cancel_scope.cancel()
 
 
