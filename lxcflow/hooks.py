@@ -164,8 +164,11 @@ def global_hooks(directory: Path) -> list[Path]:
 
 async def run_global(directory: Path, event: Event, kill_after: float) -> None:
     """Run every global hook for one event, one after another, logging each."""
+    found = global_hooks(directory)
+    if not found:
+        return
     stdin = json.dumps(event.to_dict()).encode() + b"\n"
-    for hook in global_hooks(directory):
+    for hook in found:
         result = await run([str(hook)], env=global_env(event), stdin=stdin, kill_after=kill_after)
         report(result, hook=str(hook), container=event.container, event_id=event.id)
 

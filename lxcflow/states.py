@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from lxcflow.errors import InvalidTransition
@@ -151,10 +151,11 @@ class Event:
         return self.from_state is self.to_state
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["from"] = d.pop("from_state").value
-        d["to"] = d.pop("to_state").value
-        d["cause"] = self.cause_text
-        d["kind"] = "notice" if self.is_notice else "transition"
-        del d["rule"]
-        return d
+        """The wire form (built by hand: ``dataclasses.asdict`` deep-copies,
+        and this runs for every event and every subscriber)."""
+        return {
+            "container": self.container, "from": self.from_state.value,
+            "to": self.to_state.value, "cause": self.cause_text, "time_ns": self.time_ns,
+            "id": self.id, "exit_code": self.exit_code, "signal": self.signal,
+            "detail": self.detail, "kind": "notice" if self.is_notice else "transition",
+        }

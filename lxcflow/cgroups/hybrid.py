@@ -81,4 +81,4 @@ class HybridCgroup(ContainerCgroup):
             raise CgroupError(f"cgroup {self.name} still has processes", name=self.name,
                               op="rmdir")
         self.unified.remove()
-        self.legacy.remove()
+        self.legacy.remove_dirs()

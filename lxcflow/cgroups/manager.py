@@ -48,18 +48,17 @@ class CgroupManager:
             if not self._v1:
                 raise CgroupError(f"no cgroup v1 controllers found at {root}", path=str(root),
                                   op="detect")
+        # Each hierarchy's mount directory, and whether it is cgroup2;
+        # resolved once (realpath costs a few lstat calls per directory).
+        mounts = [(self._v2_root, True)] if self._v2_root is not None else []
+        self._mount_list = mounts + [(path, False) for path in unique_dirs(self._v1)]
 
     def __repr__(self) -> str:
         return f"<CgroupManager {self.layout.value} {self.root} parent={self.parent!r}>"
 
-    def _mounts(self) -> list[tuple[Path, bool]]:
-        """Each hierarchy's mount directory, and whether it is cgroup2."""
-        mounts = [(self._v2_root, True)] if self._v2_root is not None else []
-        return mounts + [(path, False) for path in unique_dirs(self._v1)]
-
     def parent_dirs(self) -> list[Path]:
         """The parent directory in every hierarchy used."""
-        return [mount / self.parent for mount, _ in self._mounts()]
+        return [mount / self.parent for mount, _ in self._mount_list]
 
     def _cgroup(self, name: str) -> ContainerCgroup:
         v1_dirs = {ctl: mount / self.parent / name for ctl, mount in self._v1.items()}
@@ -89,7 +88,7 @@ class CgroupManager:
                                   path=str(target), op="mkdir")
         made: list[Path] = []
         try:
-            for mount, is_v2 in self._mounts():
+            for mount, is_v2 in self._mount_list:
                 current = mount
                 segments = self.parent.split("/")
                 for depth, segment in enumerate([*segments, name]):

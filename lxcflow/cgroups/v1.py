@@ -47,16 +47,18 @@ class V1Cgroup(ContainerCgroup):
     def __init__(self, name: str, dirs: dict[str, Path]) -> None:
         super().__init__(name)
         self.dirs = dict(dirs)
+        # Resolved once: realpath costs a few lstat calls per directory.
+        self._unique = unique_dirs(self.dirs)
 
     def procs_files(self) -> list[Path]:
-        return [path / "cgroup.procs" for path in unique_dirs(self.dirs)]
+        return [path / "cgroup.procs" for path in self._unique]
 
     def locate(self, key: str) -> Located | None:
         mapping = names.to_v1(key)
         controller = mapping.key.split(".", 1)[0]
         if controller == "cgroup":
             # cgroup.* files exist in every hierarchy; any one will do.
-            candidates = unique_dirs(self.dirs)[:1]
+            candidates = self._unique[:1]
         else:
             candidates = [self.dirs[controller]] if controller in self.dirs else []
         for directory in candidates:
@@ -67,7 +69,7 @@ class V1Cgroup(ContainerCgroup):
 
     def pids(self) -> list[int]:
         found: set[int] = set()
-        for directory in unique_dirs(self.dirs):
+        for directory in self._unique:
             found |= base.tree_pids(directory)
         return sorted(found)
 
@@ -115,5 +117,9 @@ class V1Cgroup(ContainerCgroup):
         if self.pids():
             raise CgroupError(f"cgroup {self.name} still has processes", name=self.name,
                               op="rmdir")
-        for directory in unique_dirs(self.dirs):
+        self.remove_dirs()
+
+    def remove_dirs(self) -> None:
+        """Remove the directories, processes or not (the caller checked)."""
+        for directory in self._unique:
             base.remove_tree(directory, self.name)
