@@ -408,6 +408,27 @@ def _apply_events(
     return False
 
 
+async def _bridge_add(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    from lxcflow import network  # pyroute2 costs a quarter second: only when used
+
+    await trio.to_thread.run_sync(network.bridge_add, a.get("name", str),
+                                  a.get("ipv4", str, None), a.get("uplink", str, None))
+    await reply(protocol.ok(None))
+
+
+async def _bridge_del(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    from lxcflow import network
+
+    await trio.to_thread.run_sync(network.bridge_del, a.get("name", str))
+    await reply(protocol.ok(None))
+
+
+async def _bridges(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
+    from lxcflow import network
+
+    await reply(protocol.ok(await trio.to_thread.run_sync(network.bridges)))
+
+
 async def _rules(sup: Supervisor, a: Args, fds: list[int], reply: Reply) -> None:
     if sup.rules_report is None:
         raise LxcflowError("no rule engine runs in this daemon")
@@ -435,5 +456,8 @@ HANDLERS: dict[str, Callable[[Supervisor, Args, list[int], Reply], Awaitable[Non
     "monitor": _monitor,
     "wait": _wait,
     "rules": _rules,
+    "bridge_add": _bridge_add,
+    "bridge_del": _bridge_del,
+    "bridges": _bridges,
     "ping": _ping,
 }

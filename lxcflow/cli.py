@@ -302,6 +302,24 @@ def rules_check(directory: str) -> int:
     return 0
 
 
+def cmd_net(a: argparse.Namespace, c: Client) -> int:
+    if a.action == "bridge-add":
+        c.call("bridge_add", {"name": a.bridge, "ipv4": a.ipv4, "uplink": a.uplink})
+    elif a.action == "bridge-del":
+        c.call("bridge_del", {"name": a.bridge})
+    elif a.json:
+        _print_json(c.call("bridges"))
+    else:
+        table = [("BRIDGE", "STATE", "IPV4", "PORTS")]
+        for b in c.call("bridges"):
+            table.append((b["name"], b["state"], ", ".join(b["ipv4"]) or "-",
+                          ", ".join(b["ports"]) or "-"))
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        for row in table:
+            print(" ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
 def _command_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command (after --)")
 
@@ -382,6 +400,17 @@ def build_parser() -> Parser:
     sp.add_argument("directory", nargs="?", default=DEFAULT_RULES,
                     help=f"for check (default {DEFAULT_RULES})")
     sp.add_argument("--json", action="store_true", help="list as JSON")
+    sp = add("net", cmd_net, "bridges for containers: add, delete, list", needs_name=False)
+    net = sp.add_subparsers(dest="action", required=True, metavar="ACTION",
+                            parser_class=Parser)
+    bp = net.add_parser("bridge-add", help="create a bridge (forward delay 0, up, no uplink)")
+    bp.add_argument("bridge", help="bridge name (at most 15 characters)")
+    bp.add_argument("--ipv4", help="the bridge's own address, as ADDRESS/PREFIXLEN")
+    bp.add_argument("--uplink", help="enslave this interface (never done unless asked)")
+    bp = net.add_parser("bridge-del", help="remove a bridge that has no ports left")
+    bp.add_argument("bridge", help="bridge name")
+    bp = net.add_parser("ls", help="list the host's bridges")
+    bp.add_argument("--json", action="store_true", help="as JSON")
     add("checkconfig", None, "what this kernel supports", needs_name=False)
     sp = add("daemon", None, "run the supervisor in the foreground", needs_name=False)
     sp.add_argument("--log-format", choices=("console", "json"), default="console")

@@ -76,6 +76,10 @@ class CgroupError(LxcflowError):
     """The cgroup filesystem refused an operation (the kernel said no)."""
 
 
+class NetworkError(LxcflowError):
+    """The kernel refused a network change (netlink said no)."""
+
+
 class OperationTimeout(LxcflowError):
     """An operation did not reach its state before its deadline."""
 
@@ -99,6 +103,7 @@ _BY_NAME: dict[str, type[LxcflowError]] = {
         InvalidTransition,
         StartFailed,
         CgroupError,
+        NetworkError,
         OperationTimeout,
         DaemonUnavailable,
         ProtocolError,
