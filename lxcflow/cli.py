@@ -144,6 +144,14 @@ def cmd_info(a: argparse.Namespace, c: Client) -> int:
     if info["pid"] is not None:
         rows.append(("PID", str(info["pid"])))
     rows += [("IP", ip) for ip in info["ipv4"]]
+    for interface in info.get("interfaces", ()):
+        rows.append(("Link", interface["host"]))
+        counters = interface["host_counters"]
+        if counters is not None:
+            # As lxc-info: the host end's view (its TX is what the container got).
+            rows += [(" TX bytes", _human_bytes(counters["tx_bytes"])),
+                     (" RX bytes", _human_bytes(counters["rx_bytes"])),
+                     (" Total bytes", _human_bytes(counters["tx_bytes"] + counters["rx_bytes"]))]
     if info["cpu_ns"] is not None:
         rows.append(("CPU use", f"{info['cpu_ns'] / 1e9:.2f} seconds"))
     if info["memory_bytes"] is not None:

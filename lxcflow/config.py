@@ -524,6 +524,17 @@ class _Builder:
                 self.fail(
                     f"network {net.index}: type none cannot be combined with others", net.line
                 )
+        for attr, what in (("name", "interface name"), ("hwaddr", "hwaddr"),
+                           ("veth_pair", "veth.pair name")):
+            seen: dict[str, int] = {}
+            for net in nets:
+                value = net.values.get(attr)
+                if value is None or (attr == "hwaddr" and "x" in value.lower()):
+                    continue  # 'x' digits are random: never the same twice
+                if value.lower() in seen:
+                    self.fail(f"network {net.index}: duplicate {what} {value!r} (also network "
+                              f"{seen[value.lower()]})", net.line)
+                seen[value.lower()] = net.index
         return tuple(
             NetConfig(index=net.index, line=net.line, **(_NET_DEFAULTS | net.values))
             for net in nets

@@ -13,7 +13,7 @@ from lxcflow.cgroups import ContainerCgroup
 from lxcflow.config import ContainerConfig
 from lxcflow.errors import InvalidTransition
 from lxcflow.events import EventBus
-from lxcflow.runstate import ExitStatus, RunState
+from lxcflow.runstate import ExitStatus, Interface, RunState
 from lxcflow.runtime.shim import Shim
 from lxcflow.states import Cause, Event, State
 
@@ -38,6 +38,8 @@ class Container:
     cgroup: ContainerCgroup | None = None
     watch: int | None = None  # FileWatcher handle on cgroup.events
     last_exit: ExitStatus | None = None
+    #: its network interfaces while it runs (their host ends are removed at teardown)
+    interfaces: tuple[Interface, ...] = ()
     #: (mode, command) of the current or last run: what a restart runs again
     last_run: tuple[str, tuple[str, ...]] | None = None
     frozen_since_ns: int | None = None

@@ -8,21 +8,38 @@ lxcflow errors that say what was wrong.
 
 A bridge made here never gets an uplink unless asked for one by name:
 enslaving a physical interface is a deliberate, separate choice.
+
+A container's network namespace is made here before its shim starts: its
+interfaces (veth pairs, the host end on a bridge) are named, addressed and
+routed inside it, and the shim joins it, so the container's command never
+runs before its network is up. The namespace is held by a file descriptor
+only (no /run/netns mount): it goes, with every veth in it, when the
+container's last process does.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import ipaddress
+import os
+import random
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from lxcflow.config import NetConfig
 from lxcflow.errors import NetworkError, NotFound, UsageError
+from lxcflow.runstate import Interface
 
 #: interface names are at most this long (IFNAMSIZ - 1)
 IFNAMSIZ = 15
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def check_ifname(name: str, what: str = "interface") -> str:
@@ -128,3 +145,159 @@ def bridges() -> list[dict[str, Any]]:
                                 if p.get_attr("IFLA_MASTER") == index),
             })
         return sorted(out, key=lambda b: b["name"])
+
+
+# ------------------------------------------------------------------ containers
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A ready network namespace (an fd the caller must close) and its interfaces."""
+
+    netns: int
+    interfaces: tuple[Interface, ...]
+
+
+def new_netns() -> int:
+    """A new, empty network namespace as an fd: no mount, no process holds it.
+
+    unshare() moves only the calling thread, which then moves back.
+    """
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise NetworkError(f"cannot create a network namespace: {os.strerror(err)}")
+        try:
+            return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            if _libc.setns(own, CLONE_NEWNET) != 0:
+                # This thread would go on in the container's namespace.
+                os.abort()
+    finally:
+        os.close(own)
+
+
+def _host_name(net: NetConfig, ipr: IPRoute) -> str:
+    if net.veth_pair is not None:
+        if ipr.link_lookup(ifname=net.veth_pair):
+            raise NetworkError(f"lxc.net.{net.index}.veth.pair: interface {net.veth_pair} "
+                               "already exists")
+        return net.veth_pair
+    while True:
+        name = f"veth{secrets.token_hex(4)[:7]}"  # as LXC's vethXXXXXXX
+        if not ipr.link_lookup(ifname=name):
+            return name
+
+
+def _hwaddr(template: str) -> str:
+    """LXC's 'x' digits are random; the first byte stays unicast and local."""
+    out = "".join(random.choice("0123456789abcdef") if c in "xX" else c for c in template)
+    first = int(out[:2], 16) & 0xFE
+    return f"{first:02x}{out[2:]}"
+
+
+def _bridge(ipr: IPRoute, net: NetConfig) -> int | None:
+    if net.link is None:
+        return None
+    found = ipr.link_lookup(ifname=net.link)
+    if not found:
+        raise NotFound(f"lxc.net.{net.index}.link: bridge {net.link} does not exist")
+    if _kind(ipr.get_links(found[0])[0]) != "bridge":
+        raise UsageError(f"lxc.net.{net.index}.link: {net.link} is not a bridge")
+    return int(found[0])
+
+
+def _gateway(ipr: IPRoute, net: NetConfig, bridge: int | None) -> str | None:
+    """``auto`` is the bridge's own first address, as in LXC."""
+    if net.ipv4_gateway != "auto":
+        return net.ipv4_gateway
+    addresses = [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2, index=bridge)] \
+        if bridge is not None else []
+    if not addresses:
+        raise NetworkError(f"lxc.net.{net.index}.ipv4.gateway = auto: bridge {net.link} "
+                           "has no IPv4 address")
+    return str(addresses[0])
+
+
+def prepare(networks: Sequence[NetConfig]) -> Prepared:
+    """Make the namespace a container will join, with its interfaces up.
+
+    Raises:
+        NotFound, UsageError, NetworkError: naming the key and the reason;
+            nothing is left behind.
+    """
+    for net in networks:
+        if net.type not in ("veth", "empty"):
+            raise UsageError(f"lxc.net.{net.index}.type = {net.type} is not supported yet "
+                             "(veth, empty and none are)")
+    fd = new_netns()
+    made: list[str] = []
+    try:
+        plans = []
+        with IPRoute() as ipr:
+            for position, net in enumerate(n for n in networks if n.type == "veth"):
+                bridge = _bridge(ipr, net)
+                host, inside = _host_name(net, ipr), net.name or f"eth{position}"
+                try:
+                    ipr.link("add", ifname=host, kind="veth",
+                             peer={"ifname": inside, "net_ns_fd": fd})
+                except NetlinkError as e:
+                    raise _failed(e, f"lxc.net.{net.index}: cannot create veth {host}") from None
+                made.append(host)
+                index = _index(ipr, host)
+                try:
+                    if net.mtu is not None:
+                        ipr.link("set", index=index, mtu=net.mtu)
+                    if bridge is not None:
+                        ipr.link("set", index=index, master=bridge)
+                    ipr.link("set", index=index, state="up")
+                except NetlinkError as e:
+                    raise _failed(e, f"lxc.net.{net.index}: cannot set up {host}") from None
+                plans.append((net, inside, _gateway(ipr, net, bridge)))
+        with IPRoute(netns=fd) as inner:
+            inner.link("set", index=_index(inner, "lo"), state="up")
+            for net, inside, gateway in plans:
+                _configure_inside(inner, net, inside, gateway)
+        interfaces = tuple(
+            Interface(name=inside, host=host, link=net.link, ipv4=net.ipv4)
+            for (net, inside, _), host in zip(plans, made, strict=True)
+        )
+        return Prepared(fd, interfaces)
+    except BaseException:
+        os.close(fd)  # the namespace, and the peers in it, go with it
+        release(made)
+        raise
+
+
+def _configure_inside(ipr: IPRoute, net: NetConfig, name: str, gateway: str | None) -> None:
+    index = _index(ipr, name)
+    try:
+        if net.hwaddr is not None:
+            ipr.link("set", index=index, address=_hwaddr(net.hwaddr))
+        if net.mtu is not None:
+            ipr.link("set", index=index, mtu=net.mtu)
+        for text in net.ipv4:
+            address = ipaddress.IPv4Interface(text)
+            ipr.addr("add", index=index, address=str(address.ip),
+                     prefixlen=address.network.prefixlen)
+        if "up" in net.flags:
+            ipr.link("set", index=index, state="up")
+            if gateway is not None:
+                ipr.route("add", dst="0.0.0.0/0", gateway=gateway)
+    except NetlinkError as e:
+        raise _failed(e, f"lxc.net.{net.index}: cannot configure {name}") from None
+
+
+def release(hosts: Sequence[str]) -> None:
+    """Remove host ends that are still there (a namespace's end is not
+    immediate: its veths are destroyed in the background)."""
+    with IPRoute() as ipr:
+        for host in hosts:
+            for index in ipr.link_lookup(ifname=host):
+                try:
+                    ipr.link("del", index=index)
+                except NetlinkError as e:
+                    if e.code != errno.ENODEV:
+                        raise _failed(e, f"cannot remove {host}") from None
+

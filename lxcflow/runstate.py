@@ -21,6 +21,16 @@ CONSOLE_LOG = "console.log"
 
 
 @dataclass(frozen=True, slots=True)
+class Interface:
+    """One network interface of a running container."""
+
+    name: str  # inside the container
+    host: str  # the host end of its veth pair
+    link: str | None  # the bridge the host end is on
+    ipv4: tuple[str, ...]  # "A.B.C.D/prefix"
+
+
+@dataclass(frozen=True, slots=True)
 class RunState:
     """One run of one container."""
 
@@ -33,6 +43,7 @@ class RunState:
     config_file: str  # the config this run uses (a copy for ephemeral containers)
     ephemeral: bool  # started with -f and never created: forgotten once STOPPED
     command: tuple[str, ...] = ()  # what it runs: a restart runs it again
+    interfaces: tuple[Interface, ...] = ()
 
     def save(self, run_dir: Path) -> None:
         tmp = run_dir / f".{STATE_FILE}.tmp"
@@ -42,7 +53,10 @@ class RunState:
     @classmethod
     def load(cls, run_dir: Path) -> RunState:
         """Raises OSError, ValueError or TypeError for a missing or damaged file."""
-        return cls(**json.loads((run_dir / STATE_FILE).read_text()))
+        data = json.loads((run_dir / STATE_FILE).read_text())
+        data["interfaces"] = tuple(
+            Interface(**{**i, "ipv4": tuple(i["ipv4"])}) for i in data.get("interfaces", ()))
+        return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from lxcflow.errors import (
     CgroupError,
     ConfigError,
     LxcflowError,
+    NetworkError,
     NotFound,
     OperationTimeout,
     StartFailed,
@@ -357,32 +358,35 @@ class Supervisor:
                 c.cgroup.set(setting.key, setting.value)
             except LxcflowError as e:
                 raise ConfigError(str(e), file=config.file, line=setting.line) from None
+        netns = await self._prepare_network(c, config)
+        opened: list[int] = [] if netns is None else [netns]
         spec = build_spec(
             name=c.name, mode=launch.mode, config=config, command=launch.command,
             cgroup_procs=c.cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
-            env=container_env(config, launch.env), cwd=launch.cwd,
+            env=container_env(config, launch.env), cwd=launch.cwd, netns=netns is not None,
         )
         write_spec(run_dir / SPEC_FILE, spec)
-        opened: list[int] = []
         if stdio is None:
             # What a system container prints outlives the run (for post-mortems),
             # beside its config; an ephemeral one has only its run directory.
             log_dir = run_dir if c.ephemeral else self.paths.container_dir(c.name)
-            opened = [
+            opened += [
                 os.open(os.devnull, os.O_RDONLY),
                 os.open(log_dir / CONSOLE_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
             ]
-            stdio = (opened[0], opened[1], opened[1])
+            stdio = (opened[-2], opened[-1], opened[-1])
         try:
-            c.shim = await shim.spawn(self.shim_binary, run_dir / SPEC_FILE, stdio=stdio)
+            c.shim = await shim.spawn(self.shim_binary, run_dir / SPEC_FILE, stdio=stdio,
+                                      netns=netns)
         finally:
+            # The namespace is the container's now, or (a failed start) nobody's.
             for fd in opened:
                 os.close(fd)
         c.run = RunState(
             name=c.name, mode=launch.mode, shim_pid=c.shim.pid,
             shim_start=proc.start_time(c.shim.pid) or 0, init_pid=c.shim.init_pid,
             started_ns=time.time_ns(), config_file=str(config_path), ephemeral=c.ephemeral,
-            command=tuple(launch.command),
+            command=tuple(launch.command), interfaces=c.interfaces,
         )
         c.run.save(run_dir)
         self._watch_cgroup(c)
@@ -390,6 +394,25 @@ class Supervisor:
         # just been exec'd, which is as close as a host-side hook can get.
         if not await self._lxc_hooks(c, config, "start-host"):
             raise StartFailed("lxc.hook.start-host failed")
+
+    async def _prepare_network(self, c: Container, config: ContainerConfig) -> int | None:
+        """The network namespace the container will join, its interfaces up
+        (None: it keeps the host's network). Its host ends are recorded
+        first thing, so a failed start removes them."""
+        if "net" not in config.new_namespaces:
+            return None
+        wanted = {ip.split("/")[0]: ip for net in config.networks for ip in net.ipv4}
+        for other in self.containers.values():
+            for interface in other.interfaces if other is not c else ():
+                for ip in interface.ipv4:
+                    if ip.split("/")[0] in wanted:
+                        raise NetworkError(f"address {wanted[ip.split('/')[0]]} already used "
+                                           f"by {other.name}")
+        from lxcflow import network  # pyroute2 costs a quarter second: only when used
+
+        prepared = await trio.to_thread.run_sync(network.prepare, config.networks)
+        c.interfaces = prepared.interfaces
+        return prepared.netns
 
     async def _cgroup_op(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a cgroup mkdir/rmdir batch off the event loop, one at a time.
@@ -466,6 +489,15 @@ class Supervisor:
                 except Exception as e:
                     c.log.error("cgroup_cleanup_failed", error=str(e))
                 c.cgroup = None
+            if c.interfaces:
+                from lxcflow import network
+
+                try:
+                    await trio.to_thread.run_sync(network.release,
+                                                  [i.host for i in c.interfaces])
+                except LxcflowError as e:
+                    c.log.error("network_cleanup_failed", error=str(e))
+                c.interfaces = ()
             if c.watch is not None:
                 self._watcher.remove(c.watch)
                 c.watch = None
@@ -542,6 +574,7 @@ class Supervisor:
         c = self.containers.get(name) or Container(name, self.bus, ephemeral=rs.ephemeral)
         self.containers[name] = c
         c.run = rs
+        c.interfaces = rs.interfaces
         if rs.command:
             c.last_run = (rs.mode, tuple(rs.command))
         try:
@@ -747,7 +780,12 @@ class Supervisor:
             "ephemeral": c.ephemeral,
             "cpu_ns": None,
             "memory_bytes": None,
-            "ipv4": [],
+            "ipv4": [ip for i in c.interfaces for ip in i.ipv4],
+            "interfaces": [
+                {"name": i.name, "host": i.host, "link": i.link, "ipv4": list(i.ipv4),
+                 "host_counters": _counters(i.host)}
+                for i in c.interfaces
+            ],
             "frozen_since_ns": c.frozen_since_ns,
             "frozen_by": c.frozen_by,
             "frozen_total_ns": c.frozen_total_ns + (
@@ -771,7 +809,7 @@ class Supervisor:
                 "state": c.state.value,
                 "pid": c.shim.init_pid if c.shim else None,
                 "ephemeral": c.ephemeral,
-                "ipv4": [],
+                "ipv4": [ip for i in c.interfaces for ip in i.ipv4],
             }
             for c in sorted(self.containers.values(), key=lambda c: c.name)
         ]
@@ -801,6 +839,17 @@ class Supervisor:
         if c.state is State.STOPPED or c.cgroup is None:
             raise WrongState(f"container {name!r} is not running", container=name)
         return c
+
+
+def _counters(host: str) -> dict[str, int] | None:
+    """rx/tx bytes and packets of a host-side interface (None once it is gone);
+    from sysfs, so ``info`` needs no netlink."""
+    base = Path("/sys/class/net", host, "statistics")
+    try:
+        return {key: int((base / key).read_text())
+                for key in ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets")}
+    except (OSError, ValueError):
+        return None
 
 
 def _cause(rule: str | None) -> Cause:

@@ -11,6 +11,7 @@
  * Usage: lxcflow-shim SPECFILE
  *   fd 0-2  the container's stdio
  *   fd 3    report pipe to the daemon: one line, "ok PID" or "error TEXT"
+ *   fd 4    with netns=1: the network namespace the daemon prepared
  *
  * SPECFILE holds NUL-terminated "key=value" records written by
  * lxcflow/runtime/spec.py (which does all parsing and validation):
@@ -18,6 +19,8 @@
  *                     PID 1 that reaps, forwards signals and passes on the
  *                     command's exit status
  *   ns=FLAGS          clone flags to unshare besides CLONE_NEWPID
+ *   netns=1           join the network namespace on fd 4 (its interfaces are
+ *                     configured before the command runs) instead of a new one
  *   hostname=NAME  rootfs=DIR  cwd=DIR  exit=FILE  autodev=1
  *   cgroup=FILE       a cgroup.procs the init joins (repeatable)
  *   mount=SRC\x1fTARGET\x1fFSTYPE\x1fFLAGS\x1fDATA\x1fOPTS   (repeatable)
@@ -52,6 +55,7 @@
 struct spec {
     int app;
     unsigned long ns;
+    int netns;
     int autodev;
     const char *hostname, *rootfs, *cwd, *exit_file;
     const char *cgroups[64];
@@ -65,6 +69,7 @@ struct spec {
 };
 
 static int report_fd = 3;
+#define NETNS_FD 4
 
 /* Child side: say what failed on the sync pipe, then give up. */
 static void fail(int fd, const char *fmt, ...)
@@ -126,6 +131,8 @@ static int parse_spec(char *buf, size_t len, struct spec *s)
             s->app = !strcmp(v, "app");
         else if (!strcmp(rec, "ns"))
             s->ns = strtoul(v, NULL, 10);
+        else if (!strcmp(rec, "netns"))
+            s->netns = atoi(v);
         else if (!strcmp(rec, "autodev"))
             s->autodev = atoi(v);
         else if (!strcmp(rec, "hostname"))
@@ -260,6 +267,11 @@ static void setup(int err, struct spec *s)
     /* Join the cgroups first: everything the init does is then accounted. */
     for (int i = 0; i < s->ncgroups; i++)
         write_str(err, s->cgroups[i], "0");
+    if (s->netns) {
+        if (setns(NETNS_FD, CLONE_NEWNET) < 0)
+            fail(err, "cannot join the network namespace");
+        close(NETNS_FD);
+    }
     if (unshare(s->ns) < 0)
         fail(err, "cannot create namespaces");
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
@@ -456,6 +468,8 @@ int main(int argc, char **argv)
     }
     close(sync_pipe[1]);
     close(status_pipe[1]);
+    if (s.netns)
+        close(NETNS_FD); /* the container's processes keep it alive, not us */
 
     /* EOF on the sync pipe means the command was exec'd; bytes are an error. */
     char msg[1024];

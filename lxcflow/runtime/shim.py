@@ -113,10 +113,13 @@ def adopt(pid: int, start: int, init_pid: int) -> Shim | None:
     return Shim(pid, pidfd, init_pid, -1 if init_pidfd is None else init_pidfd, own_child=False)
 
 
-async def spawn(binary: Path, spec_file: Path, *, stdio: tuple[int, int, int]) -> Shim:
+async def spawn(
+    binary: Path, spec_file: Path, *, stdio: tuple[int, int, int], netns: int | None = None
+) -> Shim:
     """Start a shim and wait for its report: returns once the command was exec'd.
 
     The shim gets an empty environment; the container's travels in the spec.
+    ``netns``: a prepared network namespace (an fd) for the container to join.
 
     Raises:
         StartFailed: with the shim's own words when setup or exec failed.
@@ -124,6 +127,8 @@ async def spawn(binary: Path, spec_file: Path, *, stdio: tuple[int, int, int]) -
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(stdio)]
     actions.append((os.POSIX_SPAWN_DUP2, report_w, 3))
+    if netns is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, netns, 4))
     try:
         # setsid: the shim (and so the container) must not share the daemon's
         # session or process group, or a terminal's ^C would reach it.

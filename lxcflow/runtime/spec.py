@@ -162,8 +162,10 @@ def build_spec(
     exit_file: Path,
     env: Mapping[str, str],
     cwd: str | None = None,
+    netns: bool = False,
 ) -> bytes:
-    """The spec file's bytes for one start of a container.
+    """The spec file's bytes for one start of a container (``netns``: it joins
+    a network namespace the daemon prepared, passed to the shim as fd 4).
 
     Raises:
         UsageError: a command or environment entry the kernel cannot take.
@@ -171,11 +173,13 @@ def build_spec(
     new = config.new_namespaces
     records: list[tuple[str, str]] = [
         ("mode", mode),
-        ("ns", str(namespace_flags(new - {"pid"}))),
+        ("ns", str(namespace_flags(new - {"pid"} - ({"net"} if netns else set())))),
         ("exit", str(exit_file)),
         # The caller's directory means something only on the host's root.
         ("cwd", config.init_cwd or (cwd if config.rootfs is None else None) or "/"),
     ]
+    if netns:
+        records.append(("netns", "1"))
     if "uts" in new:
         # As LXC: without lxc.uts.name the hostname is the container's name.
         records.append(("hostname", config.hostname or name))

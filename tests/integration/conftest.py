@@ -149,3 +149,18 @@ HOST_ROOT_CONFIG = "lxc.uts.name = testbox\n"
 def host_root_config(lxc: Env) -> Path:
     """A container sharing the host's root, as the seed's application containers."""
     return lxc.config(HOST_ROOT_CONFIG)
+
+
+@pytest.fixture
+def bridge(lxc: Env) -> Iterator[str]:
+    """A test bridge (lxft<hex>, 198.18.70.1/24, no uplink), removed afterwards."""
+    from pyroute2 import IPRoute
+
+    name = f"lxft{secrets.token_hex(4)}"
+    lxc.ok("net", "bridge-add", name, "--ipv4", "198.18.70.1/24")
+    try:
+        yield name
+    finally:
+        with IPRoute() as ipr:
+            for index in ipr.link_lookup(ifname=name):
+                ipr.link("del", index=index)

@@ -241,7 +241,7 @@ def test_destroy_running_needs_force(lxc: Env, host_root_config: Path) -> None:
     assert cgroup_dirs(lxc) == []
 
 
-def test_seed_ssh_container_rootfs_with_readonly_binds(lxc: Env) -> None:
+def test_seed_ssh_container_rootfs_with_readonly_binds(lxc: Env, bridge: str) -> None:
     """The seed's ssh container: a tiny rootfs sharing /bin, /lib... read-only."""
     rootfs = lxc.base / "rootfs"
     binds = [d for d in ("bin", "sbin", "lib", "lib64", "usr") if Path("/" + d).exists()]
@@ -252,8 +252,8 @@ def test_seed_ssh_container_rootfs_with_readonly_binds(lxc: Env) -> None:
     fstab.write_text("".join(f"/{d} {d} none ro,bind 0 0\n" for d in binds))
     config = lxc.config(
         "lxc.utsname = my_ssh_container\n"
-        "lxc.network.type = veth\nlxc.network.flags = up\nlxc.network.link = br0\n"
-        "lxc.network.ipv4 = 198.18.0.16/24\nlxc.network.name = eth0\n"
+        f"lxc.network.type = veth\nlxc.network.flags = up\nlxc.network.link = {bridge}\n"
+        "lxc.network.ipv4 = 198.18.70.16/24\nlxc.network.name = eth0\n"
         "lxc.mount = ./fstab\nlxc.rootfs = ./rootfs\n"
     )
     r = lxc.run("execute", "-n", "ssh", "-f", str(config), "--", "sh", "-c",

@@ -623,6 +623,27 @@ ERRORS = [
         "bad value for lxc.rootfs.path: 'dir:' names no directory",
     ),
     (
+        "dup-ifname",
+        "lxc.net.0.type = veth\nlxc.net.0.name = eth0\nlxc.net.1.type = veth\n"
+        "lxc.net.1.name = eth0\n",
+        3,
+        "network 1: duplicate interface name 'eth0' (also network 0)",
+    ),
+    (
+        "dup-hwaddr",
+        "lxc.net.0.type = veth\nlxc.net.0.hwaddr = 02:00:00:00:00:01\n"
+        "lxc.net.1.type = veth\nlxc.net.1.hwaddr = 02:00:00:00:00:01\n",
+        3,
+        "network 1: duplicate hwaddr '02:00:00:00:00:01' (also network 0)",
+    ),
+    (
+        "dup-veth-pair",
+        "lxc.net.0.type = veth\nlxc.net.0.veth.pair = vx\nlxc.net.1.type = veth\n"
+        "lxc.net.1.veth.pair = vx\n",
+        3,
+        "network 1: duplicate veth.pair name 'vx' (also network 0)",
+    ),
+    (
         "init-cwd",
         "lxc.init.cwd = srv\n",
         1,
