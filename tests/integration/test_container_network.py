@@ -4,6 +4,7 @@ the command runs; bad network settings roll the start back completely."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 from tests.integration.conftest import Env, needs_root
@@ -97,3 +98,19 @@ def test_an_address_in_use_is_refused(lxc: Env, bridge: str) -> None:
     lxc.ok("stop", "-n", "a", "-k")
     lxc.ok("start", "-n", "b", "--", "sleep", "100")  # free again
     lxc.ok("stop", "-n", "b", "-k")
+
+
+def test_a_new_daemon_knows_the_network_of_what_it_adopts(lxc: Env, bridge: str) -> None:
+    config = lxc.config(f"lxc.net.0.type = veth\nlxc.net.0.link = {bridge}\n"
+                        "lxc.net.0.ipv4.address = 198.18.70.40/24\n")
+    lxc.ok("create", "-n", "a", "-f", str(config))
+    lxc.ok("start", "-n", "a", "--", "sleep", "100")
+    host = json.loads(lxc.ok("info", "-n", "a", "--json"))["interfaces"][0]["host"]
+    lxc.kill_daemon(signal.SIGKILL)
+    info = json.loads(lxc.ok("info", "-n", "a", "--json"))  # a new daemon adopts it
+    assert info["state"] == "RUNNING"
+    assert info["ipv4"] == ["198.18.70.40/24"]
+    assert info["interfaces"][0]["host"] == host
+    assert Path(f"/sys/class/net/{host}/master").resolve().name == bridge
+    lxc.ok("stop", "-n", "a", "-k")
+    assert not Path(f"/sys/class/net/{host}").exists()

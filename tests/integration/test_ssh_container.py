@@ -9,6 +9,7 @@ traffic is between the host's end of the test bridge and the container.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -53,6 +54,24 @@ def make_rootfs(base: Path) -> tuple[Path, Path]:
     return rootfs, key
 
 
+def namespaces_in_use() -> set[int]:
+    """The network namespaces any process is in or holds open (an unused one is gone)."""
+    found = set()
+    for ns in Path("/proc").glob("[0-9]*/ns/net"):
+        try:
+            found.add(ns.stat().st_ino)
+        except OSError:
+            pass  # exited meanwhile
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("net:["):
+            found.add(int(target[5:-1]))
+    return found
+
+
 @pytest.mark.skipif(not SSHD.exists(), reason="needs openssh-server (make test installs it)")
 def test_seed_ssh_container_end_to_end(lxc: Env, bridge: str) -> None:
     rootfs, key = make_rootfs(lxc.base)
@@ -74,6 +93,7 @@ def test_seed_ssh_container_end_to_end(lxc: Env, bridge: str) -> None:
         assert r.stdout.startswith(b"sshd: /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config")
 
         info = json.loads(lxc.ok("info", "-n", "ssh", "--json"))
+        netns = Path(f"/proc/{info['pid']}/ns/net").stat().st_ino
         assert info["ipv4"] == ["198.18.70.2/24"]
         [veth] = info["interfaces"]
         assert (veth["name"], veth["link"]) == ("eth0", bridge)
@@ -91,6 +111,7 @@ def test_seed_ssh_container_end_to_end(lxc: Env, bridge: str) -> None:
     finally:
         lxc.run("stop", "-n", "ssh", "-k")
     assert not Path(f"/sys/class/net/{veth['host']}").exists()
+    assert netns not in namespaces_in_use()
     assert str(rootfs) not in Path("/proc/self/mountinfo").read_text()
     cgroups = [d for d in Path("/sys/fs/cgroup").glob(f"*/{lxc.paths.cgroup_parent}/*")
                if d.is_dir()]
