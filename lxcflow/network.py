@@ -25,7 +25,8 @@ import ipaddress
 import os
 import random
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,19 +164,35 @@ def new_netns() -> int:
 
     unshare() moves only the calling thread, which then moves back.
     """
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
+    with _returning():
         if _libc.unshare(CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
             raise NetworkError(f"cannot create a network namespace: {os.strerror(err)}")
-        try:
-            return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        finally:
-            if _libc.setns(own, CLONE_NEWNET) != 0:
-                # This thread would go on in the container's namespace.
-                os.abort()
+        return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+
+@contextmanager
+def _returning() -> Iterator[None]:
+    """Bring the calling thread back to its network namespace afterwards."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        yield
     finally:
+        if _libc.setns(own, CLONE_NEWNET) != 0:
+            # This (worker) thread would go on in a container's namespace.
+            os.abort()
         os.close(own)
+
+
+@contextmanager
+def _inside(netns: int) -> Iterator[None]:
+    """Run the block in namespace ``netns`` (a netlink socket belongs to the
+    namespace it was made in): cheaper than pyroute2's own netns=, which forks."""
+    with _returning():
+        if _libc.setns(netns, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise NetworkError(f"cannot enter the network namespace: {os.strerror(err)}")
+        yield
 
 
 def _host_name(net: NetConfig, ipr: IPRoute) -> str:
@@ -255,7 +272,7 @@ def prepare(networks: Sequence[NetConfig]) -> Prepared:
                 except NetlinkError as e:
                     raise _failed(e, f"lxc.net.{net.index}: cannot set up {host}") from None
                 plans.append((net, inside, _gateway(ipr, net, bridge)))
-        with IPRoute(netns=fd) as inner:
+        with _inside(fd), IPRoute() as inner:
             inner.link("set", index=_index(inner, "lo"), state="up")
             for net, inside, gateway in plans:
                 _configure_inside(inner, net, inside, gateway)
