@@ -324,21 +324,28 @@ def cpu_window(d: Daemon, mon: Monitor, window: float) -> dict[str, float]:
     }
 
 
-def crashloop(base: Path, d: Daemon, count: int, warmup: float, window: float,
-              label: str) -> dict[str, float]:
-    names = [f"loop-{i:03d}" for i in range(count)]
+def measured(base: Path, d: Daemon, kind: str, names: list[str], command: list[str],
+             settle: float, window: float) -> dict[str, float]:
+    """Create and start ``names``, let them settle, measure the daemon's CPU
+    over ``window``, then stop and destroy them."""
     mon = Monitor(d.paths)
     try:
         with Client(d.paths, spawn=False) as c:
             try:
-                create_and_start(c, base, "loop", names, FAIL)
-                time.sleep(warmup)
-                out = cpu_window(d, mon, window)
+                create_and_start(c, base, kind, names, command)
+                time.sleep(settle)
+                return cpu_window(d, mon, window)
             finally:
                 stop_all(c, names)
                 destroy_all(c, names)
     finally:
         mon.close()
+
+
+def crashloop(base: Path, d: Daemon, count: int, warmup: float, window: float,
+              label: str) -> dict[str, float]:
+    names = [f"loop-{i:03d}" for i in range(count)]
+    out = measured(base, d, "loop", names, FAIL, warmup, window)
     print(f"{label:<44} daemon CPU {out['cpu_pct']:6.2f} % of one core  "
           f"{out['restarts_per_s']:6.2f} restarts/s  {out['cpu_ms_per_restart']:5.1f} ms CPU "
           f"per restart  ({out['window_s']:.0f} s window; reaped children "
@@ -348,18 +355,7 @@ def crashloop(base: Path, d: Daemon, count: int, warmup: float, window: float,
 
 def idle(base: Path, d: Daemon, count: int, window: float) -> dict[str, float]:
     names = [f"idle-{i:03d}" for i in range(count)]
-    mon = Monitor(d.paths)
-    try:
-        with Client(d.paths, spawn=False) as c:
-            try:
-                create_and_start(c, base, "idle", names, IDLE)
-                time.sleep(1.0)
-                out = cpu_window(d, mon, window)
-            finally:
-                stop_all(c, names)
-                destroy_all(c, names)
-    finally:
-        mon.close()
+    out = measured(base, d, "idle", names, IDLE, 1.0, window)
     print(f"3. idle, {count} RUNNING sleeping containers: daemon CPU {out['cpu_pct']:6.3f} % "
           f"of one core  ({out['events_per_s'] * out['window_s']:.0f} events in "
           f"{out['window_s']:.1f} s)")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,21 @@ def make_rootfs(base: Path) -> tuple[Path, Path]:
     return rootfs, key
 
 
+def listening(address: tuple[str, int]) -> None:
+    """Wait (5 s at most) until sshd accepts connections: RUNNING means its
+    command was exec'd, not that it has bound its port yet. Nothing tells
+    another process when a socket starts listening, so: retry."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            socket.create_connection(address, timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def namespaces_in_use() -> set[int]:
     """The network namespaces any process is in or holds open (an unused one is gone)."""
     found = set()
@@ -85,6 +102,7 @@ def test_seed_ssh_container_end_to_end(lxc: Env, bridge: str) -> None:
     lxc.ok("create", "-n", "ssh", "-f", str(config))
     lxc.ok("start", "-n", "ssh")
     try:
+        listening(("198.18.70.2", 22))
         r = ssh(key, "hostname")
         assert r.returncode == 0, r.stderr.decode()
         assert r.stdout.decode() == "my_ssh_container\n"
