@@ -25,6 +25,7 @@ import ipaddress
 import os
 import random
 import secrets
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from lxcflow.runstate import Interface
 #: interface names are at most this long (IFNAMSIZ - 1)
 IFNAMSIZ = 15
 CLONE_NEWNET = 0x40000000
+IFA_F_NODAD = 0x02
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -225,15 +227,17 @@ def _bridge(ipr: IPRoute, net: NetConfig) -> int | None:
     return int(found[0])
 
 
-def _gateway(ipr: IPRoute, net: NetConfig, bridge: int | None) -> str | None:
+def _gateway(ipr: IPRoute, net: NetConfig, bridge: int | None, version: int) -> str | None:
     """``auto`` is the bridge's own first address, as in LXC."""
-    if net.ipv4_gateway != "auto":
-        return net.ipv4_gateway
-    addresses = [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2, index=bridge)] \
-        if bridge is not None else []
+    wanted = net.ipv4_gateway if version == 4 else net.ipv6_gateway
+    if wanted != "auto":
+        return wanted
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    addresses = [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=family, index=bridge)
+                 if a["scope"] == 0] if bridge is not None else []  # global scope only
     if not addresses:
-        raise NetworkError(f"lxc.net.{net.index}.ipv4.gateway = auto: bridge {net.link} "
-                           "has no IPv4 address")
+        raise NetworkError(f"lxc.net.{net.index}.ipv{version}.gateway = auto: bridge "
+                           f"{net.link} has no IPv{version} address")
     return str(addresses[0])
 
 
@@ -271,14 +275,15 @@ def prepare(networks: Sequence[NetConfig]) -> Prepared:
                     ipr.link("set", index=index, state="up")
                 except NetlinkError as e:
                     raise _failed(e, f"lxc.net.{net.index}: cannot set up {host}") from None
-                plans.append((net, inside, _gateway(ipr, net, bridge)))
+                plans.append((net, inside, _gateway(ipr, net, bridge, 4),
+                              _gateway(ipr, net, bridge, 6)))
         with _inside(fd), IPRoute() as inner:
             inner.link("set", index=_index(inner, "lo"), state="up")
-            for net, inside, gateway in plans:
-                _configure_inside(inner, net, inside, gateway)
+            for net, inside, gateway, gateway6 in plans:
+                _configure_inside(inner, net, inside, gateway, gateway6)
         interfaces = tuple(
-            Interface(name=inside, host=host, link=net.link, ipv4=net.ipv4)
-            for (net, inside, _), host in zip(plans, made, strict=True)
+            Interface(name=inside, host=host, link=net.link, ipv4=net.ipv4, ipv6=net.ipv6)
+            for (net, inside, _, _), host in zip(plans, made, strict=True)
         )
         return Prepared(fd, interfaces)
     except BaseException:
@@ -287,7 +292,9 @@ def prepare(networks: Sequence[NetConfig]) -> Prepared:
         raise
 
 
-def _configure_inside(ipr: IPRoute, net: NetConfig, name: str, gateway: str | None) -> None:
+def _configure_inside(
+    ipr: IPRoute, net: NetConfig, name: str, gateway: str | None, gateway6: str | None
+) -> None:
     index = _index(ipr, name)
     try:
         if net.hwaddr is not None:
@@ -298,10 +305,19 @@ def _configure_inside(ipr: IPRoute, net: NetConfig, name: str, gateway: str | No
             address = ipaddress.IPv4Interface(text)
             ipr.addr("add", index=index, address=str(address.ip),
                      prefixlen=address.network.prefixlen)
+        for text in net.ipv6:
+            address6 = ipaddress.IPv6Interface(text)
+            # No duplicate address detection: the address is usable (and
+            # routable through) at once, as the command starts right away.
+            ipr.addr("add", index=index, address=str(address6.ip),
+                     prefixlen=address6.network.prefixlen, family=socket.AF_INET6,
+                     flags=IFA_F_NODAD)
         if "up" in net.flags:
             ipr.link("set", index=index, state="up")
             if gateway is not None:
                 ipr.route("add", dst="0.0.0.0/0", gateway=gateway)
+            if gateway6 is not None:
+                ipr.route("add", dst="::/0", gateway=gateway6, family=socket.AF_INET6)
     except NetlinkError as e:
         raise _failed(e, f"lxc.net.{net.index}: cannot configure {name}") from None
 

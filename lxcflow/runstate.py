@@ -28,6 +28,7 @@ class Interface:
     host: str  # the host end of its veth pair
     link: str | None  # the bridge the host end is on
     ipv4: tuple[str, ...]  # "A.B.C.D/prefix"
+    ipv6: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,8 @@ class RunState:
         """Raises OSError, ValueError or TypeError for a missing or damaged file."""
         data = json.loads((run_dir / STATE_FILE).read_text())
         data["interfaces"] = tuple(
-            Interface(**{**i, "ipv4": tuple(i["ipv4"])}) for i in data.get("interfaces", ()))
+            Interface(**{**i, "ipv4": tuple(i["ipv4"]), "ipv6": tuple(i.get("ipv6", ()))})
+            for i in data.get("interfaces", ()))
         return cls(**data)
 
 

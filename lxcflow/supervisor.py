@@ -783,7 +783,7 @@ class Supervisor:
             "ipv4": [ip for i in c.interfaces for ip in i.ipv4],
             "interfaces": [
                 {"name": i.name, "host": i.host, "link": i.link, "ipv4": list(i.ipv4),
-                 "host_counters": _counters(i.host)}
+                 "ipv6": list(i.ipv6), "host_counters": _counters(i.host)}
                 for i in c.interfaces
             ],
             "frozen_since_ns": c.frozen_since_ns,

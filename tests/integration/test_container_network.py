@@ -15,6 +15,7 @@ pytestmark = needs_root
 # the interfaces, addresses and routes.
 LINKS = "ip -o link show | awk -F': ' '{split($2, n, \"@\"); print n[1]}' | sort"
 SHOW = (LINKS + "; ip -4 -o addr show | awk '{print $2, $4}'; ip -4 route show default; "
+        "ip -6 -o addr show scope global | awk '{print $2, $4}'; ip -6 route show default; "
         "ip -o link show eth0 | grep -o 'mtu [0-9]*'; ip -o link show eth0 | "
         "grep -o 'link/ether [0-9a-f:]*'")
 
@@ -29,6 +30,7 @@ def test_two_interfaces_addressed_and_routed_before_the_command(lxc: Env, bridge
         f"lxc.net.0.type = veth\nlxc.net.0.link = {bridge}\nlxc.net.0.flags = up\n"
         "lxc.net.0.ipv4.address = 198.18.70.20/24\nlxc.net.0.ipv4.gateway = auto\n"
         "lxc.net.0.hwaddr = 02:16:3e:xx:xx:xx\nlxc.net.0.mtu = 1400\n"
+        "lxc.net.0.ipv6.address = 2001:db8:70::20/64\nlxc.net.0.ipv6.gateway = 2001:db8:70::1\n"
         f"lxc.net.1.type = veth\nlxc.net.1.link = {bridge}\nlxc.net.1.flags = up\n"
         "lxc.net.1.name = data0\nlxc.net.1.ipv4.address = 198.18.71.20/24\n"
         "lxc.net.1.veth.pair = lxftpair0\n"
@@ -43,6 +45,8 @@ def test_two_interfaces_addressed_and_routed_before_the_command(lxc: Env, bridge
     assert "lo 127.0.0.1/8" in lines
     # gateway auto: the bridge's own address
     assert any(line.startswith("default via 198.18.70.1 dev eth0") for line in lines), lines
+    assert "eth0 2001:db8:70::20/64" in lines
+    assert any(line.startswith("default via 2001:db8:70::1 dev eth0") for line in lines), lines
     assert lines[-2] == "mtu 1400"
     assert lines[-1].startswith("link/ether 02:16:3e:")
     # Gone with the container: the named host end and the generated one.
