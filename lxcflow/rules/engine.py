@@ -29,7 +29,7 @@ import trio
 from inotify_simple import flags
 
 from lxcflow import hooks, states
-from lxcflow.errors import CgroupError, LxcflowError, StartFailed
+from lxcflow.errors import CgroupError, LxcflowError, StartFailed, WrongState
 from lxcflow.rules.model import Action, Every, OnTransition, RestartPolicy, Rule, Sample
 from lxcflow.rules.parse import RuleError, duplicates, load_text, rule_files
 from lxcflow.rules.restart import RestartBook, TokenBucket
@@ -179,9 +179,10 @@ class RuleEngine:
                 clash = duplicates(rules, others)
                 if clash is not None:
                     raise clash
-            except RuleError as e:
-                log.error("rules_invalid", error=str(e), kept=[r.name for r in kept])
-                self.files[path] = RuleFile(kept, text, str(e))
+            except Exception as e:  # RuleError; anything else is a parser bug, not fatal
+                error = str(e) if isinstance(e, RuleError) else f"{path}: {e!r}"
+                log.error("rules_invalid", error=error, kept=[r.name for r in kept])
+                self.files[path] = RuleFile(kept, text, error)
                 continue
             self.files[path] = RuleFile(rules, text)
             log.info("rules_loaded", file=str(path), rules=[r.name for r in rules])
@@ -253,6 +254,13 @@ class RuleEngine:
         c = self.sup.containers.get(name)
         if c is None or c.ephemeral:
             return  # forgotten once stopped: nothing to start again
+        if name in self._user_stopped:
+            return  # a user's stop is final, even over a policy's failed start
+        if stopping is None and event.from_state is State.STOPPING:
+            # A stop the last daemon began (this one resumed it silently):
+            # who asked for it is in the journal.
+            journal = self.sup.bus.journal
+            stopping = journal.last_stops().get(name) if journal is not None else None
         if event.from_state is State.ABORTING:
             # Only a policy's own start that failed continues its series; a
             # user's start that failed is the user's to retry.
@@ -263,8 +271,7 @@ class RuleEngine:
                 return
             self._restart_after_death(rule, name)
             return
-        if name in self._user_stopped or (
-                stopping is not None and stopping.cause in (Cause.COMMAND, Cause.RULE)):
+        if stopping is not None and stopping.cause in (Cause.COMMAND, Cause.RULE):
             return  # a stop somebody asked for is never undone
         for rule in self.rules:
             policy = rule.trigger
@@ -325,12 +332,16 @@ class RuleEngine:
             return  # cancelled, or the rule was removed meanwhile
         try:
             async with self._serialised(name):
-                if self.sup.state_of(name) is State.STOPPED:
+                # Checked again now: a user may have stopped or started it
+                # while this waited for the container.
+                if self.sup.state_of(name) is State.STOPPED and name not in self._user_stopped:
                     await self.sup.start(name, rule=rule.name, again=True)
         except StartFailed as e:
             # Its ABORTING -> STOPPED event schedules the next attempt.
             log.warning("restart_failed", container=name, rule=rule.name, error=str(e))
-        except LxcflowError as e:  # e.g. its config broke, or it was destroyed
+        except WrongState:
+            pass  # started by someone else meanwhile: nothing to restart
+        except Exception as e:  # e.g. its config broke, or it was destroyed
             log.error("restart_given_up", container=name, rule=rule.name, error=str(e))
             self._notice(name, rule, f"restart_given_up: {e}")
 

@@ -435,6 +435,8 @@ def _action(item: object, base: Path, line: int) -> Action:
 def _hook(value: object, timeout: object, base: Path, line: int) -> Action:
     if not isinstance(value, str) or not value:
         raise _Bad("actions", "hook takes the path of an executable")
+    if "\0" in value:
+        raise _Bad("actions", "hook path contains a NUL byte")
     path = (base / value).resolve() if not value.startswith("/") else Path(value)
     if not path.is_file():
         raise _Bad("actions", f"hook {value} does not exist")
@@ -494,6 +496,8 @@ def parse_text(text: str, file: Path) -> tuple[list[Rule], list[RuleError]]:
     """Every rule of one file, and every mistake (at most one per rule)."""
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        return [], [RuleError("not valid TOML: nested too deeply", file=str(file))]
     except tomllib.TOMLDecodeError as e:
         m = _TOML_LINE_RE.search(str(e))
         reason = _TOML_LINE_RE.sub("", str(e)).strip()

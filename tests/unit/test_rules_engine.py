@@ -283,6 +283,38 @@ async def test_a_users_stop_racing_a_death_on_its_own_is_still_final(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_users_stop_outlasts_a_policys_failed_start_and_a_daemon_restart(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    journal = Journal(tmp_path / "j.db")
+    # The last daemon died while a user's stop of "db" was under way.
+    journal.append(Event("db", S.RUNNING, S.STOPPING, Cause.COMMAND))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.toml").write_text(
+        '[[rule]]\nname = "keep"\ncontainers_regex = "^(web|db)$"\nrestart = "on-failure"\n'
+        'backoff = { initial = "0s" }\n')
+    sup = FakeSupervisor(["web", "db"], journal)
+    engine = RuleEngine(cast(Supervisor, sup), rules, rng=lambda: 0.5)
+    async with trio.open_nursery() as nursery:
+        await start_engine(nursery, sup, engine)
+        # web: a policy's start is under way when the user stops it; the start fails.
+        web = sup.containers["web"]
+        web.transition(S.STARTING, Cause.RULE, rule="keep")
+        engine.user_stopped("web")  # what Supervisor.stop tells its listeners first
+        web.transition(S.ABORTING, Cause.RULE, rule="keep")
+        web.transition(S.STOPPED, Cause.RULE, rule="keep")
+        # db: this daemon resumed that stop silently; only STOPPED is published.
+        db = sup.containers["db"]
+        db.state = S.STOPPING
+        db.transition(S.STOPPED, Cause.KERNEL, exit=ExitStatus(None, 9))
+        await trio.sleep(60)
+        assert sup.starts("web") == []
+        assert sup.starts("db") == []
+        nursery.cancel_scope.cancel()
+    journal.close()
+
+
 async def test_budget_spreads_a_mass_failure(
     tmp_path: Path, clock: trio.testing.MockClock
 ) -> None:
