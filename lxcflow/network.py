@@ -256,10 +256,13 @@ def prepare(networks: Sequence[NetConfig]) -> Prepared:
     made: list[str] = []
     try:
         plans = []
+        named = {n.name for n in networks if n.name}
+        # Unnamed interfaces take the lowest ethN no other one is named.
+        free = (f"eth{k}" for k in range(len(networks) + len(named)) if f"eth{k}" not in named)
         with IPRoute() as ipr:
-            for position, net in enumerate(n for n in networks if n.type == "veth"):
+            for net in (n for n in networks if n.type == "veth"):
                 bridge = _bridge(ipr, net)
-                host, inside = _host_name(net, ipr), net.name or f"eth{position}"
+                host, inside = _host_name(net, ipr), net.name or next(free)
                 try:
                     ipr.link("add", ifname=host, kind="veth",
                              peer={"ifname": inside, "net_ns_fd": fd})
@@ -286,6 +289,10 @@ def prepare(networks: Sequence[NetConfig]) -> Prepared:
             for (net, inside, _, _), host in zip(plans, made, strict=True)
         )
         return Prepared(fd, interfaces)
+    except NetlinkError as e:  # one not already put in words above
+        os.close(fd)
+        release(made)
+        raise _failed(e, "cannot set up the container's network") from None
     except BaseException:
         os.close(fd)  # the namespace, and the peers in it, go with it
         release(made)

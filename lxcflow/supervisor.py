@@ -111,6 +111,7 @@ class Supervisor:
         self._watcher = FileWatcher()
         self._nursery: trio.Nursery | None = None
         self._cgroup_tree = trio.Lock()
+        self._claimed_addresses: dict[str, str] = {}  # address -> container starting
         #: set once what was running before this supervisor has been adopted
         self.ready = trio.Event()
         #: called with the name on a user's stop; True: it cancelled something
@@ -358,24 +359,27 @@ class Supervisor:
                 c.cgroup.set(setting.key, setting.value)
             except LxcflowError as e:
                 raise ConfigError(str(e), file=config.file, line=setting.line) from None
-        netns = await self._prepare_network(c, config)
-        opened: list[int] = [] if netns is None else [netns]
+        own_netns = "net" in config.new_namespaces
         spec = build_spec(
             name=c.name, mode=launch.mode, config=config, command=launch.command,
             cgroup_procs=c.cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
-            env=container_env(config, launch.env), cwd=launch.cwd, netns=netns is not None,
+            env=container_env(config, launch.env), cwd=launch.cwd, netns=own_netns,
         )
         write_spec(run_dir / SPEC_FILE, spec)
-        if stdio is None:
-            # What a system container prints outlives the run (for post-mortems),
-            # beside its config; an ephemeral one has only its run directory.
-            log_dir = run_dir if c.ephemeral else self.paths.container_dir(c.name)
-            opened += [
-                os.open(os.devnull, os.O_RDONLY),
-                os.open(log_dir / CONSOLE_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-            ]
-            stdio = (opened[-2], opened[-1], opened[-1])
+        opened: list[int] = []
         try:
+            if stdio is None:
+                # What a system container prints outlives the run (for
+                # post-mortems), beside its config; an ephemeral one has only
+                # its run directory.
+                log_dir = run_dir if c.ephemeral else self.paths.container_dir(c.name)
+                opened.append(os.open(os.devnull, os.O_RDONLY))
+                opened.append(os.open(log_dir / CONSOLE_LOG,
+                                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+                stdio = (opened[0], opened[1], opened[1])
+            netns = await self._prepare_network(c, config) if own_netns else None
+            if netns is not None:
+                opened.append(netns)
             c.shim = await shim.spawn(self.shim_binary, run_dir / SPEC_FILE, stdio=stdio,
                                       netns=netns)
         finally:
@@ -395,22 +399,31 @@ class Supervisor:
         if not await self._lxc_hooks(c, config, "start-host"):
             raise StartFailed("lxc.hook.start-host failed")
 
-    async def _prepare_network(self, c: Container, config: ContainerConfig) -> int | None:
-        """The network namespace the container will join, its interfaces up
-        (None: it keeps the host's network). Its host ends are recorded
-        first thing, so a failed start removes them."""
-        if "net" not in config.new_namespaces:
-            return None
-        wanted = {ip.split("/")[0]: ip for net in config.networks for ip in net.ipv4}
+    async def _prepare_network(self, c: Container, config: ContainerConfig) -> int:
+        """The network namespace the container will join (an fd), its
+        interfaces up; recorded on the container, so teardown removes them.
+
+        Raises:
+            NetworkError: an address another container uses, or netlink said no.
+        """
+        wanted = {ip.split("/")[0]: ip for net in config.networks for ip in (*net.ipv4, *net.ipv6)}
+        in_use = dict(self._claimed_addresses)
         for other in self.containers.values():
-            for interface in other.interfaces if other is not c else ():
-                for ip in interface.ipv4:
-                    if ip.split("/")[0] in wanted:
-                        raise NetworkError(f"address {wanted[ip.split('/')[0]]} already used "
-                                           f"by {other.name}")
+            if other is not c:
+                in_use.update({ip.split("/")[0]: other.name for i in other.interfaces
+                               for ip in (*i.ipv4, *i.ipv6)})
+        for ip, text in wanted.items():
+            if ip in in_use:
+                raise NetworkError(f"address {text} already used by {in_use[ip]}")
         from lxcflow import network  # pyroute2 costs a quarter second: only when used
 
-        prepared = await trio.to_thread.run_sync(network.prepare, config.networks)
+        # Claimed while netlink works, so two starts cannot both take one address.
+        self._claimed_addresses.update(dict.fromkeys(wanted, c.name))
+        try:
+            prepared = await trio.to_thread.run_sync(network.prepare, config.networks)
+        finally:
+            for ip in wanted:
+                self._claimed_addresses.pop(ip, None)
         c.interfaces = prepared.interfaces
         return prepared.netns
 
@@ -495,7 +508,7 @@ class Supervisor:
                 try:
                     await trio.to_thread.run_sync(network.release,
                                                   [i.host for i in c.interfaces])
-                except LxcflowError as e:
+                except Exception as e:  # e.g. out of fds: the rest of teardown still runs
                     c.log.error("network_cleanup_failed", error=str(e))
                 c.interfaces = ()
             if c.watch is not None:

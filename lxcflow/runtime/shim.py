@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -125,11 +126,13 @@ async def spawn(
         StartFailed: with the shim's own words when setup or exec failed.
     """
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
-    actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(stdio)]
-    actions.append((os.POSIX_SPAWN_DUP2, report_w, 3))
-    if netns is not None:
-        actions.append((os.POSIX_SPAWN_DUP2, netns, 4))
+    wanted = [*stdio, report_w] + ([netns] if netns is not None else [])
+    # Copied above 9 first: a source that is itself 3 or 4 would otherwise
+    # be overwritten by an earlier dup2 before its own turn.
+    sources: list[int] = []
     try:
+        sources = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in wanted]
+        actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(sources)]
         # setsid: the shim (and so the container) must not share the daemon's
         # session or process group, or a terminal's ^C would reach it.
         pid = os.posix_spawn(
@@ -142,6 +145,8 @@ async def spawn(
         raise
     finally:
         os.close(report_w)
+        for fd in sources:
+            os.close(fd)
     pidfd = -1
     try:
         pidfd = os.pidfd_open(pid)

@@ -4,6 +4,7 @@ the command runs; bad network settings roll the start back completely."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -118,3 +119,32 @@ def test_a_new_daemon_knows_the_network_of_what_it_adopts(lxc: Env, bridge: str)
     assert Path(f"/sys/class/net/{host}/master").resolve().name == bridge
     lxc.ok("stop", "-n", "a", "-k")
     assert not Path(f"/sys/class/net/{host}").exists()
+
+
+def test_failed_starts_leak_no_namespace_and_unnamed_interfaces_fit_around_named(
+    lxc: Env, bridge: str
+) -> None:
+    config = lxc.config(f"lxc.net.0.type = veth\nlxc.net.0.link = {bridge}\n"
+                        f"lxc.net.1.type = veth\nlxc.net.1.link = {bridge}\n"
+                        "lxc.net.1.name = eth0\n")
+    r = lxc.run("execute", "-n", "names", "-f", str(config), "--", "sh", "-c", LINKS)
+    assert (r.returncode, r.stdout.split()) == (0, ["eth0", "eth1", "lo"])
+    pid = lxc.daemon_pid()
+    assert pid is not None
+
+    def held() -> list[str]:
+        return sorted(os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()
+                      if os.readlink(fd).startswith("net:"))
+
+    before, veths = held(), host_veths()
+    for _ in range(3):  # the command cannot run: the shim fails after the network is up
+        r = lxc.run("execute", "-n", "names", "-f", str(config), "--", "/nonexistent")
+        assert r.returncode == 1
+        assert "cannot execute /nonexistent" in r.stderr
+    # A mount entry only the spec builder can reject: refused before any network is made.
+    bad_mount = lxc.config(config.read_text() + "lxc.mount.entry = /tmp mnt none rw 0 0\n",
+                           "badmount.conf")
+    r = lxc.run("execute", "-n", "names", "-f", str(bad_mount), "--", "true")
+    assert r.returncode == 1, r.stderr
+    assert held() == before
+    assert host_veths() == veths
