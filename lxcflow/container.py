@@ -18,6 +18,16 @@ from lxcflow.runtime.shim import Shim
 from lxcflow.states import Cause, Event, State
 
 
+@dataclass(frozen=True, slots=True)
+class LastRun:
+    """What a start asked to run (without its stdio, which was the caller's)."""
+
+    mode: str
+    command: tuple[str, ...]
+    cwd: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(eq=False)
 class Container:
     """One container: created (has a config in lxcpath) or ephemeral (``start -f``).
@@ -40,8 +50,8 @@ class Container:
     last_exit: ExitStatus | None = None
     #: its network interfaces while it runs (their host ends are removed at teardown)
     interfaces: tuple[Interface, ...] = ()
-    #: (mode, command) of the current or last run: what a restart runs again
-    last_run: tuple[str, tuple[str, ...]] | None = None
+    #: what the current or last run ran: a restart runs it again
+    last_run: LastRun | None = None
     frozen_since_ns: int | None = None
     #: who froze it: "user" or "rule:<name>" (a rule's thaw leaves a user's freeze be)
     frozen_by: str | None = None

@@ -15,6 +15,8 @@ from pathlib import Path
 
 STATE_FILE = "state.json"
 EXIT_FILE = "exit"
+#: who froze a FROZEN container ("user", "rule:NAME", "outside"), for the next daemon
+FROZEN_BY_FILE = "frozen_by"
 SPEC_FILE = "spec"
 CONFIG_FILE = "config"
 CONSOLE_LOG = "console.log"

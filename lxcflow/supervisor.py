@@ -27,7 +27,7 @@ import trio
 from lxcflow import hooks, states
 from lxcflow.cgroups import CgroupManager
 from lxcflow.config import ContainerConfig, absolutize, load_config, validate_name
-from lxcflow.container import Container
+from lxcflow.container import Container, LastRun
 from lxcflow.errors import (
     AlreadyExists,
     CgroupError,
@@ -45,6 +45,7 @@ from lxcflow.runstate import (
     CONFIG_FILE,
     CONSOLE_LOG,
     EXIT_FILE,
+    FROZEN_BY_FILE,
     SPEC_FILE,
     ExitStatus,
     RunState,
@@ -286,7 +287,9 @@ class Supervisor:
                 path = Path(config_file) if config_file else self.paths.config_file(name)
                 config = load_config(path)
                 if not command and again and c.last_run is not None:
-                    mode, command = c.last_run  # type: ignore[assignment]
+                    last = c.last_run
+                    mode, command = last.mode, last.command  # type: ignore[assignment]
+                    cwd, env = cwd or last.cwd, env or dict(last.env)
                 if not command:
                     if mode == "app":
                         raise ConfigError("execute needs a command", file=str(path))
@@ -314,7 +317,8 @@ class Supervisor:
     ) -> None:
         c.config = launch.config
         c.last_exit = None
-        c.last_run = (launch.mode, tuple(launch.command))
+        c.last_run = LastRun(launch.mode, tuple(launch.command), launch.cwd,
+                             tuple(launch.env.items()))
         cause = Cause.RULE if launch.rule else Cause.COMMAND
         c.transition(State.STARTING, cause, rule=launch.rule)
         try:
@@ -463,8 +467,22 @@ class Supervisor:
             c.transition(State.FREEZING, Cause.KERNEL, detail="frozen outside lxcflow")
             c.frozen_by = "outside"
             c.transition(State.FROZEN, Cause.KERNEL)
+            self._record_freezer(c)
         elif not frozen and c.state is State.FROZEN:
             c.transition(State.RUNNING, Cause.KERNEL, detail="thawed outside lxcflow")
+            self._record_freezer(c)
+
+    def _record_freezer(self, c: Container) -> None:
+        """Keep who froze it beside its run state, so that after a daemon
+        restart a rule's thaw still does not undo a user's freeze."""
+        path = self.paths.run_dir(c.name) / FROZEN_BY_FILE
+        try:
+            if c.state is State.FROZEN and c.frozen_by is not None:
+                path.write_text(c.frozen_by)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as e:
+            c.log.warning("freezer_not_recorded", error=str(e))
 
     async def _watch(self, c: Container) -> None:
         """Wait for the shim to end (the init died and its status is on disk)."""
@@ -589,7 +607,7 @@ class Supervisor:
         c.run = rs
         c.interfaces = rs.interfaces
         if rs.command:
-            c.last_run = (rs.mode, tuple(rs.command))
+            c.last_run = LastRun(rs.mode, tuple(rs.command))
         try:
             c.config = load_config(rs.config_file)
         except ConfigError as e:
@@ -626,6 +644,11 @@ class Supervisor:
             self._recover(c, last, found)
         if c.state is State.FROZEN and c.frozen_since_ns is None:
             c.frozen_since_ns = time.time_ns()  # frozen since before this daemon
+        if c.state is State.FROZEN:
+            try:
+                c.frozen_by = (run_dir / FROZEN_BY_FILE).read_text().strip() or None
+            except OSError:
+                c.frozen_by = None  # frozen by no lxcflow request we know of
         c.log.info("adopted", state=c.state.value, pid=rs.init_pid)
         assert self._nursery is not None
         self._nursery.start_soon(self._watch, c)
@@ -756,6 +779,7 @@ class Supervisor:
                              rule=rule)
                 raise OperationTimeout(f"container {name!r} {failure}")
             c.transition(State.FROZEN, Cause.KERNEL)
+            self._record_freezer(c)
 
     async def unfreeze(self, name: str, *, rule: str | None = None) -> None:
         """Thaw and return once the kernel confirms the container runs.
@@ -780,6 +804,7 @@ class Supervisor:
                 raise OperationTimeout(f"container {name!r} did not thaw") from None
             if c.state is State.FROZEN:
                 c.transition(State.RUNNING, _cause(rule), rule=rule)
+                self._record_freezer(c)
 
     # ----------------------------------------------------------- queries
 

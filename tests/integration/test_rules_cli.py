@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -114,3 +115,16 @@ def test_rule_freezes_an_idle_container_and_wait_thaw_wakes_it(lxc: Env, ruled: 
     assert "error (last good version kept): " in listed
     assert "idle.toml:6: unknown action 'freze'" in listed
     lxc.ok("stop", "-n", "idle", "-k")
+
+
+def test_who_froze_a_container_survives_a_daemon_restart(lxc: Env) -> None:
+    config = lxc.config("lxc.uts.name = f\nlxc.init.cmd = sleep 1000\n")
+    lxc.ok("create", "-n", "f", "-f", str(config))
+    lxc.ok("start", "-n", "f")
+    lxc.ok("freeze", "-n", "f")
+    lxc.kill_daemon(signal.SIGKILL)
+    info = json.loads(lxc.ok("info", "-n", "f", "--json"))  # a new daemon adopts it
+    assert (info["state"], info["frozen_by"]) == ("FROZEN", "user")
+    lxc.ok("unfreeze", "-n", "f")
+    assert not (lxc.paths.run_dir("f") / "frozen_by").exists()
+    lxc.ok("stop", "-n", "f", "-k")
