@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import structlog
 import trio
 
-from lxcflow import hooks, states
+from lxcflow import adoption, hooks, states
 from lxcflow.cgroups import CgroupManager
 from lxcflow.config import ContainerConfig, absolutize, load_config, validate_name
 from lxcflow.container import Container, LastRun
@@ -136,17 +136,7 @@ class Supervisor:
             for config in sorted(self.paths.lxcpath.glob("*/config")):
                 name = config.parent.name
                 self.containers[name] = Container(name, self.bus)
-            journaled = self.bus.journal.last_states() if self.bus.journal else {}
-            run_dirs = sorted((self.paths.rundir / "containers").iterdir())
-            for run_dir in run_dirs:
-                await self._adopt(run_dir, journaled.get(run_dir.name))
-            adopted = {d.name for d in run_dirs}
-            for name, last in sorted(journaled.items()):
-                if last is not State.STOPPED and name not in adopted:
-                    # Running when the last daemon saw it, gone without a trace
-                    # since (a reboot, a lost run directory): it stopped.
-                    self._recover(self.containers.get(name) or Container(name, self.bus),
-                                  last, State.STOPPED)
+            await adoption.adopt_all(self)
             self.ready.set()
             task_status.started()
             await trio.sleep_forever()
@@ -329,7 +319,7 @@ class Supervisor:
             # bug), a start never stays half-done: abort and clean up.
             reason = _reason(e, self.start_timeout)
             c.transition(State.ABORTING, cause, detail=reason, rule=launch.rule)
-            await self._teardown(c)
+            await self.teardown(c)
             c.transition(State.STOPPED, cause, detail=reason, rule=launch.rule)
             if isinstance(e, (LxcflowError, OSError, trio.TooSlowError)):
                 raise StartFailed(f"container {c.name!r} failed to start: {reason}") from None
@@ -397,7 +387,7 @@ class Supervisor:
             command=tuple(launch.command), interfaces=c.interfaces,
         )
         c.run.save(run_dir)
-        self._watch_cgroup(c)
+        self.watch_cgroup(c)
         # LXC runs start-host just before the init starts; here the init has
         # just been exec'd, which is as close as a host-side hook can get.
         if not await self._lxc_hooks(c, config, "start-host"):
@@ -442,7 +432,7 @@ class Supervisor:
         async with self._cgroup_tree:
             return await trio.to_thread.run_sync(fn, *args)
 
-    def _watch_cgroup(self, c: Container) -> bool:
+    def watch_cgroup(self, c: Container) -> bool:
         """Watch the container's cgroup.events; False where that is impossible."""
         assert c.cgroup is not None
         if c.cgroup.events_file is None:
@@ -492,7 +482,7 @@ class Supervisor:
         c.last_exit = exit
         if c.state is not State.STOPPING:
             c.transition(State.STOPPING, Cause.KERNEL, exit=exit)
-        await self._teardown(c)
+        await self.teardown(c)
         if c.config is not None:
             with trio.CancelScope(shield=True):  # cleanup a user relies on
                 await self._lxc_hooks(c, c.config, "post-stop")
@@ -504,7 +494,7 @@ class Supervisor:
                 if c.state is State.STOPPED and self.containers.get(c.name) is c:
                     del self.containers[c.name]
 
-    async def _teardown(self, c: Container) -> None:
+    async def teardown(self, c: Container) -> None:
         """Release everything a run held: processes, cgroup, run directory, fds."""
         # Shielded so a cancelled caller cannot leave half a container behind;
         # every wait inside is bounded on its own, so each step still runs.
@@ -552,7 +542,7 @@ class Supervisor:
         notification at all.
         """
         assert c.cgroup is not None
-        notified = c.watch is not None or self._watch_cgroup(c)  # teardown removes it
+        notified = c.watch is not None or self.watch_cgroup(c)  # teardown removes it
         delay = 0.0001
         while not predicate():
             with trio.move_on_after(delay):
@@ -562,120 +552,10 @@ class Supervisor:
                     await trio.sleep_forever()
             delay = min(delay * 2, 0.005)
 
-    # ----------------------------------------------------------- adoption
-
-    async def _adopt(self, run_dir: Path, last: State | None) -> None:
-        """Take over a container a previous daemon started, or learn how it ended.
-
-        ``last`` is its state after its last journaled event: whatever
-        happened since is reported as recovered transitions. One damaged run
-        directory must not keep the daemon from starting.
-        """
-        try:
-            await self._adopt_one(run_dir, last)
-        except Exception as e:
-            log.exception("adoption_failed", container=run_dir.name, error=str(e))
-
-    def _recover(
-        self, c: Container, last: State, found: State, exit: ExitStatus | None = None
-    ) -> None:
-        """Emit, in legal steps and marked recovered, how ``last`` became ``found``."""
-        steps = states.path(last, found)
-        if State.STOPPED in steps[:-1]:
-            # e.g. the last daemon died halfway through a stop that then never
-            # happened: claiming a stop and a start would report a fiction.
-            c.log.warning("state_resumed", journaled=last.value, found=found.value)
-            c.state = found
-            return
-        c.state = last
-        for state in steps:
-            c.transition(state, Cause.RECOVERED, exit=exit if state is found else None)
-
-    async def _adopt_one(self, run_dir: Path, last: State | None) -> None:
-        name = run_dir.name
-        try:
-            rs = RunState.load(run_dir)
-        except (OSError, ValueError, TypeError) as e:
-            # A start the last daemon never finished: it never ran.
-            log.error("run_state_unreadable", container=name, error=str(e))
-            c = await self._clean_orphan(name)
-            if last not in (None, State.STOPPED):
-                self._recover(c, last, State.STOPPED)
-            return
-        c = self.containers.get(name) or Container(name, self.bus, ephemeral=rs.ephemeral)
-        self.containers[name] = c
-        c.run = rs
-        c.interfaces = rs.interfaces
-        if rs.command:
-            c.last_run = LastRun(rs.mode, tuple(rs.command))
-        try:
-            c.config = load_config(rs.config_file)
-        except ConfigError as e:
-            c.log.warning("config_unreadable", error=str(e))
-        try:
-            c.cgroup = self.cgroups.open(name)
-        except CgroupError:
-            c.cgroup = None
-        c.shim = shim.adopt(rs.shim_pid, rs.shim_start, rs.init_pid)
-        if c.shim is None:
-            # It ended while no daemon was watching: report what the shim
-            # recorded. state.json exists only once the shim reported the
-            # exec, so it did run (STARTING -> RUNNING is part of the story).
-            exit = ExitStatus.read(run_dir)
-            self._recover(c, last if last not in (None, State.STOPPED) else State.RUNNING,
-                          State.STOPPING, exit)
-            await self._teardown(c)
-            c.transition(State.STOPPED, Cause.RECOVERED, exit=exit)
-            c.last_exit = exit
-            if c.ephemeral:
-                del self.containers[name]
-            return
-        found = self._found_state(c)
-        if c.cgroup is not None:
-            self._watch_cgroup(c)
-        if last in (State.STOPPING, State.ABORTING):
-            # The last daemon died halfway through a stop: finish it, so that
-            # what is reported next (STOPPED) is what really happens.
-            c.state = State.STOPPING
-            self._kill_all(c)
-        elif last in (None, State.STOPPED):
-            c.state = found  # no journaled past to compare with: nothing to report
-        else:
-            self._recover(c, last, found)
-        if c.state is State.FROZEN and c.frozen_since_ns is None:
-            c.frozen_since_ns = time.time_ns()  # frozen since before this daemon
-        if c.state is State.FROZEN:
-            try:
-                c.frozen_by = (run_dir / FROZEN_BY_FILE).read_text().strip() or None
-            except OSError:
-                c.frozen_by = None  # frozen by no lxcflow request we know of
-        c.log.info("adopted", state=c.state.value, pid=rs.init_pid)
+    def supervise(self, c: Container) -> None:
+        """Watch an adopted container until it ends, as a runner does."""
         assert self._nursery is not None
         self._nursery.start_soon(self._watch, c)
-
-    def _found_state(self, c: Container) -> State:
-        """RUNNING or FROZEN, as the kernel says; a freeze left halfway by the
-        last daemon is undone, as its deadline would have."""
-        if c.cgroup is None:
-            return State.RUNNING
-        try:
-            freezer = c.cgroup.freezer_state()
-            if freezer == "FREEZING":
-                c.cgroup.request_freeze(False)
-            return State.FROZEN if freezer == "FROZEN" else State.RUNNING
-        except LxcflowError as e:
-            c.log.warning("freezer_unreadable", error=str(e))
-            return State.RUNNING
-
-    async def _clean_orphan(self, name: str) -> Container:
-        """A start interrupted by the daemon's death: kill what it made."""
-        c = self.containers.get(name) or Container(name, self.bus)
-        try:
-            c.cgroup = self.cgroups.open(name)
-        except CgroupError:
-            pass
-        await self._teardown(c)
-        return c
 
     # ----------------------------------------------------------- stop / kill
 
@@ -704,7 +584,7 @@ class Supervisor:
                         await c.wait_until(lambda: c.state is State.STOPPED)
             # else STOPPING already: it is dying on its own; make sure of it.
             if c.state is not State.STOPPED:
-                self._kill_all(c)
+                self.kill_all(c)
                 try:
                     with trio.fail_after(10):
                         await c.wait_until(lambda: c.state is State.STOPPED)
@@ -718,7 +598,7 @@ class Supervisor:
         # LXC's defaults: SIGPWR asks a system init to shut down.
         return signal.SIGTERM if c.run and c.run.mode == "app" else signal.SIGPWR
 
-    def _kill_all(self, c: Container) -> None:
+    def kill_all(self, c: Container) -> None:
         if c.cgroup is not None:
             try:
                 c.cgroup.kill(signal.SIGKILL)
