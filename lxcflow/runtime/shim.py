@@ -131,7 +131,8 @@ async def spawn(
     # be overwritten by an earlier dup2 before its own turn.
     sources: list[int] = []
     try:
-        sources = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in wanted]
+        for fd in wanted:
+            sources.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10))
         actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(sources)]
         # setsid: the shim (and so the container) must not share the daemon's
         # session or process group, or a terminal's ^C would reach it.
