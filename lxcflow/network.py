@@ -210,7 +210,7 @@ def _host_name(net: NetConfig, ipr: IPRoute) -> str:
 
 
 def _hwaddr(template: str) -> str:
-    """LXC's 'x' digits are random; the first byte stays unicast and local."""
+    """LXC's 'x' digits are random; a random first byte is kept unicast."""
     out = "".join(random.choice("0123456789abcdef") if c in "xX" else c for c in template)
     first = int(out[:2], 16) & 0xFE
     return f"{first:02x}{out[2:]}"
