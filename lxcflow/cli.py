@@ -69,6 +69,13 @@ def _print_json(value: Any) -> None:
 # ------------------------------------------------------------------ commands
 
 
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell, as lxc-ls -f prints them."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(" ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
 def cmd_create(a: argparse.Namespace, c: Client) -> int:
     c.call("create", {"name": a.name, "config": os.path.abspath(a.config)})
     return 0
@@ -174,15 +181,11 @@ def cmd_ls(a: argparse.Namespace, c: Client) -> int:
     if a.json:
         _print_json(containers)
     elif a.fancy:
-        table = [("NAME", "STATE", "PID", "IPV4", "EPHEMERAL")]
-        for ct in containers:
-            table.append((
-                ct["name"], ct["state"], str(ct["pid"] or "-"),
-                ", ".join(ct["ipv4"]) or "-", "YES" if ct["ephemeral"] else "NO",
-            ))
-        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-        for row in table:
-            print(" ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        _print_table([("NAME", "STATE", "PID", "IPV4", "EPHEMERAL")] + [
+            (ct["name"], ct["state"], str(ct["pid"] or "-"), ", ".join(ct["ipv4"]) or "-",
+             "YES" if ct["ephemeral"] else "NO")
+            for ct in containers
+        ])
     else:
         for ct in containers:
             print(ct["name"])
@@ -318,13 +321,10 @@ def cmd_net(a: argparse.Namespace, c: Client) -> int:
     elif a.json:
         _print_json(c.call("bridges"))
     else:
-        table = [("BRIDGE", "STATE", "IPV4", "PORTS")]
-        for b in c.call("bridges"):
-            table.append((b["name"], b["state"], ", ".join(b["ipv4"]) or "-",
-                          ", ".join(b["ports"]) or "-"))
-        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-        for row in table:
-            print(" ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        _print_table([("BRIDGE", "STATE", "IPV4", "PORTS")] + [
+            (b["name"], b["state"], ", ".join(b["ipv4"]) or "-", ", ".join(b["ports"]) or "-")
+            for b in c.call("bridges")
+        ])
     return 0
 
 

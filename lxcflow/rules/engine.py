@@ -94,7 +94,8 @@ class RuleEngine:
         self.action_timeout = action_timeout
         self.rng = rng
         self.files: dict[Path, RuleFile] = {}
-        self.books: dict[tuple[str, str], RestartBook] = {}
+        #: container -> rule -> that restart policy's record of it
+        self.books: dict[str, dict[str, RestartBook]] = {}
         self._bucket: TokenBucket | None = None
         self._stopping: dict[str, Event] = {}  # container -> its last -> STOPPING event
         #: container -> the last event id when a user stopped it; in force
@@ -233,14 +234,10 @@ class RuleEngine:
         elif event.to_state is State.STARTING and event.cause is not Cause.RULE:
             # Started by a user: whatever a policy had pending or gave up is over.
             self._cancel_restart(name)
-            for (_, container), book in self.books.items():
-                if container == name:
-                    book.gave_up, book.streak = False, 0
-                    book.restarts.clear()
+            self.books.pop(name, None)
         elif event.to_state is State.RUNNING and event.from_state is State.STARTING:
-            for (_, container), book in self.books.items():
-                if container == name:
-                    book.running(trio.current_time())
+            for book in self.books.get(name, {}).values():
+                book.running(trio.current_time())
         elif event.to_state is State.STOPPED:
             self._on_stopped(event)
         for rule in self.rules:
@@ -282,7 +279,7 @@ class RuleEngine:
 
     def _restart_after_death(self, rule: Rule, name: str) -> None:
         assert isinstance(rule.trigger, RestartPolicy)
-        book = self.books.setdefault((rule.name, name), RestartBook(rule.trigger))
+        book = self.books.setdefault(name, {}).setdefault(rule.name, RestartBook(rule.trigger))
         book.policy = rule.trigger  # the rule may have been edited since
         delay = book.died(trio.current_time(), self.rng())
         c = self.sup.containers.get(name)
@@ -518,9 +515,9 @@ class RuleEngine:
         out = []
         for rule in self.rules:
             state: dict[str, str] = {}
-            for (rule_name, container), book in sorted(self.books.items()):
-                if rule_name == rule.name:
-                    state[container] = book.describe(now)
+            for container, books in sorted(self.books.items()):
+                if rule.name in books:
+                    state[container] = books[rule.name].describe(now)
             sampler = self._samplers.get(rule.name)
             if sampler is not None and isinstance(rule.trigger, Sample):
                 for container, since in sorted(sampler.held_since.items()):

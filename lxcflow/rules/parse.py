@@ -535,14 +535,17 @@ def load_text(data: bytes, path: Path) -> list[Rule]:
     Raises:
         RuleError: the first mistake in it (the file is taken whole or not at all).
     """
-    try:
-        text = data.decode()
-    except UnicodeDecodeError as e:
-        raise RuleError(f"not UTF-8 text: {e.reason}", file=str(path)) from None
-    rules, errors = parse_text(text, path)
+    rules, errors = parse_text(_decode(data, path), path)
     if errors:
         raise errors[0]
     return rules
+
+
+def _decode(data: bytes, path: Path) -> str:
+    try:
+        return data.decode()
+    except UnicodeDecodeError as e:
+        raise RuleError(f"not UTF-8 text: {e.reason}", file=str(path)) from None
 
 
 def rule_files(directory: Path) -> list[Path]:
@@ -576,12 +579,12 @@ def check_directory(directory: Path) -> tuple[list[Rule], list[RuleError]]:
     errors: list[RuleError] = []
     for path in rule_files(directory):
         try:
-            text = path.read_bytes().decode()
+            text = _decode(path.read_bytes(), path)
         except OSError as e:
             errors.append(RuleError(f"cannot read: {e.strerror}", file=str(path)))
             continue
-        except UnicodeDecodeError as e:
-            errors.append(RuleError(f"not UTF-8 text: {e.reason}", file=str(path)))
+        except RuleError as e:
+            errors.append(e)
             continue
         found, bad = parse_text(text, path)
         errors += bad

@@ -374,7 +374,7 @@ async def test_user_start_after_giving_up_starts_the_books_over(
         sup.die("web")
         await trio.sleep(10)
         assert len(sup.starts("web")) == 1
-        assert engine.books[("crash", "web")].gave_up
+        assert engine.books["web"]["crash"].gave_up
         await sup.start("web")  # a user's start
         sup.die("web")
         await trio.sleep(10)
