@@ -4,7 +4,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint bench bench-quick clean
 
 setup: $(VENV)/.installed
 
@@ -25,19 +25,42 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy lxcflow tests bench
 
-# The ssh container test runs the distribution's own sshd. Installing it must
-# not start a host sshd: policy-rc.d (Debian's switch for that) says no for
-# the length of the install, unless one is already in place.
-SSHD := /usr/sbin/sshd
-$(SSHD):
+# Distribution packages the tests and benchmarks need. Installing one must
+# not start a host service (sshd, lxc-net's bridge, lxcfs): policy-rc.d
+# (Debian's switch for that) says no for the length of the install, unless
+# one is already in place.
+define apt_install
 	@if [ -e /usr/sbin/policy-rc.d ]; then own=0; else own=1; \
 	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends openssh-server openssh-client >/dev/null; rc=$$?; \
+	    --no-install-recommends $(1) >/dev/null; rc=$$?; \
 	if [ $$own = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc
+endef
+
+# The ssh container test runs the distribution's own sshd.
+SSHD := /usr/sbin/sshd
+$(SSHD):
+	$(call apt_install,openssh-server openssh-client)
+
+# LXC, for the benchmarks' side-by-side figures.
+LXC_START := /usr/bin/lxc-start
+$(LXC_START):
+	$(call apt_install,lxc)
 
 test: setup lint $(SSHD)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The benchmark suite, lxcflow beside LXC: figures in bench/results/
+# (JSON, Markdown, PNG). bench-quick is its small-n mode, run by CI.
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'matplotlib>=3.8'
+	touch $@
+
+bench: setup $(VENV)/.bench-installed $(LXC_START)
+	$(PY) bench/suite.py --out bench/results
+
+bench-quick: setup $(VENV)/.bench-installed $(LXC_START)
+	$(PY) bench/suite.py --quick --out bench/results/quick
 
 clean:
 	rm -rf $(VENV) lxcflow/runtime/bin build *.egg-info
