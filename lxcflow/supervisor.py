@@ -353,7 +353,10 @@ class Supervisor:
                 c.cgroup.set(setting.key, setting.value)
             except LxcflowError as e:
                 raise ConfigError(str(e), file=config.file, line=setting.line) from None
-        own_netns = "net" in config.new_namespaces
+        # Interfaces to make need netlink, in the daemon; a namespace with lo
+        # alone (``empty``) the shim makes itself, which is cheaper.
+        own_netns = "net" in config.new_namespaces and any(
+            net.type not in ("empty", "none") for net in config.networks)
         spec = build_spec(
             name=c.name, mode=launch.mode, config=config, command=launch.command,
             cgroup_procs=c.cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,

@@ -21,6 +21,8 @@
  *   ns=FLAGS          clone flags to unshare besides CLONE_NEWPID
  *   netns=1           join the network namespace on fd 4 (its interfaces are
  *                     configured before the command runs) instead of a new one
+ *   loopback=1        bring lo up in the new network namespace (one with no
+ *                     interfaces to configure: no netlink round trip needed)
  *   hostname=NAME  rootfs=DIR  cwd=DIR  exit=FILE  autodev=1
  *   cgroup=FILE       a cgroup.procs the init joins (repeatable)
  *   mount=SRC\x1fTARGET\x1fFSTYPE\x1fFLAGS\x1fDATA\x1fOPTS   (repeatable)
@@ -36,8 +38,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -56,6 +61,7 @@ struct spec {
     int app;
     unsigned long ns;
     int netns;
+    int loopback;
     int autodev;
     const char *hostname, *rootfs, *cwd, *exit_file;
     const char *cgroups[64];
@@ -133,6 +139,8 @@ static int parse_spec(char *buf, size_t len, struct spec *s)
             s->ns = strtoul(v, NULL, 10);
         else if (!strcmp(rec, "netns"))
             s->netns = atoi(v);
+        else if (!strcmp(rec, "loopback"))
+            s->loopback = atoi(v);
         else if (!strcmp(rec, "autodev"))
             s->autodev = atoi(v);
         else if (!strcmp(rec, "hostname"))
@@ -256,6 +264,21 @@ static void autodev(int err, const char *root)
     mkdir(path, 01777);
 }
 
+/* lo comes down in a new network namespace; LXC brings it up, and so do we. */
+static void loopback_up(int err)
+{
+    struct ifreq ifr = {0};
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    strcpy(ifr.ifr_name, "lo");
+    if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+        fail(err, "cannot read lo's flags");
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+        fail(err, "cannot bring lo up");
+    close(fd);
+}
+
 static void setup(int err, struct spec *s)
 {
     char path[4096];
@@ -274,6 +297,8 @@ static void setup(int err, struct spec *s)
     }
     if (unshare(s->ns) < 0)
         fail(err, "cannot create namespaces");
+    if (s->loopback)
+        loopback_up(err);
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(err, "cannot set hostname");
     /* Nothing we mount may propagate back to the host. */

@@ -165,7 +165,8 @@ def build_spec(
     netns: bool = False,
 ) -> bytes:
     """The spec file's bytes for one start of a container (``netns``: it joins
-    a network namespace the daemon prepared, passed to the shim as fd 4).
+    a network namespace the daemon prepared, passed to the shim as fd 4;
+    otherwise a new one of its own has only lo, which the shim brings up).
 
     Raises:
         UsageError: a command or environment entry the kernel cannot take.
@@ -180,6 +181,8 @@ def build_spec(
     ]
     if netns:
         records.append(("netns", "1"))
+    elif "net" in new:
+        records.append(("loopback", "1"))
     if "uts" in new:
         # As LXC: without lxc.uts.name the hostname is the container's name.
         records.append(("hostname", config.hostname or name))
