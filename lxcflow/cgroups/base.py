@@ -91,6 +91,16 @@ def tree_pids(top: Path) -> set[int]:
 
 def remove_tree(top: Path, name: str) -> None:
     """rmdir ``top`` and its child cgroups, deepest first; a missing one is fine."""
+    # Nearly always there are no child cgroups: one rmdir, and no walk through
+    # dozens of control files per hierarchy.
+    try:
+        remove_dir(top)
+        return
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno != errno_mod.EBUSY:
+            raise _error(top, "rmdir", exc) from exc
     for dirpath, _dirs, _files in os.walk(top, topdown=False):
         try:
             remove_dir(Path(dirpath))

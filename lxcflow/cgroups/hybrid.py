@@ -8,6 +8,7 @@ the host bound that controller to the cgroup2 side instead.
 
 from __future__ import annotations
 
+import errno
 import signal
 from pathlib import Path
 
@@ -24,10 +25,11 @@ class HybridCgroup(ContainerCgroup):
 
     layout = Layout.HYBRID
 
-    def __init__(self, name: str, unified: Path, dirs: dict[str, Path]) -> None:
+    def __init__(self, name: str, unified: Path, dirs: dict[str, Path],
+                 unique: list[Path] | None = None) -> None:
         super().__init__(name)
         self.unified = V2Cgroup(name, unified)
-        self.legacy = V1Cgroup(name, dirs)
+        self.legacy = V1Cgroup(name, dirs, unique)
 
     def procs_files(self) -> list[Path]:
         return self.unified.procs_files() + self.legacy.procs_files()
@@ -76,8 +78,19 @@ class HybridCgroup(ContainerCgroup):
             return len(pids)
         return base.signal_pids(pids, sig)
 
+    def _populated(self) -> bool:
+        try:
+            return self.unified.read_events().populated
+        except CgroupError as exc:
+            if exc.details.get("errno") not in (errno.ENOENT, errno.ENODEV):
+                raise
+            return bool(self.legacy.pids())  # the cgroup2 side is gone already
+
     def remove(self) -> None:
-        if self.pids():
+        # One read of cgroup.events covers the whole subtree: the container's
+        # processes are members of every hierarchy, the cgroup2 one included.
+        # (One an outsider put in a v1 hierarchy alone still fails its rmdir.)
+        if self._populated():
             raise CgroupError(f"cgroup {self.name} still has processes", name=self.name,
                               op="rmdir")
         self.unified.remove()

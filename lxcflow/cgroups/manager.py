@@ -52,6 +52,10 @@ class CgroupManager:
         # resolved once (realpath costs a few lstat calls per directory).
         mounts = [(self._v2_root, True)] if self._v2_root is not None else []
         self._mount_list = mounts + [(path, False) for path in unique_dirs(self._v1)]
+        # Set once a create made (or found) the parent in every hierarchy:
+        # later creates then need one mkdir per hierarchy.
+        self._parents_ready = False
+        self._cpuset_parent = (self._v1["cpuset"] / parent) if "cpuset" in self._v1 else None
 
     def __repr__(self) -> str:
         return f"<CgroupManager {self.layout.value} {self.root} parent={self.parent!r}>"
@@ -62,13 +66,14 @@ class CgroupManager:
 
     def _cgroup(self, name: str) -> ContainerCgroup:
         v1_dirs = {ctl: mount / self.parent / name for ctl, mount in self._v1.items()}
+        unique = [mount / self.parent / name for mount, is_v2 in self._mount_list if not is_v2]
         if self.layout is Layout.UNIFIED:
             assert self._v2_root is not None
             return V2Cgroup(name, self._v2_root / self.parent / name)
         if self.layout is Layout.HYBRID:
             assert self._v2_root is not None
-            return HybridCgroup(name, self._v2_root / self.parent / name, v1_dirs)
-        return V1Cgroup(name, v1_dirs)
+            return HybridCgroup(name, self._v2_root / self.parent / name, v1_dirs, unique)
+        return V1Cgroup(name, v1_dirs, unique)
 
     def create(self, name: str) -> ContainerCgroup:
         """Create the container's cgroup in every hierarchy.
@@ -81,6 +86,8 @@ class CgroupManager:
             CgroupError: a leftover still has processes, or the kernel refused.
         """
         check_name(name)
+        if self._parents_ready and self._create_in_parents(name):
+            return self._cgroup(name)
         for parent_dir in self.parent_dirs():
             target = parent_dir / name
             if target.is_dir() and base.tree_pids(target):
@@ -111,7 +118,35 @@ class CgroupManager:
                 except OSError:
                     pass
             raise
+        self._parents_ready = True
         return self._cgroup(name)
+
+    def _create_in_parents(self, name: str) -> bool:
+        """The fast path of :meth:`create`: one mkdir per hierarchy. False,
+        with nothing left made, where that is not enough (a leftover of the
+        same name, a parent removed since)."""
+        made: list[Path] = []
+        try:
+            for parent_dir in self.parent_dirs():
+                base.make_dir(parent_dir / name)
+                made.append(parent_dir / name)
+            if self._cpuset_parent is not None:
+                init_cpuset(self._cpuset_parent / name, self._cpuset_parent)
+        except BaseException as exc:
+            for path in reversed(made):
+                try:
+                    base.remove_dir(path)
+                except OSError:
+                    pass
+            if isinstance(exc, (FileExistsError, FileNotFoundError)):
+                self._parents_ready = False
+                return False
+            if isinstance(exc, OSError):
+                reason = exc.strerror or str(exc)
+                raise CgroupError(f"cannot create cgroup {name}: {reason}", name=name,
+                                  op="mkdir", errno=exc.errno, reason=reason) from exc
+            raise
+        return True
 
     @staticmethod
     def _mkdir(path: Path) -> None:

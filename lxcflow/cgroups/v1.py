@@ -44,11 +44,13 @@ class V1Cgroup(ContainerCgroup):
 
     layout = Layout.LEGACY
 
-    def __init__(self, name: str, dirs: dict[str, Path]) -> None:
+    def __init__(self, name: str, dirs: dict[str, Path],
+                 unique: list[Path] | None = None) -> None:
         super().__init__(name)
         self.dirs = dict(dirs)
-        # Resolved once: realpath costs a few lstat calls per directory.
-        self._unique = unique_dirs(self.dirs)
+        # ``unique``: the distinct ones, when the caller resolved them already
+        # (realpath costs a few lstat calls per directory).
+        self._unique = unique if unique is not None else unique_dirs(self.dirs)
 
     def procs_files(self) -> list[Path]:
         return [path / "cgroup.procs" for path in self._unique]
