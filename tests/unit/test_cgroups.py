@@ -330,6 +330,27 @@ def test_remove_idempotent_and_parent(tree: FakeCgroupTree, manager: CgroupManag
     manager.remove_parent_if_empty()
 
 
+def test_create_after_parent_or_leftover_changed(tree: FakeCgroupTree,
+                                                 manager: CgroupManager) -> None:
+    # Later creates take a short path (one mkdir per hierarchy); a parent
+    # removed since, or a leftover of the same name, must still work.
+    manager.create("c1").remove()
+    manager.remove_parent_if_empty()
+    cg = manager.create("c2")
+    assert manager.exists("c2")
+    assert all(p.is_dir() for p in manager.parent_dirs())
+    for procs in cg.procs_files():  # a crash left c3 behind, empty
+        (procs.parent.parent / "c3").mkdir()
+    tree.sync()
+    manager.create("c3")
+    manager.create("c4")  # the short path again
+    assert manager.names() == ["c2", "c3", "c4"]
+    if tree.v1_roots:
+        for name in ("c3", "c4"):
+            cpus = tree.v1_roots["cpuset"] / manager.parent / name / "cpuset.cpus"
+            assert cpus.read_text().strip(), "a new v1 cpuset needs its parent's cpus"
+
+
 def test_remove_refused_with_processes(tree: FakeCgroupTree, manager: CgroupManager,
                                        sleeper: subprocess.Popen[bytes]) -> None:
     cg = manager.create("c1")
