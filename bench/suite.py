@@ -47,6 +47,7 @@ from common import CLK_TCK, IDLE, Daemon, Monitor, cpu_ticks, destroy_all, pss_k
 from lxc_side import Lxc, version
 from report import FLOOR, LXC, LXCFLOW, Check, Operation, Scalar
 
+from lxcflow.cgroups import open_manager
 from lxcflow.client import Client
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -166,28 +167,73 @@ def p99_check(op: Operation, label: str, limit_ms: float) -> Check:
     return Check(f"{label}, p99", op.get(label).stats()["p99_ms"], limit_ms, "ms")
 
 
+def join_cgroups_floor(procs_files: list[Path]) -> float:
+    """Seconds to spawn a process and put it into one cgroup per hierarchy,
+    as any container start must (the first cgroup.procs write after a quiet
+    spell waits for an RCU grace period); it is killed afterwards."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(IDLE)
+    for procs in procs_files:
+        procs.write_text(str(proc.pid))
+    took = time.perf_counter() - t0
+    proc.kill()
+    proc.wait()
+    return took
+
+
+def kill_namespaced_init_floor() -> float:
+    """Seconds from SIGKILL of a 6-namespace init to its parent's exit being
+    readable on a pidfd: the kernel's part of any stop -k."""
+    parent = subprocess.Popen(UNSHARE + IDLE)
+    children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    deadline = time.monotonic() + 10
+    while not children.read_text().split():
+        if time.monotonic() > deadline:
+            raise RuntimeError("unshare started no child in 10 s")
+        time.sleep(0.001)
+    init = int(children.read_text().split()[0])
+    pidfd = os.pidfd_open(parent.pid)
+    t0 = time.perf_counter()
+    os.kill(init, signal.SIGKILL)
+    select.select([pidfd], [], [])
+    took = time.perf_counter() - t0
+    os.close(pidfd)
+    parent.wait()
+    return took
+
+
 def op_start_stop(b: Bench) -> list[Operation]:
     start = Operation("start", "2. start until RUNNING")
     stop = Operation("stop", "4. stop -k until STOPPED")
     b.create("st", IDLE)
+    s_floor = start.add("floor: spawn + join a cgroup per hierarchy", FLOOR)
+    k_floor = stop.add("floor: SIGKILL of a 6-namespace init -> reaped", FLOOR)
     s_sock, s_cli = start.add("lxcflow socket", LXCFLOW), start.add("lxcflow CLI", LXCFLOW)
     k_sock, k_cli = stop.add("lxcflow socket", LXCFLOW), stop.add("lxcflow CLI", LXCFLOW)
     s_lxc = start.add("lxc-start -d", LXC) if b.lxc else None
     k_lxc = stop.add("lxc-stop -k", LXC) if b.lxc else None
+    floors = open_manager(parent=f"lxcflow-bench-floor-{secrets.token_hex(4)}")
+    probe = floors.create("probe")
     not_running = 0
-    for _ in range(b.size["n"]):
-        s_sock.samples_s.append(timed(b.call, "start", name="st"))
-        k_sock.samples_s.append(timed(b.call, "stop", name="st", kill=True))
-        s_cli.samples_s.append(timed(b.cli, "start", "-n", "st"))
-        k_cli.samples_s.append(timed(b.cli, "stop", "-n", "st", "-k"))
-        if b.lxc and s_lxc and k_lxc:
-            lxc = b.lxc
-            s_lxc.samples_s.append(timed(run, lxc.argv("start", "st", "-d")))
-            # lxc-start exits 0 even when the payload did not run: check it did.
-            pid = lxc.init_pid("st")
-            if not pid or not Path(f"/proc/{pid}").exists():
-                not_running += 1
-            k_lxc.samples_s.append(timed(run, lxc.argv("stop", "st", "-k")))
+    try:
+        for _ in range(b.size["n"]):
+            s_floor.samples_s.append(join_cgroups_floor(probe.procs_files()))
+            k_floor.samples_s.append(kill_namespaced_init_floor())
+            s_sock.samples_s.append(timed(b.call, "start", name="st"))
+            k_sock.samples_s.append(timed(b.call, "stop", name="st", kill=True))
+            s_cli.samples_s.append(timed(b.cli, "start", "-n", "st"))
+            k_cli.samples_s.append(timed(b.cli, "stop", "-n", "st", "-k"))
+            if b.lxc and s_lxc and k_lxc:
+                lxc = b.lxc
+                s_lxc.samples_s.append(timed(run, lxc.argv("start", "st", "-d")))
+                # lxc-start exits 0 even when the payload did not run: check it did.
+                pid = lxc.init_pid("st")
+                if not pid or not Path(f"/proc/{pid}").exists():
+                    not_running += 1
+                k_lxc.samples_s.append(timed(run, lxc.argv("stop", "st", "-k")))
+    finally:
+        probe.remove()
+        floors.remove_parent_if_empty()
     if s_lxc and k_lxc:
         start.pairs = [(s_sock.label, s_lxc.label), (s_cli.label, s_lxc.label)]
         start.checks = [ratio_check(start, s_sock.label, s_lxc.label, 0.5)]
