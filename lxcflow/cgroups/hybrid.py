@@ -69,14 +69,17 @@ class HybridCgroup(ContainerCgroup):
         return self.unified.freezer_state()
 
     def kill(self, sig: int) -> int:
-        pids = self.pids()
         if sig == signal.SIGKILL and self.unified.has_kill_file():
             members = set(self.unified.pids())
             base.write_text(self.unified.path / "cgroup.kill", "1")
-            # cgroup.kill misses a process that joined only the v1 side.
-            base.signal_pids([pid for pid in pids if pid not in members], sig)
-            return len(pids)
-        return base.signal_pids(pids, sig)
+            # cgroup.kill misses a process that joined only the v1 side. One
+            # moved into a v1 sub-cgroup is still a member of the cgroup2 side,
+            # so the v1 top directories are enough (and walking all nine
+            # hierarchies' control files would cost a millisecond per stop).
+            strays = self.legacy.top_pids() - members
+            base.signal_pids(sorted(strays), sig)
+            return len(members) + len(strays)
+        return base.signal_pids(self.pids(), sig)
 
     def _populated(self) -> bool:
         try:

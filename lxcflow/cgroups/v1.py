@@ -75,6 +75,14 @@ class V1Cgroup(ContainerCgroup):
             found |= base.tree_pids(directory)
         return sorted(found)
 
+    def top_pids(self) -> set[int]:
+        """The pids in the container's own directories, not below them: one
+        read per hierarchy, no walk through the control files."""
+        found: set[int] = set()
+        for directory in self._unique:
+            found.update(base.read_procs(directory / "cgroup.procs"))
+        return found
+
     def cpu_usage_ns(self) -> int:
         if "cpuacct" not in self.dirs:
             raise UsageError("CPU accounting is not available: no cpuacct controller")

@@ -585,6 +585,19 @@ def test_kill_sigkill(tree: FakeCgroupTree, manager: CgroupManager,
         assert not cg.read_events().populated
 
 
+def test_hybrid_sigkill_reaches_a_process_on_the_v1_side_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        sleeper: subprocess.Popen[bytes]) -> None:
+    tree = make_tree(tmp_path, monkeypatch, Layout.HYBRID)
+    cg = open_manager(tree.root, unique_parent()).create("c1")
+    memory = next(p for p in cg.procs_files() if "/memory/" in str(p))
+    memory.write_text(f"{sleeper.pid}\n")  # not on the cgroup2 side: cgroup.kill misses it
+    tree.sync()
+    assert cg.kill(signal.SIGKILL) == 1
+    assert sleeper.wait(timeout=10) == -signal.SIGKILL
+    assert tree.killed == []
+
+
 def test_kill_empty(manager: CgroupManager) -> None:
     cg = manager.create("c1")
     assert cg.kill(signal.SIGTERM) == 0
