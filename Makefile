@@ -8,10 +8,13 @@ PYTEST_ARGS ?=
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml lxcflow/runtime/shim.c
+# pip's lxcflow wrapper runs Python with site and imports re; the launcher
+# replacing it does neither (see lxcflow/launcher.py).
+$(VENV)/.installed: pyproject.toml lxcflow/runtime/shim.c lxcflow/launcher.py
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
 		--config-settings editable_mode=compat -e '.[test]'
+	$(PY) -m lxcflow.launcher $(VENV)/bin/lxcflow
 	$(PY) -m lxcflow.runtime.shim
 	touch $@
 

@@ -1,21 +1,19 @@
 """The ``lxcflow`` command: a thin, synchronous client of the daemon.
 
-Each subcommand is a few lines: parse, call, render. It imports neither trio
-nor pyroute2 (only ``lxcflow daemon`` does), so a call costs little more
-than starting Python. Errors map to exit codes in one place, :func:`main`.
+Each subcommand is a few lines: parse, call, render. A call should cost
+little more than starting Python, so this imports neither trio nor pyroute2
+(only ``lxcflow daemon`` does) and, on the way to a common command, no
+stdlib module that is slow to import (argparse, json, re, pathlib, socket,
+signal, enum, typing): what one command needs it imports itself. Errors map
+to exit codes in one place, :func:`main`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import signal
 import sys
-import time
-from pathlib import Path
 
 from lxcflow.client import Client
+from lxcflow.cmdline import Argument, Command, CommandLineError, HelpRequested, Option, parse
 from lxcflow.errors import LxcflowError, UsageError
 from lxcflow.paths import Paths
 
@@ -23,22 +21,19 @@ from lxcflow.paths import Paths
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Any, NoReturn
+    from typing import Any
 
-    Handler = Callable[[argparse.Namespace, Client], int]
+    from lxcflow.cmdline import Parsed
+
+    Handler = Callable[[Parsed, Client], int]
 
 DEFAULT_RULES = "/etc/lxcflow/rules"
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def parse_signal(text: str) -> int:
     """``KILL``, ``SIGKILL``, ``kill`` or ``9`` -> 9."""
+    import signal  # it imports enum: only the commands taking a signal pay for it
+
     if text.isdigit():
         number = int(text)
         if 1 <= number < signal.NSIG:
@@ -63,6 +58,8 @@ def _human_bytes(n: int | None) -> str:
 
 
 def _print_json(value: Any) -> None:
+    import json  # it imports re: only --json pays for it
+
     print(json.dumps(value, indent=2, sort_keys=True))
 
 
@@ -76,28 +73,37 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
         print(" ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
-def cmd_create(a: argparse.Namespace, c: Client) -> int:
-    c.call("create", {"name": a.name, "config": os.path.abspath(a.config)})
+def _absolute(path: str) -> str:
+    import os  # about 2 ms: only the commands taking a file pay for it
+
+    return os.path.abspath(path)
+
+
+def cmd_create(a: Parsed, c: Client) -> int:
+    c.call("create", {"name": a.name, "config": _absolute(a.config)})
     return 0
 
 
-def cmd_destroy(a: argparse.Namespace, c: Client) -> int:
+def cmd_destroy(a: Parsed, c: Client) -> int:
     c.call("destroy", {"name": a.name, "force": a.force})
     return 0
 
 
-def cmd_start(a: argparse.Namespace, c: Client) -> int:
-    config = os.path.abspath(a.config) if a.config else None
+def cmd_start(a: Parsed, c: Client) -> int:
+    config = _absolute(a.config) if a.config else None
     c.call("start", {"name": a.name, "config": config, "command": a.command})
     return 0
 
 
-def cmd_execute(a: argparse.Namespace, c: Client) -> int:
+def cmd_execute(a: Parsed, c: Client) -> int:
+    import os
+    import signal  # to forward the user's ^C; it imports enum, so only execute pays
+
     if not a.command:
         raise UsageError("execute needs a command: lxcflow execute -n NAME -- CMD ...")
     args = {
         "name": a.name,
-        "config": os.path.abspath(a.config) if a.config else None,
+        "config": _absolute(a.config) if a.config else None,
         "command": a.command,
         "cwd": os.getcwd(),
         "env": {k: os.environ[k] for k in ("TERM", "LANG") if k in os.environ},
@@ -122,27 +128,27 @@ def cmd_execute(a: argparse.Namespace, c: Client) -> int:
     return int(code) if code is not None else 1
 
 
-def cmd_stop(a: argparse.Namespace, c: Client) -> int:
+def cmd_stop(a: Parsed, c: Client) -> int:
     c.call("stop", {"name": a.name, "timeout": a.timeout, "kill": a.kill})
     return 0
 
 
-def cmd_kill(a: argparse.Namespace, c: Client) -> int:
+def cmd_kill(a: Parsed, c: Client) -> int:
     c.call("kill", {"name": a.name, "signal": parse_signal(a.signal)})
     return 0
 
 
-def cmd_freeze(a: argparse.Namespace, c: Client) -> int:
+def cmd_freeze(a: Parsed, c: Client) -> int:
     c.call("freeze", {"name": a.name})
     return 0
 
 
-def cmd_unfreeze(a: argparse.Namespace, c: Client) -> int:
+def cmd_unfreeze(a: Parsed, c: Client) -> int:
     c.call("unfreeze", {"name": a.name})
     return 0
 
 
-def cmd_info(a: argparse.Namespace, c: Client) -> int:
+def cmd_info(a: Parsed, c: Client) -> int:
     info = c.call("info", {"name": a.name})
     if a.json:
         _print_json(info)
@@ -176,7 +182,7 @@ def cmd_info(a: argparse.Namespace, c: Client) -> int:
     return 0
 
 
-def cmd_ls(a: argparse.Namespace, c: Client) -> int:
+def cmd_ls(a: Parsed, c: Client) -> int:
     containers = c.call("list")
     if a.json:
         _print_json(containers)
@@ -192,7 +198,7 @@ def cmd_ls(a: argparse.Namespace, c: Client) -> int:
     return 0
 
 
-def cmd_ps(a: argparse.Namespace, c: Client) -> int:
+def cmd_ps(a: Parsed, c: Client) -> int:
     procs = c.call("ps", {"name": a.name})
     if a.json:
         _print_json(procs)
@@ -203,12 +209,12 @@ def cmd_ps(a: argparse.Namespace, c: Client) -> int:
     return 0
 
 
-def cmd_priority(a: argparse.Namespace, c: Client) -> int:
+def cmd_priority(a: Parsed, c: Client) -> int:
     print(c.call("priority", {"name": a.name, "value": a.priority}))
     return 0
 
 
-def cmd_cgroup(a: argparse.Namespace, c: Client) -> int:
+def cmd_cgroup(a: Parsed, c: Client) -> int:
     value = c.call("cgroup", {"name": a.name, "key": a.key, "value": a.value})
     if a.value is None:
         print(value)
@@ -248,7 +254,10 @@ def _describe(event: dict[str, Any]) -> str:
     return line
 
 
-def cmd_monitor(a: argparse.Namespace, c: Client) -> int:
+def cmd_monitor(a: Parsed, c: Client) -> int:
+    import json
+    import time
+
     args: dict[str, Any] = {"follow": a.follow}
     if a.name:
         # Any of them; grouped so one pattern's anchors cannot bind to another's.
@@ -267,7 +276,7 @@ def cmd_monitor(a: argparse.Namespace, c: Client) -> int:
     return 0
 
 
-def cmd_wait(a: argparse.Namespace, c: Client) -> int:
+def cmd_wait(a: Parsed, c: Client) -> int:
     states = [s.strip().upper() for s in a.states.split("|")]
     result = c.call("wait", {"names": a.name, "states": states, "timeout": a.timeout,
                                  "thaw": a.thaw})
@@ -276,10 +285,7 @@ def cmd_wait(a: argparse.Namespace, c: Client) -> int:
     return 0
 
 
-# ------------------------------------------------------------------ parser
-
-
-def cmd_rules_list(a: argparse.Namespace, c: Client) -> int:
+def cmd_rules_list(a: Parsed, c: Client) -> int:
     report = c.call("rules")
     if a.json:
         _print_json(report)
@@ -300,6 +306,8 @@ def cmd_rules_list(a: argparse.Namespace, c: Client) -> int:
 
 def rules_check(directory: str) -> int:
     """``rules check``: validate a rules directory without a daemon."""
+    from pathlib import Path
+
     from lxcflow.rules.parse import check_directory
 
     rules, errors = check_directory(Path(directory))
@@ -313,7 +321,7 @@ def rules_check(directory: str) -> int:
     return 0
 
 
-def cmd_net(a: argparse.Namespace, c: Client) -> int:
+def cmd_net(a: Parsed, c: Client) -> int:
     if a.action == "bridge-add":
         c.call("bridge_add", {"name": a.bridge, "ipv4": a.ipv4, "uplink": a.uplink})
     elif a.action == "bridge-del":
@@ -328,153 +336,192 @@ def cmd_net(a: argparse.Namespace, c: Client) -> int:
     return 0
 
 
-def _command_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("command", nargs=argparse.REMAINDER, help="the command (after --)")
+# ------------------------------------------------------------------ the table
+
+_NAME = Option("-n", "--name", value=str, required=True, help="container name")
+_JSON = Option("--json", help="machine-readable output")
+_CONFIG = Option("-f", "--config", value=str, metavar="FILE",
+                 help="config file (runs an uncreated name ephemerally)")
+_COMMAND = Argument("command", "the command (after --)", rest=True)
 
 
-def build_parser() -> Parser:
-    common = Parser(add_help=False)
-    common.add_argument("-P", "--lxcpath", default=argparse.SUPPRESS,
-                        help="container directory (LXCFLOW_PATH, default /var/lib/lxcflow)")
-    common.add_argument("--socket", default=argparse.SUPPRESS,
-                        help="daemon socket (LXCFLOW_SOCKET, default /run/lxcflow/lxcflow.sock)")
-    common.add_argument("--no-spawn", action="store_true", default=argparse.SUPPRESS,
-                        help="fail instead of starting a daemon when none answers")
-    common.add_argument("--cgroup-parent", default=argparse.SUPPRESS,
-                        help="cgroup directory holding the containers (default lxcflow)")
-    named = Parser(add_help=False)
-    named.add_argument("-n", "--name", required=True, help="container name")
+def _named(name: str, handler: Handler, help: str, *options: Option,
+           arguments: Sequence[Argument] = ()) -> Command:
+    """A command on one container, named by -n."""
+    return Command(name, help, handler, options=(_NAME, *options), arguments=arguments)
 
-    p = Parser(prog="lxcflow", parents=[common],
-               description="Linux containers with an event-driven supervisor.")
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=Parser)
 
-    def add(name: str, handler: Handler | None, help: str, *, needs_name: bool = True) -> Parser:
-        parents = [common, named] if needs_name else [common]
-        sp = sub.add_parser(name, parents=parents, help=help, description=help)
-        sp.set_defaults(handler=handler)
-        return sp
+COMMANDS = Command(
+    "lxcflow", "Linux containers with an event-driven supervisor.",
+    choice="cmd", metavar="COMMAND",
+    options=(
+        Option("-P", "--lxcpath", value=str, metavar="DIR",
+               help="container directory (LXCFLOW_PATH, default /var/lib/lxcflow)"),
+        Option("--socket", value=str, metavar="PATH",
+               help="daemon socket (LXCFLOW_SOCKET, default /run/lxcflow/lxcflow.sock)"),
+        Option("--no-spawn", help="fail instead of starting a daemon when none answers"),
+        Option("--cgroup-parent", value=str, metavar="NAME",
+               help="cgroup directory holding the containers (default lxcflow)"),
+    ),
+    subcommands=(
+        _named("create", cmd_create, "associate a name with a config file",
+               Option("-f", "--config", value=str, metavar="FILE", required=True,
+                      help="LXC config file")),
+        _named("destroy", cmd_destroy, "remove a container's config and metadata",
+               Option("-f", "--force", help="stop it first if running")),
+        _named("start", cmd_start, "start a system container; returns once RUNNING",
+               _CONFIG, arguments=(_COMMAND,)),
+        _named("execute", cmd_execute,
+               "run a command in an application container, in the foreground",
+               _CONFIG, arguments=(_COMMAND,)),
+        _named("stop", cmd_stop, "stop a container: halt signal, then SIGKILL after -t",
+               Option("-t", "--timeout", value=float, default=60.0, metavar="SECONDS",
+                      help="seconds to wait before killing (default 60)"),
+               Option("-k", "--kill", help="kill at once")),
+        _named("kill", cmd_kill, "send a signal to every process of a container",
+               Option("-s", "--signal", value=str, default="SIGKILL", metavar="SIGNAL",
+                      help="name or number (default SIGKILL)")),
+        _named("freeze", cmd_freeze, "freeze a container; returns once FROZEN"),
+        _named("unfreeze", cmd_unfreeze, "thaw a frozen container; returns once RUNNING"),
+        _named("info", cmd_info, "show a container's state, PID and resource use", _JSON),
+        _named("ps", cmd_ps, "list a container's processes", _JSON),
+        Command("ls", "list containers", cmd_ls, options=(
+            Option("-f", "--fancy", help="a table with state and PID"), _JSON)),
+        _named("priority", cmd_priority, "read or set CPU priority (cpu.shares semantics)",
+               Option("-p", "--priority", value=int, metavar="VALUE",
+                      help="new value (2..262144)")),
+        _named("cgroup", cmd_cgroup, "read or write a cgroup attribute", arguments=(
+            Argument("key", "attribute, e.g. cpu.shares or memory.max"),
+            Argument("value", "new value", optional=True))),
+        Command("monitor", "print state changes as they happen", cmd_monitor, options=(
+            Option("-n", "--name", value=str, append=True, metavar="REGEX",
+                   help="regex over container names (repeatable; default all)"),
+            Option("--json", help="one JSON object per event"),
+            Option("--since", value=str, metavar="WHEN",
+                   help="replay from an event id or a time first"),
+            Option("--follow", negatable=True, default=True,
+                   help="keep printing new events (default) or stop after the replay"))),
+        Command("wait", "wait until containers are in one of some states", cmd_wait, options=(
+            Option("-n", "--name", value=str, append=True, required=True,
+                   help="container name (repeatable: all must match)"),
+            Option("-s", "--states", value=str, required=True,
+                   help="states, as 'RUNNING|FROZEN'"),
+            Option("-t", "--timeout", value=float, metavar="SECONDS",
+                   help="seconds (default: forever)"),
+            Option("--json", help="print the states reached"),
+            Option("--thaw",
+                   help="unfreeze any of them that is FROZEN (e.g. by an idle rule) first"))),
+        Command("rules", "check a rules directory, or list the loaded rules", cmd_rules_list,
+                options=(Option("--json", help="list as JSON"),), arguments=(
+            Argument("action", "check: validate DIRECTORY (no daemon needed); "
+                               "list: the daemon's rules", choices=("check", "list")),
+            Argument("directory", f"for check (default {DEFAULT_RULES})", optional=True,
+                     default=DEFAULT_RULES))),
+        Command("net", "bridges for containers: add, delete, list", cmd_net, subcommands=(
+            Command("bridge-add", "create a bridge (forward delay 0, up, no uplink)", options=(
+                Option("--ipv4", value=str, metavar="ADDRESS/PREFIXLEN",
+                       help="the bridge's own address, as ADDRESS/PREFIXLEN"),
+                Option("--uplink", value=str, metavar="INTERFACE",
+                       help="enslave this interface (never done unless asked)"),
+            ), arguments=(Argument("bridge", "bridge name (at most 15 characters)"),)),
+            Command("bridge-del", "remove a bridge that has no ports left",
+                    arguments=(Argument("bridge", "bridge name"),)),
+            Command("ls", "list the host's bridges", options=(Option("--json", help="as JSON"),)),
+        )),
+        Command("checkconfig", "what this kernel supports"),
+        Command("daemon", "run the supervisor in the foreground", options=(
+            Option("--log-format", value=str, choices=("console", "json"), default="console",
+                   help="how the daemon logs (default console)"),
+            Option("--log-level", value=str, choices=("debug", "info", "warning", "error"),
+                   default="info", help="the lowest level logged (default info)"),
+            Option("--journal-max-events", value=int, default=100_000, metavar="N",
+                   help="events the journal keeps at most (default 100000)"),
+            Option("--journal-max-age", value=float, default=7 * 86400, metavar="SECONDS",
+                   help="seconds the journal keeps an event (default 7 days)"),
+            Option("--hooks", value=str, default="/etc/lxcflow/hooks", metavar="DIR",
+                   help="executables run on every transition (default /etc/lxcflow/hooks)"),
+            Option("--hook-timeout", value=float, default=30.0, metavar="SECONDS",
+                   help="seconds a hook may run before it is killed (default 30)"),
+            Option("--rules", value=str, metavar="DIR",
+                   help=f"rules directory, watched for edits (default {DEFAULT_RULES}, "
+                        "if it exists)"),
+            Option("--restart-budget", value=float, default=120.0, metavar="N",
+                   help="restarts a minute across all containers, at most (default 120)"),
+            Option("--ready-fd", value=int, help=None),  # a spawning client's, not people's
+        )),
+    ),
+)
 
-    sp = add("create", cmd_create, "associate a name with a config file")
-    sp.add_argument("-f", "--config", required=True, help="LXC config file")
-    sp = add("destroy", cmd_destroy, "remove a container's config and metadata")
-    sp.add_argument("-f", "--force", action="store_true", help="stop it first if running")
-    sp = add("start", cmd_start, "start a system container; returns once RUNNING")
-    sp.add_argument("-f", "--config", help="config file (runs an uncreated name ephemerally)")
-    _command_args(sp)
-    sp = add("execute", cmd_execute, "run a command in an application container, in the foreground")
-    sp.add_argument("-f", "--config", help="config file (runs an uncreated name ephemerally)")
-    _command_args(sp)
-    sp = add("stop", cmd_stop, "stop a container: halt signal, then SIGKILL after -t")
-    sp.add_argument("-t", "--timeout", type=float, default=60.0,
-                    help="seconds to wait before killing (default 60)")
-    sp.add_argument("-k", "--kill", action="store_true", help="kill at once")
-    sp = add("kill", cmd_kill, "send a signal to every process of a container")
-    sp.add_argument("-s", "--signal", default="SIGKILL", help="name or number (default SIGKILL)")
-    add("freeze", cmd_freeze, "freeze a container; returns once FROZEN")
-    add("unfreeze", cmd_unfreeze, "thaw a frozen container; returns once RUNNING")
-    sp = add("info", cmd_info, "show a container's state, PID and resource use")
-    sp.add_argument("--json", action="store_true", help="machine-readable output")
-    sp = add("ps", cmd_ps, "list a container's processes")
-    sp.add_argument("--json", action="store_true", help="machine-readable output")
-    sp = add("ls", cmd_ls, "list containers", needs_name=False)
-    sp.add_argument("-f", "--fancy", action="store_true", help="a table with state and PID")
-    sp.add_argument("--json", action="store_true", help="machine-readable output")
-    sp = add("priority", cmd_priority, "read or set CPU priority (cpu.shares semantics)")
-    sp.add_argument("-p", "--priority", type=int, help="new value (2..262144)")
-    sp = add("cgroup", cmd_cgroup, "read or write a cgroup attribute")
-    sp.add_argument("key", help="attribute, e.g. cpu.shares or memory.max")
-    sp.add_argument("value", nargs="?", help="new value")
-    sp = add("monitor", cmd_monitor, "print state changes as they happen", needs_name=False)
-    sp.add_argument("-n", "--name", action="append",
-                    help="regex over container names (repeatable; default all)")
-    sp.add_argument("--json", action="store_true", help="one JSON object per event")
-    sp.add_argument("--since", help="replay from an event id or a time first")
-    sp.add_argument("--follow", action=argparse.BooleanOptionalAction, default=True,
-                    help="keep printing new events (default) or stop after the replay")
-    sp = add("wait", cmd_wait, "wait until containers are in one of some states",
-             needs_name=False)
-    sp.add_argument("-n", "--name", action="append", required=True,
-                    help="container name (repeatable: all must match)")
-    sp.add_argument("-s", "--states", required=True, help="states, as 'RUNNING|FROZEN'")
-    sp.add_argument("-t", "--timeout", type=float, help="seconds (default: forever)")
-    sp.add_argument("--json", action="store_true", help="print the states reached")
-    sp.add_argument("--thaw", action="store_true",
-                    help="unfreeze any of them that is FROZEN (e.g. by an idle rule) first")
-    sp = add("rules", cmd_rules_list, "check a rules directory, or list the loaded rules",
-             needs_name=False)
-    sp.add_argument("action", choices=("check", "list"),
-                    help="check: validate DIRECTORY (no daemon needed); list: the daemon's rules")
-    sp.add_argument("directory", nargs="?", default=DEFAULT_RULES,
-                    help=f"for check (default {DEFAULT_RULES})")
-    sp.add_argument("--json", action="store_true", help="list as JSON")
-    sp = add("net", cmd_net, "bridges for containers: add, delete, list", needs_name=False)
-    net = sp.add_subparsers(dest="action", required=True, metavar="ACTION",
-                            parser_class=Parser)
-    bp = net.add_parser("bridge-add", help="create a bridge (forward delay 0, up, no uplink)")
-    bp.add_argument("bridge", help="bridge name (at most 15 characters)")
-    bp.add_argument("--ipv4", help="the bridge's own address, as ADDRESS/PREFIXLEN")
-    bp.add_argument("--uplink", help="enslave this interface (never done unless asked)")
-    bp = net.add_parser("bridge-del", help="remove a bridge that has no ports left")
-    bp.add_argument("bridge", help="bridge name")
-    bp = net.add_parser("ls", help="list the host's bridges")
-    bp.add_argument("--json", action="store_true", help="as JSON")
-    add("checkconfig", None, "what this kernel supports", needs_name=False)
-    sp = add("daemon", None, "run the supervisor in the foreground", needs_name=False)
-    sp.add_argument("--log-format", choices=("console", "json"), default="console")
-    sp.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
-    sp.add_argument("--journal-max-events", type=int, default=100_000,
-                    help="events the journal keeps at most (default 100000)")
-    sp.add_argument("--journal-max-age", type=float, default=7 * 86400,
-                    help="seconds the journal keeps an event (default 7 days)")
-    sp.add_argument("--hooks", default="/etc/lxcflow/hooks",
-                    help="executables run on every transition (default /etc/lxcflow/hooks)")
-    sp.add_argument("--hook-timeout", type=float, default=30.0,
-                    help="seconds a hook may run before it is killed (default 30)")
-    sp.add_argument("--rules", help=f"rules directory, watched for edits (default {DEFAULT_RULES}"
-                                    ", if it exists)")
-    sp.add_argument("--restart-budget", type=float, default=120.0,
-                    help="restarts a minute across all containers, at most (default 120)")
-    sp.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
-    return p
+
+def parse_args(argv: Sequence[str]) -> Parsed:
+    """``argv`` (without the program name) as the command table reads it.
+
+    Raises:
+        CommandLineError: a usage mistake.
+        HelpRequested: ``-h``/``--help``.
+    """
+    return parse(COMMANDS, argv)
+
+
+def _import_site_packages() -> None:
+    """Make trio and pyroute2 importable when Python runs without site (``-S``).
+
+    The fast launcher (:mod:`lxcflow.launcher`) skips site, which costs every
+    call milliseconds; the daemon and checkconfig need the packages it adds.
+    """
+    if sys.flags.no_site:
+        import site
+
+        site.main()
+
+
+def run_daemon(args: Parsed, paths: Paths) -> int:
+    """``lxcflow daemon``: check its options, then run the supervisor until stopped."""
+    from pathlib import Path
+
+    if args.journal_max_events < 1 or not args.journal_max_age > 0:
+        raise UsageError("journal limits must be positive")
+    if not args.hook_timeout > 0:
+        raise UsageError("--hook-timeout must be positive")
+    if not args.restart_budget > 0:
+        raise UsageError("--restart-budget must be positive")
+    rules_dir = Path(args.rules or DEFAULT_RULES).absolute()
+    if args.rules is not None and not rules_dir.is_dir():
+        raise UsageError(f"--rules {args.rules}: no such directory")
+    _import_site_packages()
+    from lxcflow import daemon  # the only command that needs trio
+
+    return daemon.run(
+        paths, ready_fd=args.ready_fd, log_format=args.log_format,
+        log_level=args.log_level, journal_max_events=args.journal_max_events,
+        journal_max_age_s=args.journal_max_age,
+        hooks_dir=Path(args.hooks).absolute(), hook_timeout=args.hook_timeout,
+        rules_dir=rules_dir, restart_budget=args.restart_budget,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code (0 ok, 1 failed, 2 usage)."""
-    args = build_parser().parse_args(argv)
-    if getattr(args, "command", None) and args.command[0] == "--":
-        args.command = args.command[1:]
-    paths = Paths.from_env(
-        getattr(args, "lxcpath", None), getattr(args, "socket", None),
-        getattr(args, "cgroup_parent", None),
-    )
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except HelpRequested as request:
+        print(request.text)
+        return 0
+    except CommandLineError as e:
+        print(e, file=sys.stderr)
+        return 2
+    paths = Paths.from_env(args.lxcpath, args.socket, args.cgroup_parent)
     try:
         if args.cmd == "daemon":
-            if args.journal_max_events < 1 or not args.journal_max_age > 0:
-                raise UsageError("journal limits must be positive")
-            if not args.hook_timeout > 0:
-                raise UsageError("--hook-timeout must be positive")
-            if not args.restart_budget > 0:
-                raise UsageError("--restart-budget must be positive")
-            rules_dir = Path(args.rules or DEFAULT_RULES).absolute()
-            if args.rules is not None and not rules_dir.is_dir():
-                raise UsageError(f"--rules {args.rules}: no such directory")
-            from lxcflow import daemon  # the only command that needs trio
-
-            return daemon.run(
-                paths, ready_fd=args.ready_fd, log_format=args.log_format,
-                log_level=args.log_level, journal_max_events=args.journal_max_events,
-                journal_max_age_s=args.journal_max_age,
-                hooks_dir=Path(args.hooks).absolute(), hook_timeout=args.hook_timeout,
-                rules_dir=rules_dir, restart_budget=args.restart_budget,
-            )
+            return run_daemon(args, paths)
         if args.cmd == "rules" and args.action == "check":
             return rules_check(args.directory)
         if args.cmd == "checkconfig":
+            _import_site_packages()
             from lxcflow import checkconfig
 
             return checkconfig.run()
-        with Client(paths, spawn=not getattr(args, "no_spawn", False)) as client:
+        with Client(paths, spawn=not args.no_spawn) as client:
             return int(args.handler(args, client))
     except LxcflowError as e:
         print(f"lxcflow {args.cmd}: {e.message}", file=sys.stderr)
