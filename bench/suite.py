@@ -184,7 +184,7 @@ def join_cgroups_floor(procs_files: list[Path]) -> float:
 def kill_namespaced_init_floor() -> float:
     """Seconds from SIGKILL of a 6-namespace init to its parent's exit being
     readable on a pidfd: the kernel's part of any stop -k."""
-    parent = subprocess.Popen(UNSHARE + IDLE)
+    parent = subprocess.Popen(UNSHARE + IDLE, stderr=subprocess.DEVNULL)
     children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
     deadline = time.monotonic() + 10
     while not children.read_text().split():

@@ -32,19 +32,20 @@ DEFAULT_RULES = "/etc/lxcflow/rules"
 
 def parse_signal(text: str) -> int:
     """``KILL``, ``SIGKILL``, ``kill`` or ``9`` -> 9."""
-    import signal  # it imports enum: only the commands taking a signal pay for it
+    # _signal is the C module under signal, whose enums cost an enum import.
+    import _signal
 
     if text.isdigit():
         number = int(text)
-        if 1 <= number < signal.NSIG:
+        if 1 <= number < _signal.NSIG:
             return number
         raise UsageError(f"invalid signal {text!r}")
     name = text.upper()
     name = name if name.startswith("SIG") else f"SIG{name}"
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise UsageError(f"invalid signal {text!r}") from None
+    found = getattr(_signal, name, None) if name[3:].isalnum() else None  # not SIG_IGN
+    if not isinstance(found, int) or not 1 <= found < _signal.NSIG:
+        raise UsageError(f"invalid signal {text!r}")
+    return found
 
 
 def _human_bytes(n: int | None) -> str:
@@ -96,8 +97,8 @@ def cmd_start(a: Parsed, c: Client) -> int:
 
 
 def cmd_execute(a: Parsed, c: Client) -> int:
+    import _signal  # signal's C module: signal itself costs an enum import
     import os
-    import signal  # to forward the user's ^C; it imports enum, so only execute pays
 
     if not a.command:
         raise UsageError("execute needs a command: lxcflow execute -n NAME -- CMD ...")
@@ -119,8 +120,8 @@ def cmd_execute(a: Parsed, c: Client) -> int:
         except LxcflowError:
             pass  # it already ended
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, forward)
+    for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT):
+        _signal.signal(sig, forward)
     result = list(c.stream("execute", args, fds=(0, 1, 2)))[-1]
     if result.get("signal") is not None:
         return 128 + int(result["signal"])

@@ -25,7 +25,7 @@ def test_parse_signal(text: str, number: int) -> None:
     assert parse_signal(text) == number
 
 
-@pytest.mark.parametrize("text", ["0", "65", "SIGNOPE", "", "-9"])
+@pytest.mark.parametrize("text", ["0", "65", "SIGNOPE", "", "-9", "SIG_IGN", "DFL", "NSIG"])
 def test_parse_signal_rejects(text: str) -> None:
     with pytest.raises(UsageError, match="invalid signal"):
         parse_signal(text)
