@@ -343,6 +343,11 @@ def test_checkconfig(lxc: Env) -> None:
     assert r.returncode == 0, r.stdout
     assert "PID namespace: enabled" in r.stdout
     assert "layout: hybrid" in r.stdout or "layout: unified" in r.stdout
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    favoured = any(f[2] == "cgroup2" and "favordynmods" in f[3].split(",")
+                   for f in (line.split() for line in mounts))
+    setting = "on" if favoured else "off"
+    assert f"cgroup2 favordynmods (starts skip an RCU grace period): {setting}" in r.stdout
 
 
 def test_system_container_output_goes_to_its_console_log(
