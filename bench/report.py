@@ -174,12 +174,16 @@ def write_chart(path: Path, ops: list[Operation]) -> None:
 
     matplotlib.use("Agg")  # no screen here
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     shown = [op for op in ops if any(s.samples_s for s in op.series)]
     cols = 2
     rows = (len(shown) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(14, 3.2 * rows), squeeze=False)
+    # Each row as tall as its longest list of series: 16 freeze rows need room.
+    heights = [max(3, *(sum(1 for s in op.series if s.samples_s)
+                        for op in shown[r * cols:(r + 1) * cols])) for r in range(rows)]
+    fig, axes = plt.subplots(rows, cols, figsize=(14, 0.45 * sum(heights) + 1.3 * rows),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
     for ax, op in zip(axes.flat, shown, strict=False):
         series = [s for s in op.series if s.samples_s]
         data = [[x * 1e3 for x in s.samples_s] for s in series]
@@ -190,6 +194,8 @@ def write_chart(path: Path, ops: list[Operation]) -> None:
             patch.set_alpha(0.55)
         ax.set_yticks(range(1, len(series) + 1), [s.label for s in series], fontsize=8)
         ax.set_xscale("log")
+        # Ticks at 1-2-5 steps: many a plot spans less than a decade.
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("ms (log scale; box: p25-p75, line: median, whiskers: p1-p99)",
@@ -200,6 +206,6 @@ def write_chart(path: Path, ops: list[Operation]) -> None:
         ax.axis("off")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.55) for c in COLOURS.values()]
     fig.legend(handles, list(COLOURS), loc="upper center", ncols=3)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / rows))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / sum(heights)))
     fig.savefig(path, dpi=110)
     plt.close(fig)
