@@ -251,10 +251,9 @@ class RawCgroup:
     def __init__(self, command: list[str]) -> None:
         self.dir = CGROUP2 / f"lxcflow-bench-raw-{secrets.token_hex(4)}"
         self.dir.mkdir()
-        self.proc = subprocess.Popen(command, preexec_fn=self._join)
-
-    def _join(self) -> None:
-        (self.dir / "cgroup.procs").write_text("0")
+        # Moved in after the spawn: a preexec_fn is unsafe beside the monitor's thread.
+        self.proc = subprocess.Popen(command)
+        (self.dir / "cgroup.procs").write_text(str(self.proc.pid))
 
     def set_frozen(self, frozen: bool) -> None:
         """Write cgroup.freeze and re-read cgroup.events until it agrees
