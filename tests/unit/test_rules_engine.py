@@ -8,6 +8,8 @@ in tests/integration/test_rules.py.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -126,10 +128,15 @@ def rig(tmp_path: Path) -> tuple[FakeSupervisor, RuleEngine, Path]:
     return sup, engine, tmp_path
 
 
-async def start_engine(nursery: trio.Nursery, sup: FakeSupervisor, engine: RuleEngine) -> None:
-    await nursery.start(engine.run)
-    sup.ready.set()
-    await trio.testing.wait_all_tasks_blocked()
+@asynccontextmanager
+async def engine_running(sup: FakeSupervisor, engine: RuleEngine) -> AsyncIterator[None]:
+    """The engine running against ``sup`` (ready) until the block ends."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        sup.ready.set()
+        await trio.testing.wait_all_tasks_blocked()
+        yield
+        nursery.cancel_scope.cancel()
 
 
 # ------------------------------------------------------------------ pure books
@@ -183,8 +190,7 @@ async def test_restart_delays_follow_the_backoff_on_the_clock(
     (rules / "r.toml").write_text(
         '[[rule]]\nname = "crash"\ncontainers = "web"\nrestart = "on-failure"\n'
         'max_restarts = 4\nbackoff = { initial = "1s", factor = 3.0, max = "5s" }\n')
-    async with trio.open_nursery() as nursery:
-        await start_engine(nursery, sup, engine)
+    async with engine_running(sup, engine):
         await running(sup, "web")
         died = []
         with sup.bus.subscribe() as sub:
@@ -204,7 +210,6 @@ async def test_restart_delays_follow_the_backoff_on_the_clock(
         assert [(n.detail, n.cause_text) for n in notices] == [
             ("restart_given_up: 4 restarts within 60 s", "rule:crash")]
         assert sup.containers["web"].state is S.STOPPED
-        nursery.cancel_scope.cancel()
 
 
 async def test_clean_exit_user_stop_and_rule_stop_are_not_restarted(
@@ -214,8 +219,7 @@ async def test_clean_exit_user_stop_and_rule_stop_are_not_restarted(
     (rules / "r.toml").write_text(
         '[[rule]]\nname = "fail"\ncontainers = "web"\nrestart = "on-failure"\n'
         '[[rule]]\nname = "all"\ncontainers = "db"\nrestart = "always"\n')
-    async with trio.open_nursery() as nursery:
-        await start_engine(nursery, sup, engine)
+    async with engine_running(sup, engine):
         await running(sup, "web", "db")
         sup.die("web", code=0)
         await sup.stop("db")
@@ -227,7 +231,6 @@ async def test_clean_exit_user_stop_and_rule_stop_are_not_restarted(
         sup.die("web", code=None, signal=9)
         await trio.sleep(1)
         assert sorted(n for _, op, n, _ in sup.calls if op == "start") == ["db", "web"]
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_users_stop_cancels_the_pending_restart(
@@ -237,8 +240,7 @@ async def test_a_users_stop_cancels_the_pending_restart(
     (rules / "r.toml").write_text(
         '[[rule]]\nname = "keep"\ncontainers = "web"\nrestart = "always"\n'
         'backoff = { initial = "10s" }\n')
-    async with trio.open_nursery() as nursery:
-        await start_engine(nursery, sup, engine)
+    async with engine_running(sup, engine):
         await running(sup, "web")
         with sup.bus.subscribe() as sub:
             sup.die("web")
@@ -252,7 +254,6 @@ async def test_a_users_stop_cancels_the_pending_restart(
         assert "restart_cancelled: stopped by a user" in details
         with pytest.raises(WrongState):
             await sup.stop("web")  # nothing pending any more
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_users_stop_racing_a_death_on_its_own_is_still_final(
@@ -262,8 +263,7 @@ async def test_a_users_stop_racing_a_death_on_its_own_is_still_final(
     (rules / "r.toml").write_text(
         '[[rule]]\nname = "keep"\ncontainers_regex = "^(web|db)$"\nrestart = "always"\n'
         'backoff = { initial = "0s" }\n')
-    async with trio.open_nursery() as nursery:
-        await start_engine(nursery, sup, engine)
+    async with engine_running(sup, engine):
         await running(sup, "web", "db")
         # web: the user's stop lands while it is already dying on its own.
         sup.containers["web"].transition(S.STOPPING, Cause.KERNEL, exit=ExitStatus(1, None))
@@ -280,7 +280,6 @@ async def test_a_users_stop_racing_a_death_on_its_own_is_still_final(
         sup.die("web")
         await trio.sleep(1)
         assert len(sup.starts("web")) == 2
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_users_stop_outlasts_a_policys_failed_start_and_a_daemon_restart(
@@ -296,8 +295,7 @@ async def test_a_users_stop_outlasts_a_policys_failed_start_and_a_daemon_restart
         'backoff = { initial = "0s" }\n')
     sup = FakeSupervisor(["web", "db"], journal)
     engine = RuleEngine(cast(Supervisor, sup), rules, rng=lambda: 0.5)
-    async with trio.open_nursery() as nursery:
-        await start_engine(nursery, sup, engine)
+    async with engine_running(sup, engine):
         # web: a policy's start is under way when the user stops it; the start fails.
         web = sup.containers["web"]
         web.transition(S.STARTING, Cause.RULE, rule="keep")
@@ -311,7 +309,6 @@ async def test_a_users_stop_outlasts_a_policys_failed_start_and_a_daemon_restart
         await trio.sleep(60)
         assert sup.starts("web") == []
         assert sup.starts("db") == []
-        nursery.cancel_scope.cancel()
     journal.close()
 
 
@@ -323,8 +320,7 @@ async def test_budget_spreads_a_mass_failure(
     (tmp_path / "r.toml").write_text(
         '[[rule]]\nname = "all"\nrestart = "always"\nbackoff = { initial = "0s" }\n')
     engine = RuleEngine(cast(Supervisor, sup), tmp_path, restart_budget=6, rng=lambda: 0.5)
-    async with trio.open_nursery() as nursery:
-        await start_engine(nursery, sup, engine)
+    async with engine_running(sup, engine):
         await running(sup, *names)
         t0 = trio.current_time()
         for name in names:
@@ -333,7 +329,6 @@ async def test_budget_spreads_a_mass_failure(
         starts = sorted(t - t0 for t, op, _, _ in sup.calls if op == "start")
         # A burst of 6 at once, then one every 10 s.
         assert starts == pytest.approx([0.0] * 6 + [10.0, 20.0, 30.0, 40.0])
-        nursery.cancel_scope.cancel()
 
 
 async def test_boot_starts_always_and_unless_stopped_as_docker_does(
@@ -351,11 +346,9 @@ async def test_boot_starts_always_and_unless_stopped_as_docker_does(
         '[[rule]]\nname = "al"\ncontainers = "d"\nrestart = "always"\n')
     sup = FakeSupervisor(["a", "b", "c", "d"], journal)
     engine = RuleEngine(cast(Supervisor, sup), rules, rng=lambda: 0.5)
-    async with trio.open_nursery() as nursery:
-        await start_engine(nursery, sup, engine)
+    async with engine_running(sup, engine):
         await trio.sleep(1)
         assert sorted(n for _, op, n, _ in sup.calls if op == "start") == ["a", "d"]
-        nursery.cancel_scope.cancel()
     journal.close()
 
 
@@ -366,8 +359,7 @@ async def test_user_start_after_giving_up_starts_the_books_over(
     (rules / "r.toml").write_text(
         '[[rule]]\nname = "crash"\ncontainers = "web"\nrestart = "on-failure"\n'
         'max_restarts = 1\nbackoff = { initial = "1s" }\n')
-    async with trio.open_nursery() as nursery:
-        await start_engine(nursery, sup, engine)
+    async with engine_running(sup, engine):
         await running(sup, "web")
         sup.die("web")
         await trio.sleep(10)
@@ -379,7 +371,6 @@ async def test_user_start_after_giving_up_starts_the_books_over(
         sup.die("web")
         await trio.sleep(10)
         assert len(sup.starts("web")) == 3
-        nursery.cancel_scope.cancel()
 
 
 async def test_idle_window_fires_once_per_stretch(
@@ -389,20 +380,18 @@ async def test_idle_window_fires_once_per_stretch(
     (rules / "r.toml").write_text(
         '[[rule]]\nname = "idle"\ncontainers_regex = "^(idle|busy)$"\n'
         'sample = { cpu_below = "5%", for = "10s", every = "1s" }\nactions = ["freeze"]\n')
-    async with trio.open_nursery() as nursery:
-        await running(sup, "idle", "busy")
-        for name in ("idle", "busy"):
-            sup.containers[name].cgroup = FakeCgroup(sup, name)  # type: ignore[assignment]
-        sup.cpu = {"idle": 0.01, "busy": 0.5}
-        t0 = trio.current_time()
-        await start_engine(nursery, sup, engine)
+    await running(sup, "idle", "busy")
+    for name in ("idle", "busy"):
+        sup.containers[name].cgroup = FakeCgroup(sup, name)  # type: ignore[assignment]
+    sup.cpu = {"idle": 0.01, "busy": 0.5}
+    t0 = trio.current_time()
+    async with engine_running(sup, engine):
         await trio.sleep(30)
         freezes = [(t - t0, n) for t, op, n, _ in sup.calls if op == "freeze"]
         # First sample at 1 s gives no rate; idle from 1 s, for 10 s: at 11 s.
         assert freezes == [(pytest.approx(11.0), "idle")]
         assert sup.containers["idle"].state is S.FROZEN
         assert sup.containers["busy"].state is S.RUNNING
-        nursery.cancel_scope.cancel()
 
 
 async def test_ordering_rule_and_a_failing_action_are_isolated(
@@ -414,14 +403,12 @@ async def test_ordering_rule_and_a_failing_action_are_isolated(
         'actions = [{ start = "ghost" }, { start = "web" }]\n'
         '[[rule]]\nname = "order"\ncontainers = "db"\non = "RUNNING"\n'
         'actions = [{ start = "app" }]\n')
-    async with trio.open_nursery() as nursery:
-        await start_engine(nursery, sup, engine)
+    async with engine_running(sup, engine):
         await sup.start("db")
         await trio.sleep(1)
         started = [(n, rule) for _, op, n, rule in sup.calls if op == "start"]
         # ghost fails (NotFound) and stops its own rule there; "order" is unaffected.
         assert started == [("db", None), ("app", "order")]
-        nursery.cancel_scope.cancel()
 
 
 async def test_describe_shows_rules_books_and_file_errors(
@@ -432,8 +419,7 @@ async def test_describe_shows_rules_books_and_file_errors(
         '[[rule]]\nname = "crash"\ncontainers = "web"\nrestart = "on-failure"\n'
         'backoff = { initial = "5s" }\n')
     (rules / "b.toml").write_text('[[rule]]\nname = "crash"\nevery = "1s"\nactions = ["stop"]\n')
-    async with trio.open_nursery() as nursery:
-        await start_engine(nursery, sup, engine)
+    async with engine_running(sup, engine):
         await running(sup, "web")
         sup.die("web")
         await trio.sleep(1)
@@ -445,4 +431,3 @@ async def test_describe_shows_rules_books_and_file_errors(
         assert len(report["errors"]) == 1
         assert report["errors"][0]["error"].endswith(
             f"b.toml:1: rule 'crash' is already defined at {rules / 'a.toml'}:1")
-        nursery.cancel_scope.cancel()
