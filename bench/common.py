@@ -6,7 +6,6 @@ cgroup parent (``lxcflow-bench-<hex>``) and removes all of it at the end.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lxcflow import protocol
 from lxcflow.cgroups import open_manager
 from lxcflow.client import Client
 from lxcflow.errors import DaemonUnavailable, NotFound, WrongState
@@ -40,17 +40,25 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
 
 
-def figures(label: str, samples_s: list[float]) -> dict[str, float]:
-    """Print and return n, median, p90 and p99 (in ms) of samples in seconds."""
+def summary(samples_s: list[float]) -> dict[str, float]:
+    """n, and the median, p90 and p99 in ms, of samples in seconds (just n if none)."""
     v = sorted(samples_s)
-    out = {
-        "n": len(v),
-        "median_ms": statistics.median(v) * 1e3,
-        "p90_ms": percentile(v, 0.9) * 1e3,
-        "p99_ms": percentile(v, 0.99) * 1e3,
-    }
-    print(f"{label:<44} n={out['n']:<5} median {out['median_ms']:8.3f} ms  "
-          f"p90 {out['p90_ms']:8.3f} ms  p99 {out['p99_ms']:8.3f} ms")
+    if not v:
+        return {"n": 0}
+    return {"n": len(v), "median_ms": statistics.median(v) * 1e3,
+            "p90_ms": percentile(v, 0.9) * 1e3, "p99_ms": percentile(v, 0.99) * 1e3}
+
+
+def summary_line(label: str, st: dict[str, float]) -> str:
+    """One printed line of a :func:`summary` with samples."""
+    return (f"{label:<46} n={st['n']:<5} median {st['median_ms']:9.3f} ms  "
+            f"p90 {st['p90_ms']:9.3f} ms  p99 {st['p99_ms']:9.3f} ms")
+
+
+def figures(label: str, samples_s: list[float]) -> dict[str, float]:
+    """Print and return :func:`summary` of samples in seconds."""
+    out = summary(samples_s)
+    print(summary_line(label, out))
     return out
 
 
@@ -74,7 +82,7 @@ class Monitor:
     def __init__(self, paths: Paths) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(str(paths.socket))
-        self.sock.sendall(b'{"op": "monitor", "args": {}}\n')
+        self.sock.sendall(protocol.encode({"op": "monitor", "args": {}}))
         self.arrivals: list[tuple[int, dict[str, Any]]] = []  # (arrival ns, event)
         self.cond = threading.Condition()
         # A reader thread keeps receiving while the main thread drives the daemon.
@@ -95,7 +103,7 @@ class Monitor:
             *lines, buf = buf.split(b"\n")
             with self.cond:
                 for line in lines:
-                    result = json.loads(line)["result"]
+                    result = protocol.decode(line)["result"]
                     if "container" in result:
                         self.arrivals.append((now, result))
                 self.cond.notify_all()

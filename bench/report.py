@@ -11,12 +11,11 @@ table and as a PNG chart at the end.
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import percentile
+from common import summary, summary_line
 
 LXCFLOW, LXC, FLOOR = "lxcflow", "LXC", "floor"
 
@@ -31,11 +30,7 @@ class Series:
 
     def stats(self) -> dict[str, float]:
         """n, and the median, p90 and p99 in ms."""
-        v = sorted(self.samples_s)
-        if not v:
-            return {"n": 0}
-        return {"n": len(v), "median_ms": statistics.median(v) * 1e3,
-                "p90_ms": percentile(v, 0.9) * 1e3, "p99_ms": percentile(v, 0.99) * 1e3}
+        return summary(self.samples_s)
 
 
 @dataclass
@@ -108,8 +103,7 @@ def print_operation(op: Operation) -> None:
     for s in op.series:
         st = s.stats()
         if st["n"]:
-            print(f"  {s.label:<46} n={st['n']:<5} median {st['median_ms']:9.3f} ms  "
-                  f"p90 {st['p90_ms']:9.3f} ms  p99 {st['p99_ms']:9.3f} ms")
+            print(f"  {summary_line(s.label, st)}")
     for x in op.scalars:
         print(f"  {x.label:<46} {x.value:10.2f} {x.unit}")
     for a, b in op.pairs:

@@ -22,7 +22,6 @@ temp dir) is removed at the end, also on failure or ^C.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import secrets
@@ -49,6 +48,7 @@ from report import FLOOR, LXC, LXCFLOW, Check, Operation, Scalar
 
 from lxcflow.cgroups import open_manager
 from lxcflow.client import Client
+from lxcflow.runstate import RunState
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"n": 100, "wait": 30, "transitions": 1000, "kills": 100, "deaths": 200,
@@ -541,9 +541,7 @@ def op_scale(b: Bench) -> Operation:
             op.scalars += [Scalar(f"lxc-start -d all, {workers} at a time", LXC, theirs, "s"),
                            Scalar("ratio lxcflow / LXC, start all", LXCFLOW, ours / theirs, "x")]
         time.sleep(1.0)
-        rundir = b.daemon.paths.rundir / "containers"
-        shims = [int(json.loads((rundir / n / "state.json").read_text())["shim_pid"])
-                 for n in names]
+        shims = [RunState.load(b.daemon.paths.run_dir(n)).shim_pid for n in names]
         daemon_kib = pss_kib(b.daemon.pid)
         shims_kib = sum(pss_kib(p) for p in shims)
         total_mb = (daemon_kib + shims_kib) / 1024
