@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 
@@ -112,11 +113,7 @@ class CgroupManager:
                         init_cpuset(child, current)
                     current = child
         except BaseException:
-            for path in reversed(made):
-                try:
-                    base.remove_dir(path)
-                except OSError:
-                    pass
+            _remove_made(made)
             raise
         self._parents_ready = True
         return self._cgroup(name)
@@ -128,23 +125,18 @@ class CgroupManager:
         made: list[Path] = []
         try:
             for parent_dir in self.parent_dirs():
-                base.make_dir(parent_dir / name)
+                self._mkdir(parent_dir / name)
                 made.append(parent_dir / name)
             if self._cpuset_parent is not None:
                 init_cpuset(self._cpuset_parent / name, self._cpuset_parent)
-        except BaseException as exc:
-            for path in reversed(made):
-                try:
-                    base.remove_dir(path)
-                except OSError:
-                    pass
-            if isinstance(exc, (FileExistsError, FileNotFoundError)):
+        except CgroupError as exc:
+            _remove_made(made)
+            if exc.details.get("errno") in (errno.EEXIST, errno.ENOENT):
                 self._parents_ready = False
                 return False
-            if isinstance(exc, OSError):
-                reason = exc.strerror or str(exc)
-                raise CgroupError(f"cannot create cgroup {name}: {reason}", name=name,
-                                  op="mkdir", errno=exc.errno, reason=reason) from exc
+            raise
+        except BaseException:
+            _remove_made(made)
             raise
         return True
 
@@ -205,3 +197,12 @@ class CgroupManager:
 def open_manager(root: Path = DEFAULT_ROOT, parent: str = "lxcflow") -> CgroupManager:
     """The manager for the layout detected under ``root``."""
     return CgroupManager(root, parent, detect_layout(root))
+
+
+def _remove_made(made: list[Path]) -> None:
+    """Undo a create that failed halfway: the directories it made, newest first."""
+    for path in reversed(made):
+        try:
+            base.remove_dir(path)
+        except OSError:
+            pass
