@@ -15,7 +15,7 @@ import sys
 from lxcflow.client import Client
 from lxcflow.cmdline import Argument, Command, CommandLineError, HelpRequested, Option, parse
 from lxcflow.errors import LxcflowError, UsageError
-from lxcflow.paths import Paths
+from lxcflow.paths import Paths, absolute
 
 # The CLI imports this module on every call: typing costs milliseconds there.
 TYPE_CHECKING = False
@@ -74,14 +74,8 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
         print(" ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _absolute(path: str) -> str:
-    import os  # about 2 ms: only the commands taking a file pay for it
-
-    return os.path.abspath(path)
-
-
 def cmd_create(a: Parsed, c: Client) -> int:
-    c.call("create", {"name": a.name, "config": _absolute(a.config)})
+    c.call("create", {"name": a.name, "config": absolute(a.config)})
     return 0
 
 
@@ -91,7 +85,7 @@ def cmd_destroy(a: Parsed, c: Client) -> int:
 
 
 def cmd_start(a: Parsed, c: Client) -> int:
-    config = _absolute(a.config) if a.config else None
+    config = absolute(a.config) if a.config else None
     c.call("start", {"name": a.name, "config": config, "command": a.command})
     return 0
 
@@ -104,7 +98,7 @@ def cmd_execute(a: Parsed, c: Client) -> int:
         raise UsageError("execute needs a command: lxcflow execute -n NAME -- CMD ...")
     args = {
         "name": a.name,
-        "config": _absolute(a.config) if a.config else None,
+        "config": absolute(a.config) if a.config else None,
         "command": a.command,
         "cwd": os.getcwd(),
         "env": {k: os.environ[k] for k in ("TERM", "LANG") if k in os.environ},

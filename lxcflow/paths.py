@@ -56,8 +56,8 @@ class Paths:
     ) -> Paths:
         """Options win over LXCFLOW_PATH / LXCFLOW_SOCKET / LXCFLOW_CGROUP, then defaults."""
         return cls(
-            lxcpath=_absolute(lxcpath or _getenv("LXCFLOW_PATH") or DEFAULT_LXCPATH),
-            socket=_absolute(socket or _getenv("LXCFLOW_SOCKET") or DEFAULT_SOCKET),
+            lxcpath=absolute(lxcpath or _getenv("LXCFLOW_PATH") or DEFAULT_LXCPATH),
+            socket=absolute(socket or _getenv("LXCFLOW_SOCKET") or DEFAULT_SOCKET),
             cgroup_parent=cgroup_parent or _getenv("LXCFLOW_CGROUP") or DEFAULT_CGROUP_PARENT,
         )
 
@@ -97,8 +97,9 @@ def _getenv(name: str) -> str | None:
     return value.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
-def _absolute(path: str) -> str:
-    """``path`` joined to the working directory, ``..`` kept as Path.absolute() keeps it."""
+def absolute(path: str) -> str:
+    """``path`` joined to the working directory, ``..`` kept as Path.absolute() keeps it
+    (without importing os, as everything the CLI imports)."""
     return path if path.startswith("/") else f"{posix.getcwd()}/{path}"
 
 
