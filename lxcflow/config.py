@@ -104,6 +104,11 @@ class ContainerConfig:
             object.__setattr__(self, "hooks", MappingProxyType(dict(self.hooks)))
 
     @property
+    def makes_interfaces(self) -> bool:
+        """Whether a start creates network interfaces (``empty`` and ``none`` do not)."""
+        return any(net.type not in ("empty", "none") for net in self.networks)
+
+    @property
     def new_namespaces(self) -> frozenset[str]:
         """The namespaces a start creates; the others are shared with the host.
 

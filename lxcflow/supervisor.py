@@ -355,12 +355,11 @@ class Supervisor:
                 raise ConfigError(str(e), file=config.file, line=setting.line) from None
         # Interfaces to make need netlink, in the daemon; a namespace with lo
         # alone (``empty``) the shim makes itself, which is cheaper.
-        own_netns = "net" in config.new_namespaces and any(
-            net.type not in ("empty", "none") for net in config.networks)
+        prepared_netns = "net" in config.new_namespaces and config.makes_interfaces
         spec = build_spec(
             name=c.name, mode=launch.mode, config=config, command=launch.command,
             cgroup_procs=c.cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
-            env=container_env(config, launch.env), cwd=launch.cwd, netns=own_netns,
+            env=container_env(config, launch.env), cwd=launch.cwd, netns=prepared_netns,
         )
         write_spec(run_dir / SPEC_FILE, spec)
         opened: list[int] = []
@@ -374,7 +373,7 @@ class Supervisor:
                 opened.append(os.open(log_dir / CONSOLE_LOG,
                                       os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
                 stdio = (opened[0], opened[1], opened[1])
-            netns = await self._prepare_network(c, config) if own_netns else None
+            netns = await self._prepare_network(c, config) if prepared_netns else None
             if netns is not None:
                 opened.append(netns)
             c.shim = await shim.spawn(self.shim_binary, run_dir / SPEC_FILE, stdio=stdio,
