@@ -11,6 +11,7 @@ what is left, ends the ``lxc-monitord`` this lxcpath caused and removes the
 from __future__ import annotations
 
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -104,9 +105,16 @@ class Lxc:
         for pid in self._pids(lambda cmdline: needle in cmdline
                               and cmdline.split(b"\0")[0].endswith(b"lxc-monitord")):
             try:
-                os.kill(pid, signal.SIGTERM)
+                pidfd = os.pidfd_open(pid)
             except ProcessLookupError:
-                pass
+                continue
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+                # Gone before we return, not merely told to go.
+                if not select.select([pidfd], [], [], 5)[0]:
+                    print(f"warning: lxc-monitord {pid} still running 5 s after SIGTERM")
+            finally:
+                os.close(pidfd)
         for pivot in sorted(_pivots() - self.pivots_before):
             try:
                 pivot.rmdir()
