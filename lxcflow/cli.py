@@ -14,321 +14,39 @@ import sys
 
 from lxcflow.client import Client
 from lxcflow.cmdline import Argument, Command, CommandLineError, HelpRequested, Option, parse
+from lxcflow.commands import (
+    cmd_cgroup,
+    cmd_create,
+    cmd_destroy,
+    cmd_execute,
+    cmd_freeze,
+    cmd_info,
+    cmd_kill,
+    cmd_ls,
+    cmd_monitor,
+    cmd_net,
+    cmd_priority,
+    cmd_ps,
+    cmd_rules_list,
+    cmd_start,
+    cmd_stop,
+    cmd_unfreeze,
+    cmd_wait,
+    rules_check,
+)
 from lxcflow.errors import LxcflowError, UsageError
-from lxcflow.paths import Paths, absolute
+from lxcflow.paths import Paths
 
 # The CLI imports this module on every call: typing costs milliseconds there.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Any
 
     from lxcflow.cmdline import Parsed
 
     Handler = Callable[[Parsed, Client], int]
 
 DEFAULT_RULES = "/etc/lxcflow/rules"
-
-
-def parse_signal(text: str) -> int:
-    """``KILL``, ``SIGKILL``, ``kill`` or ``9`` -> 9."""
-    # _signal is the C module under signal, whose enums cost an enum import.
-    import _signal
-
-    if text.isdigit():
-        number = int(text)
-        if 1 <= number < _signal.NSIG:
-            return number
-        raise UsageError(f"invalid signal {text!r}")
-    name = text.upper()
-    name = name if name.startswith("SIG") else f"SIG{name}"
-    found = getattr(_signal, name, None) if name[3:].isalnum() else None  # not SIG_IGN
-    if not isinstance(found, int) or not 1 <= found < _signal.NSIG:
-        raise UsageError(f"invalid signal {text!r}")
-    return found
-
-
-def _human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} bytes" if unit == "bytes" else f"{n:.2f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
-def _print_json(value: Any) -> None:
-    import json  # it imports re: only --json pays for it
-
-    print(json.dumps(value, indent=2, sort_keys=True))
-
-
-# ------------------------------------------------------------------ commands
-
-
-def _print_table(rows: list[tuple[str, ...]]) -> None:
-    """Columns padded to their widest cell, as lxc-ls -f prints them."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(" ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
-def cmd_create(a: Parsed, c: Client) -> int:
-    c.call("create", {"name": a.name, "config": absolute(a.config)})
-    return 0
-
-
-def cmd_destroy(a: Parsed, c: Client) -> int:
-    c.call("destroy", {"name": a.name, "force": a.force})
-    return 0
-
-
-def cmd_start(a: Parsed, c: Client) -> int:
-    config = absolute(a.config) if a.config else None
-    c.call("start", {"name": a.name, "config": config, "command": a.command})
-    return 0
-
-
-def cmd_execute(a: Parsed, c: Client) -> int:
-    import _signal  # signal's C module: signal itself costs an enum import
-    import os
-
-    if not a.command:
-        raise UsageError("execute needs a command: lxcflow execute -n NAME -- CMD ...")
-    args = {
-        "name": a.name,
-        "config": absolute(a.config) if a.config else None,
-        "command": a.command,
-        "cwd": os.getcwd(),
-        "env": {k: os.environ[k] for k in ("TERM", "LANG") if k in os.environ},
-    }
-
-    def forward(signum: int, _frame: Any) -> None:
-        # The container is in its own session: pass the user's ^C on to it.
-        try:
-            with Client(c.paths, spawn=False) as side:
-                # To the init only: it forwards to the command, which must
-                # see one ^C, not one from us and one from its init.
-                side.call("kill", {"name": a.name, "signal": signum, "init_only": True})
-        except LxcflowError:
-            pass  # it already ended
-
-    for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT):
-        _signal.signal(sig, forward)
-    result = list(c.stream("execute", args, fds=(0, 1, 2)))[-1]
-    if result.get("signal") is not None:
-        return 128 + int(result["signal"])
-    code = result.get("exit_code")
-    return int(code) if code is not None else 1
-
-
-def cmd_stop(a: Parsed, c: Client) -> int:
-    c.call("stop", {"name": a.name, "timeout": a.timeout, "kill": a.kill})
-    return 0
-
-
-def cmd_kill(a: Parsed, c: Client) -> int:
-    c.call("kill", {"name": a.name, "signal": parse_signal(a.signal)})
-    return 0
-
-
-def cmd_freeze(a: Parsed, c: Client) -> int:
-    c.call("freeze", {"name": a.name})
-    return 0
-
-
-def cmd_unfreeze(a: Parsed, c: Client) -> int:
-    c.call("unfreeze", {"name": a.name})
-    return 0
-
-
-def cmd_info(a: Parsed, c: Client) -> int:
-    info = c.call("info", {"name": a.name})
-    if a.json:
-        _print_json(info)
-        return 0
-    rows = [("Name", info["name"]), ("State", info["state"])]
-    if info["pid"] is not None:
-        rows.append(("PID", str(info["pid"])))
-    rows += [("IP", ip) for ip in info["ipv4"]]
-    for interface in info.get("interfaces", ()):
-        rows.append(("Link", interface["host"]))
-        counters = interface["host_counters"]
-        if counters is not None:
-            # As lxc-info: the host end's view (its TX is what the container got).
-            rows += [(" TX bytes", _human_bytes(counters["tx_bytes"])),
-                     (" RX bytes", _human_bytes(counters["rx_bytes"])),
-                     (" Total bytes", _human_bytes(counters["tx_bytes"] + counters["rx_bytes"]))]
-    if info["cpu_ns"] is not None:
-        rows.append(("CPU use", f"{info['cpu_ns'] / 1e9:.2f} seconds"))
-    if info["memory_bytes"] is not None:
-        rows.append(("Memory use", _human_bytes(info["memory_bytes"])))
-    if info["frozen_by"] is not None:
-        rows.append(("Frozen by", info["frozen_by"]))
-    if info["frozen_total_ns"]:
-        rows.append(("Frozen for", f"{info['frozen_total_ns'] / 1e9:.2f} seconds in all"))
-    last = info.get("last_exit")
-    if info["state"] == "STOPPED" and last:
-        how = f"signal {last['signal']}" if last["signal"] is not None else f"code {last['code']}"
-        rows.append(("Last exit", how))
-    for key, value in rows:
-        print(f"{key + ':':<16}{value}")
-    return 0
-
-
-def cmd_ls(a: Parsed, c: Client) -> int:
-    containers = c.call("list")
-    if a.json:
-        _print_json(containers)
-    elif a.fancy:
-        _print_table([("NAME", "STATE", "PID", "IPV4", "EPHEMERAL")] + [
-            (ct["name"], ct["state"], str(ct["pid"] or "-"), ", ".join(ct["ipv4"]) or "-",
-             "YES" if ct["ephemeral"] else "NO")
-            for ct in containers
-        ])
-    else:
-        for ct in containers:
-            print(ct["name"])
-    return 0
-
-
-def cmd_ps(a: Parsed, c: Client) -> int:
-    procs = c.call("ps", {"name": a.name})
-    if a.json:
-        _print_json(procs)
-        return 0
-    print(f"{'CONTAINER':<16} {'PID':>8} {'NSPID':>6} CMD")
-    for p in procs:
-        print(f"{a.name:<16} {p['pid']:>8} {p['ns_pid']:>6} {p['command']}")
-    return 0
-
-
-def cmd_priority(a: Parsed, c: Client) -> int:
-    print(c.call("priority", {"name": a.name, "value": a.priority}))
-    return 0
-
-
-def cmd_cgroup(a: Parsed, c: Client) -> int:
-    value = c.call("cgroup", {"name": a.name, "key": a.key, "value": a.value})
-    if a.value is None:
-        print(value)
-    return 0
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_since(text: str, now_ns: int) -> dict[str, int]:
-    """``--since``: an event id (``1234``), a time ago (``90s``, ``5m``, ``2h``,
-    ``1d``), seconds since the epoch (``@1700000000``) or an ISO 8601 time."""
-    from datetime import datetime  # only monitor --since pays for it
-
-    if text.isdigit():
-        return {"since_id": int(text)}
-    try:
-        if text[-1:] in _UNITS and text[:-1].replace(".", "", 1).isdigit():
-            return {"since_ns": now_ns - int(float(text[:-1]) * _UNITS[text[-1]] * 1e9)}
-        if text.startswith("@"):
-            return {"since_ns": int(float(text[1:]) * 1e9)}
-        return {"since_ns": int(datetime.fromisoformat(text).timestamp() * 1e9)}
-    except (ValueError, OverflowError):
-        raise UsageError(
-            f"bad --since {text!r}: give an event id, 90s/5m/2h/1d, @EPOCH or an ISO 8601 time"
-        ) from None
-
-
-def _describe(event: dict[str, Any]) -> str:
-    if event.get("kind") == "notice":
-        return f"{event['container']!r} {event['detail']} [{event['cause']}]"
-    line = f"{event['container']!r} changed state to [{event['to']}]"
-    if event["to"] == "STOPPED" and event["exit_code"] is not None:
-        line += f"\n{event['container']!r} exited with status [{event['exit_code']}]"
-    elif event["to"] == "STOPPED" and event["signal"] is not None:
-        line += f"\n{event['container']!r} was killed by signal [{event['signal']}]"
-    return line
-
-
-def cmd_monitor(a: Parsed, c: Client) -> int:
-    import json
-    import time
-
-    args: dict[str, Any] = {"follow": a.follow}
-    if a.name:
-        # Any of them; grouped so one pattern's anchors cannot bind to another's.
-        args["regex"] = a.name[0] if len(a.name) == 1 else "|".join(f"(?:{n})" for n in a.name)
-    if a.since:
-        args.update(parse_since(a.since, time.time_ns()))
-    try:
-        for item in c.stream("monitor", args):
-            if "missed" in item:
-                count = item["missed"] if item["missed"] is not None else "some"
-                print(f"lxcflow monitor: {count} events missed", file=sys.stderr)
-            elif "container" in item:
-                print(json.dumps(item, sort_keys=True) if a.json else _describe(item), flush=True)
-    except KeyboardInterrupt:
-        pass  # ^C is how a monitor is meant to end
-    return 0
-
-
-def cmd_wait(a: Parsed, c: Client) -> int:
-    states = [s.strip().upper() for s in a.states.split("|")]
-    result = c.call("wait", {"names": a.name, "states": states, "timeout": a.timeout,
-                                 "thaw": a.thaw})
-    if a.json:
-        _print_json(result)
-    return 0
-
-
-def cmd_rules_list(a: Parsed, c: Client) -> int:
-    report = c.call("rules")
-    if a.json:
-        _print_json(report)
-        return 0
-    if not report["rules"]:
-        print(f"no rules loaded (directory: {report['directory'] or 'none'})")
-    for rule in report["rules"]:
-        print(f"{rule['name']}  [{rule['trigger']}]  containers {rule['containers']}  "
-              f"({rule['file']}:{rule['line']})")
-        if rule["actions"]:
-            print(f"    actions: {', '.join(rule['actions'])}")
-        for container, state in rule["state"].items():
-            print(f"    {container}: {state}")
-    for error in report["errors"]:
-        print(f"error (last good version kept): {error['error']}")
-    return 0
-
-
-def rules_check(directory: str) -> int:
-    """``rules check``: validate a rules directory without a daemon."""
-    from pathlib import Path
-
-    from lxcflow.rules.parse import check_directory
-
-    rules, errors = check_directory(Path(directory))
-    for error in errors:
-        print(f"lxcflow rules: {error}", file=sys.stderr)
-    if errors:
-        return 2
-    for rule in rules:
-        print(f"{rule.where}: {rule.name}: ok")
-    print(f"{len(rules)} rules ok in {directory}")
-    return 0
-
-
-def cmd_net(a: Parsed, c: Client) -> int:
-    if a.action == "bridge-add":
-        c.call("bridge_add", {"name": a.bridge, "ipv4": a.ipv4, "uplink": a.uplink})
-    elif a.action == "bridge-del":
-        c.call("bridge_del", {"name": a.bridge})
-    elif a.json:
-        _print_json(c.call("bridges"))
-    else:
-        _print_table([("BRIDGE", "STATE", "IPV4", "PORTS")] + [
-            (b["name"], b["state"], ", ".join(b["ipv4"]) or "-", ", ".join(b["ports"]) or "-")
-            for b in c.call("bridges")
-        ])
-    return 0
 
 
 # ------------------------------------------------------------------ the table
@@ -474,25 +192,21 @@ def run_daemon(args: Parsed, paths: Paths) -> int:
     """``lxcflow daemon``: check its options, then run the supervisor until stopped."""
     from pathlib import Path
 
-    if args.journal_max_events < 1 or not args.journal_max_age > 0:
-        raise UsageError("journal limits must be positive")
-    if not args.hook_timeout > 0:
-        raise UsageError("--hook-timeout must be positive")
-    if not args.restart_budget > 0:
-        raise UsageError("--restart-budget must be positive")
-    rules_dir = Path(args.rules or DEFAULT_RULES).absolute()
-    if args.rules is not None and not rules_dir.is_dir():
+    from lxcflow.daemon.options import DaemonOptions
+
+    options = DaemonOptions(
+        paths, log_format=args.log_format, log_level=args.log_level,
+        journal_max_events=args.journal_max_events, journal_max_age_s=args.journal_max_age,
+        hooks_dir=Path(args.hooks).absolute(), hook_timeout=args.hook_timeout,
+        rules_dir=Path(args.rules or DEFAULT_RULES).absolute(),
+        restart_budget=args.restart_budget, ready_fd=args.ready_fd,
+    )
+    if args.rules is not None and not options.rules_dir.is_dir():  # type: ignore[union-attr]
         raise UsageError(f"--rules {args.rules}: no such directory")
     _import_site_packages()
-    from lxcflow import daemon  # the only command that needs trio
+    from lxcflow.daemon import main as daemon  # the only command that needs trio
 
-    return daemon.run(
-        paths, ready_fd=args.ready_fd, log_format=args.log_format,
-        log_level=args.log_level, journal_max_events=args.journal_max_events,
-        journal_max_age_s=args.journal_max_age,
-        hooks_dir=Path(args.hooks).absolute(), hook_timeout=args.hook_timeout,
-        rules_dir=rules_dir, restart_budget=args.restart_budget,
-    )
+    return daemon.run(options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,5 +2,5 @@
 
 :mod:`~lxcflow.rules.model` says what a rule is, :mod:`~lxcflow.rules.parse`
 reads rules files, :mod:`~lxcflow.rules.restart` keeps restart policies'
-books, and :mod:`~lxcflow.rules.engine` runs them in the daemon.
+books, and :mod:`~lxcflow.daemon.engine` runs them in the daemon.
 """

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 import trio
 
-from lxcflow import api
 from lxcflow.cgroups import open_manager
-from lxcflow.container import Container
+from lxcflow.daemon import server as api
+from lxcflow.daemon.container import Container
+from lxcflow.daemon.events import EventBus
+from lxcflow.daemon.journal import JOURNAL_FILE, Journal
+from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import OperationTimeout
-from lxcflow.events import EventBus
-from lxcflow.journal import JOURNAL_FILE, Journal
 from lxcflow.states import State
-from lxcflow.supervisor import Supervisor
 from tests.integration.conftest import Env, needs_root
 
 pytestmark = needs_root

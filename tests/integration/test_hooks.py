@@ -10,10 +10,10 @@ import pytest
 import trio
 
 from lxcflow.cgroups import open_manager
+from lxcflow.daemon.supervisor import Supervisor
+from lxcflow.daemon.watch import FileWatcher
 from lxcflow.errors import StartFailed
 from lxcflow.states import State
-from lxcflow.supervisor import Supervisor
-from lxcflow.watch import FileWatcher
 from tests.integration.conftest import Env, needs_root
 
 pytestmark = needs_root

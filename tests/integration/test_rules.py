@@ -10,11 +10,11 @@ import pytest
 import trio
 
 from lxcflow.cgroups import open_manager
+from lxcflow.daemon.engine import RuleEngine
+from lxcflow.daemon.events import Subscription
+from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import WrongState
-from lxcflow.events import Subscription
-from lxcflow.rules.engine import RuleEngine
 from lxcflow.states import Cause, Event, State
-from lxcflow.supervisor import Supervisor
 from tests.integration.conftest import Env, needs_root
 
 pytestmark = needs_root

@@ -10,10 +10,10 @@ import pytest
 import trio
 
 from lxcflow.cgroups import CgroupManager, Layout, detect_layout, open_manager
+from lxcflow.daemon.events import Subscription
+from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import ConfigError, StartFailed, WrongState
-from lxcflow.events import Subscription
 from lxcflow.states import Cause, Event, State
-from lxcflow.supervisor import Supervisor
 from tests.integration.conftest import Env, needs_root
 
 pytestmark = needs_root

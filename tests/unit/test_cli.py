@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from lxcflow import launcher
-from lxcflow.cli import parse_args, parse_signal
+from lxcflow.cli import parse_args
+from lxcflow.commands import parse_signal
 from lxcflow.errors import UsageError
 
 

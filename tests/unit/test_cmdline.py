@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lxcflow import cli
+from lxcflow import cli, commands
 from lxcflow.cli import COMMANDS, DEFAULT_RULES, parse_args
 from lxcflow.cmdline import Command, CommandLineError, HelpRequested
 
@@ -151,9 +151,9 @@ def test_nested_commands_and_handlers() -> None:
     a = parse_args(["net", "bridge-add", "br0", "--ipv4", "198.18.0.1/24"])
     assert (a.cmd, a.action, a.bridge, a.ipv4, a.uplink) == (
         "net", "bridge-add", "br0", "198.18.0.1/24", None)
-    assert a.handler is cli.cmd_net
+    assert a.handler is commands.cmd_net
     assert parse_args(["net", "ls", "--json"]).json is True
-    assert parse_args(["info", "-n", "x"]).handler is cli.cmd_info
+    assert parse_args(["info", "-n", "x"]).handler is commands.cmd_info
     assert parse_args(["daemon"]).handler is None  # main() runs it, without a client
 
 

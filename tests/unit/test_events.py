@@ -6,7 +6,7 @@ from pathlib import Path
 
 import trio
 
-from lxcflow.events import EventBus
+from lxcflow.daemon.events import EventBus
 from lxcflow.runstate import ExitStatus
 from lxcflow.states import Cause, Event, State
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import trio
 
-from lxcflow import hooks
+from lxcflow.daemon import hooks
 from lxcflow.states import Cause, Event, State
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lxcflow.events import EventBus
-from lxcflow.journal import Journal
+from lxcflow.daemon.events import EventBus
+from lxcflow.daemon.journal import Journal
 from lxcflow.states import Cause, Event, State
 
 S = State

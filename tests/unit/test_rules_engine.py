@@ -17,16 +17,16 @@ import pytest
 import trio
 import trio.testing
 
-from lxcflow.container import Container
+from lxcflow.daemon.container import Container
+from lxcflow.daemon.engine import RuleEngine
+from lxcflow.daemon.events import EventBus
+from lxcflow.daemon.journal import Journal
+from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import NotFound, WrongState
-from lxcflow.events import EventBus
-from lxcflow.journal import Journal
-from lxcflow.rules.engine import RuleEngine
 from lxcflow.rules.model import Backoff, RestartPolicy
 from lxcflow.rules.restart import RestartBook, TokenBucket
 from lxcflow.runstate import ExitStatus
 from lxcflow.states import Cause, Event, State
-from lxcflow.supervisor import Supervisor
 
 S = State
 

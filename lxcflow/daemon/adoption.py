@@ -18,14 +18,14 @@ import structlog
 
 from lxcflow import states
 from lxcflow.config import load_config
-from lxcflow.container import Container, LastRun
+from lxcflow.daemon.container import Container, LastRun
 from lxcflow.errors import CgroupError, ConfigError, LxcflowError
 from lxcflow.runstate import FROZEN_BY_FILE, ExitStatus, RunState
 from lxcflow.runtime import shim
 from lxcflow.states import Cause, State
 
 if TYPE_CHECKING:
-    from lxcflow.supervisor import Supervisor
+    from lxcflow.daemon.supervisor import Supervisor
 
 log = structlog.get_logger("lxcflow.adoption")
 

@@ -24,10 +24,13 @@ from typing import Any, TypeVar
 import structlog
 import trio
 
-from lxcflow import adoption, hooks, states
+from lxcflow import states
 from lxcflow.cgroups import CgroupManager
 from lxcflow.config import ContainerConfig, absolutize, load_config, validate_name
-from lxcflow.container import Container, LastRun
+from lxcflow.daemon import adoption, hooks
+from lxcflow.daemon.container import Container, LastRun
+from lxcflow.daemon.events import EventBus
+from lxcflow.daemon.watch import FileWatcher
 from lxcflow.errors import (
     AlreadyExists,
     CgroupError,
@@ -39,7 +42,6 @@ from lxcflow.errors import (
     StartFailed,
     WrongState,
 )
-from lxcflow.events import EventBus
 from lxcflow.paths import Paths
 from lxcflow.runstate import (
     CONFIG_FILE,
@@ -53,7 +55,6 @@ from lxcflow.runstate import (
 from lxcflow.runtime import proc, shim
 from lxcflow.runtime.spec import Mode, build_spec, container_env, write_spec
 from lxcflow.states import Cause, State
-from lxcflow.watch import FileWatcher
 
 log = structlog.get_logger("lxcflow.supervisor")
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import structlog
 import trio
 
-from lxcflow import api, logs
 from lxcflow.cgroups import open_manager
+from lxcflow.daemon import logs, server
+from lxcflow.daemon.engine import RuleEngine
+from lxcflow.daemon.events import EventBus
+from lxcflow.daemon.journal import JOURNAL_FILE, Journal
+from lxcflow.daemon.options import DaemonOptions
+from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import CgroupError, LxcflowError
-from lxcflow.events import EventBus
-from lxcflow.journal import JOURNAL_FILE, Journal
-from lxcflow.paths import Paths
-from lxcflow.rules.engine import RuleEngine
 from lxcflow.runtime import shim
-from lxcflow.supervisor import Supervisor
 
 log = structlog.get_logger("lxcflow.daemon")
 
@@ -46,33 +46,26 @@ def take_lock(rundir: Path) -> int:
     return fd
 
 
-async def serve(
-    paths: Paths,
-    ready_fd: int | None,
-    journal: Journal,
-    hooks_dir: Path,
-    hook_timeout: float,
-    rules_dir: Path,
-    restart_budget: float,
-) -> None:
+async def serve(options: DaemonOptions, journal: Journal) -> None:
     """Run the supervisor, its rules and the API until SIGTERM or SIGINT."""
+    paths = options.paths
     supervisor = Supervisor(
         paths, open_manager(parent=paths.cgroup_parent), shim_binary=shim.ensure_built(),
-        bus=EventBus(journal), hooks_dir=hooks_dir, hook_timeout=hook_timeout,
+        bus=EventBus(journal), hooks_dir=options.hooks_dir, hook_timeout=options.hook_timeout,
     )
-    engine = RuleEngine(supervisor, rules_dir, restart_budget=restart_budget,
-                        hook_timeout=hook_timeout)
+    engine = RuleEngine(supervisor, options.rules_dir, restart_budget=options.restart_budget,
+                        hook_timeout=options.hook_timeout)
     supervisor.rules_report = engine.describe
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals, \
             contextlib.closing(journal):
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)  # subscribed before adoption: sees recoveries
             await nursery.start(supervisor.run)
-            await nursery.start(api.serve, supervisor, paths.socket)
+            await nursery.start(server.serve, supervisor, paths.socket)
             log.info("daemon_ready", socket=str(paths.socket), pid=os.getpid())
-            if ready_fd is not None:
-                os.write(ready_fd, b"ready\n")
-                os.close(ready_fd)
+            if options.ready_fd is not None:
+                os.write(options.ready_fd, b"ready\n")
+                os.close(options.ready_fd)
             async for signum in signals:
                 log.info("daemon_stopping", signal=signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
@@ -91,30 +84,18 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run(
-    paths: Paths,
-    *,
-    ready_fd: int | None,
-    log_format: str,
-    log_level: str,
-    journal_max_events: int,
-    journal_max_age_s: float,
-    hooks_dir: Path,
-    hook_timeout: float,
-    rules_dir: Path,
-    restart_budget: float,
-) -> int:
+def run(options: DaemonOptions) -> int:
     """Entry point from the CLI; returns the exit code."""
-    logs.configure(log_format, log_level)
+    paths, ready_fd = options.paths, options.ready_fd
+    logs.configure(options.log_format, options.log_level)
     raise_fd_limit()
     try:
         lock = take_lock(paths.rundir)
         try:
             paths.lxcpath.mkdir(parents=True, exist_ok=True)
-            journal = Journal(paths.lxcpath / JOURNAL_FILE, max_events=journal_max_events,
-                              max_age_s=journal_max_age_s)
-            trio.run(serve, paths, ready_fd, journal, hooks_dir, hook_timeout, rules_dir,
-                     restart_budget)
+            journal = Journal(paths.lxcpath / JOURNAL_FILE, max_events=options.journal_max_events,
+                              max_age_s=options.journal_max_age_s)
+            trio.run(serve, options, journal)
         finally:
             os.close(lock)
     except OSError as e:  # the lxcpath or run directory cannot be made

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import structlog
 import trio
 
-from lxcflow.journal import Journal
+from lxcflow.daemon.journal import Journal
 from lxcflow.states import Event
 
 log = structlog.get_logger("lxcflow.events")

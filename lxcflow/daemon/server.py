@@ -22,6 +22,8 @@ import trio
 
 from lxcflow import protocol
 from lxcflow.config import validate_name
+from lxcflow.daemon.events import Subscription
+from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import (
     LxcflowError,
     OperationTimeout,
@@ -29,9 +31,7 @@ from lxcflow.errors import (
     UsageError,
     WrongState,
 )
-from lxcflow.events import Subscription
 from lxcflow.states import Event, State, parse_states
-from lxcflow.supervisor import Supervisor
 
 log = structlog.get_logger("lxcflow.api")
 

@@ -11,8 +11,8 @@ import trio
 from lxcflow import states
 from lxcflow.cgroups import ContainerCgroup
 from lxcflow.config import ContainerConfig
+from lxcflow.daemon.events import EventBus
 from lxcflow.errors import InvalidTransition
-from lxcflow.events import EventBus
 from lxcflow.runstate import ExitStatus, Interface, RunState
 from lxcflow.runtime.shim import Shim
 from lxcflow.states import Cause, Event, State

@@ -28,15 +28,16 @@ import structlog
 import trio
 from inotify_simple import flags
 
-from lxcflow import hooks, states
+from lxcflow import states
+from lxcflow.daemon import hooks
+from lxcflow.daemon.supervisor import Supervisor
+from lxcflow.daemon.watch import FileWatcher
 from lxcflow.errors import CgroupError, LxcflowError, StartFailed, WrongState
 from lxcflow.rules.model import Action, Every, OnTransition, RestartPolicy, Rule, Sample
 from lxcflow.rules.parse import RuleError, duplicates, load_text, rule_files
 from lxcflow.rules.restart import RestartBook, TokenBucket
 from lxcflow.runtime.spec import DEFAULT_PATH
 from lxcflow.states import Cause, Event, State
-from lxcflow.supervisor import Supervisor
-from lxcflow.watch import FileWatcher
 
 log = structlog.get_logger("lxcflow.rules")
 
