@@ -10,7 +10,7 @@ setup: $(VENV)/.installed
 
 # pip's lxcflow wrapper runs Python with site and imports re; the launcher
 # replacing it does neither (see lxcflow/launcher.py).
-$(VENV)/.installed: pyproject.toml lxcflow/runtime/shim.c lxcflow/launcher.py
+$(VENV)/.installed: pyproject.toml $(wildcard lxcflow/runtime/shim/*.[ch]) lxcflow/launcher.py
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
 		--config-settings editable_mode=compat -e '.[test]'

@@ -1,7 +1,7 @@
 """Turn a container's config into the shim's spec.
 
 All parsing and validation happens here, in Python; the C shim only replays
-the records (see the header of ``shim.c`` for the format).
+the records (see the header of ``shim/main.c`` for the format).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ CLONE_FLAGS = {
     "cgroup": 0x02000000,
 }
 
-# Option bits understood by the shim (shim.c: M_*).
+# Option bits understood by the shim (shim/shim.h: M_*).
 OPT_OPTIONAL = 1
 OPT_MKDIR = 2
 OPT_MKFILE = 4

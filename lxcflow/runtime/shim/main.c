@@ -1,0 +1,224 @@
+/*
+ * lxcflow-shim: the one process lxcflow keeps per container.
+ *
+ * It sets up the container (pid, mount, uts, ipc, net namespaces, cgroups,
+ * rootfs, mounts), starts its init, then only waits: when the init dies it
+ * writes the exit status to a file and exits. The daemon is not needed for
+ * any of this, so containers outlive it and a restarted daemon still learns
+ * how each container ended. A Python process per container would cost
+ * megabytes; this costs a few pages.
+ *
+ * Usage: lxcflow-shim SPECFILE
+ *   fd 0-2  the container's stdio
+ *   fd 3    report pipe to the daemon: one line, "ok PID" or "error TEXT"
+ *   fd 4    with netns=1: the network namespace the daemon prepared
+ *
+ * SPECFILE holds NUL-terminated "key=value" records written by
+ * lxcflow/runtime/spec.py (which does all parsing and validation):
+ *   mode=system|app   system: the command is PID 1; app: a minimal init is
+ *                     PID 1 that reaps, forwards signals and passes on the
+ *                     command's exit status
+ *   ns=FLAGS          clone flags to unshare besides CLONE_NEWPID
+ *   netns=1           join the network namespace on fd 4 (its interfaces are
+ *                     configured before the command runs) instead of a new one
+ *   loopback=1        bring lo up in the new network namespace (one with no
+ *                     interfaces to configure: no netlink round trip needed)
+ *   hostname=NAME  rootfs=DIR  cwd=DIR  exit=FILE  autodev=1
+ *   cgroup=FILE       a cgroup.procs the init joins (repeatable)
+ *   mount=SRC\x1fTARGET\x1fFSTYPE\x1fFLAGS\x1fDATA\x1fOPTS   (repeatable)
+ *   arg=ARG           the command line (repeatable, in order)
+ *   env=KEY=VALUE     the command's environment (repeatable)
+ *
+ * This file holds main, the keeper's life (fork the init, pass its report
+ * on, wait, write the exit record), and setup, what the init does before
+ * its command runs, in order. The parts it calls: spec.c (reading the
+ * spec), mounts.c, devices.c (autodev), init.c (the command and the app
+ * init), report.c (fail, report, the exit file); shim.h declares them.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NETNS_FD 4
+
+static void write_str(int err, const char *path, const char *value)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, value, strlen(value)) < 0)
+        fail(err, "cannot write %s", path);
+    close(fd);
+}
+
+/* lo comes down in a new network namespace; LXC brings it up, and so do we. */
+static void loopback_up(int err)
+{
+    struct ifreq ifr = {0};
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    strcpy(ifr.ifr_name, "lo");
+    if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+        fail(err, "cannot read lo's flags");
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+        fail(err, "cannot bring lo up");
+    close(fd);
+}
+
+static void setup(int err, struct spec *s)
+{
+    char path[4096];
+
+    /* Everything below mounts: outside a mount namespace of its own it
+     * would rearrange the host's. spec.py never asks for that; refuse anyway. */
+    if (!(s->ns & CLONE_NEWNS))
+        fail(err, "refusing to run without a mount namespace");
+    /* Join the cgroups first: everything the init does is then accounted. */
+    for (int i = 0; i < s->ncgroups; i++)
+        write_str(err, s->cgroups[i], "0");
+    if (s->netns) {
+        if (setns(NETNS_FD, CLONE_NEWNET) < 0)
+            fail(err, "cannot join the network namespace");
+        close(NETNS_FD);
+    }
+    if (unshare(s->ns) < 0)
+        fail(err, "cannot create namespaces");
+    if (s->loopback)
+        loopback_up(err);
+    if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
+        fail(err, "cannot set hostname");
+    /* Nothing we mount may propagate back to the host. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        fail(err, "cannot make / private");
+    if (s->rootfs && mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        fail(err, "cannot bind rootfs %s", s->rootfs);
+    /* The system mounts first, so the user's entries can go on top of them
+     * (a fuse node under /dev, a file under /proc/sys), as in LXC. */
+    in_root(path, sizeof(path), s->rootfs, "/proc");
+    mkdir_p(err, path, 0);
+    if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        fail(err, "cannot mount /proc");
+    if (s->rootfs) {
+        in_root(path, sizeof(path), s->rootfs, "/sys");
+        mkdir_p(err, path, 0);
+        if (mount("sysfs", path, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL) < 0)
+            fail(err, "cannot mount /sys");
+        if (s->autodev)
+            autodev(err, s->rootfs);
+    }
+    for (int i = 0; i < s->nmounts; i++)
+        do_mount(err, s->rootfs, s->mounts[i]);
+    if (s->rootfs) {
+        if (chdir(s->rootfs) < 0)
+            fail(err, "cannot enter rootfs %s", s->rootfs);
+        /* pivot_root(".", ".") stacks the old root under the new one; detach it. */
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+            fail(err, "cannot pivot_root into %s", s->rootfs);
+        if (umount2(".", MNT_DETACH) < 0)
+            fail(err, "cannot detach the old root");
+    }
+    if (chdir(s->cwd ? s->cwd : "/") < 0)
+        fail(err, "cannot change directory to %s", s->cwd ? s->cwd : "/");
+}
+
+/* Static, so untouched parts cost no memory (zero pages stay shared). */
+static struct spec s;
+
+int main(int argc, char **argv)
+{
+    size_t len;
+    char *buf;
+    int sync_pipe[2], status_pipe[2];
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: lxcflow-shim SPECFILE\n");
+        return 2;
+    }
+    fcntl(report_fd, F_SETFD, FD_CLOEXEC);
+    buf = read_file(argv[1], &len);
+    if (!buf || parse_spec(buf, len, &s) < 0) {
+        report("error cannot read spec %s\n", argv[1]);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0) {
+        report("error cannot create pipes: %s\n", strerror(errno));
+        return 1;
+    }
+    if (unshare(CLONE_NEWPID) < 0) {
+        report("error cannot create pid namespace: %s\n", strerror(errno));
+        return 1;
+    }
+    pid_t init = fork();
+    if (init < 0) {
+        report("error cannot fork: %s\n", strerror(errno));
+        return 1;
+    }
+    if (init == 0) {
+        close(sync_pipe[0]);
+        close(status_pipe[0]);
+        close(report_fd);
+        signal(SIGPIPE, SIG_DFL);
+        /* The init dies with the shim: an orphaned container has no keeper. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        setup(sync_pipe[1], &s);
+        if (s.app)
+            _exit(app_init(sync_pipe[1], status_pipe[1], &s));
+        exec_command(sync_pipe[1], &s);
+    }
+    close(sync_pipe[1]);
+    close(status_pipe[1]);
+    if (s.netns)
+        close(NETNS_FD); /* the container's processes keep it alive, not us */
+
+    /* EOF on the sync pipe means the command was exec'd; bytes are an error. */
+    char msg[1024];
+    ssize_t n, got = 0;
+    while ((n = read(sync_pipe[0], msg + got, sizeof(msg) - 1 - got)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        got += n;
+        if (got == (ssize_t)sizeof(msg) - 1)
+            break;
+    }
+    close(sync_pipe[0]);
+    if (got > 0) {
+        msg[got] = 0;
+        for (char *q = msg; *q; q++)
+            if (*q == '\n')
+                *q = ' ';
+        report("error %s\n", msg);
+        waitpid(init, NULL, 0);
+        return 1;
+    }
+    report("ok %d\n", (int)init);
+
+    /* Hold no end of the container's stdio: the caller sees EOF when the
+     * container's own processes close it. */
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd < 3 && devnull >= 0; fd++)
+        dup2(devnull, fd);
+
+    int status = 0, app_status;
+    while (waitpid(init, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (s.app && read(status_pipe[0], &app_status, sizeof(app_status)) == sizeof(app_status))
+        status = app_status;
+    write_exit_file(s.exit_file, status);
+    return 0;
+}

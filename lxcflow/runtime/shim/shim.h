@@ -1,0 +1,63 @@
+/*
+ * What the shim's files share: the spec as read into memory, the mount
+ * option bits, and the functions one file calls in another. Each .c file
+ * includes this first (it sets _GNU_SOURCE for the headers that follow).
+ * The keeper's contract (usage, fds, spec records) heads main.c.
+ */
+#ifndef LXCFLOW_SHIM_H
+#define LXCFLOW_SHIM_H
+
+#define _GNU_SOURCE
+#include <stddef.h>
+
+#define MAX_ITEMS 4096
+
+/* Mount option bits (OPTS field), mirrored in spec.py. */
+#define M_OPTIONAL 1    /* a failure is not fatal */
+#define M_MKDIR 2       /* create the target directory */
+#define M_MKFILE 4      /* create the target as an empty file */
+#define M_BIND_RO 8     /* read-only bind: needs a second, remount call */
+
+struct spec {
+    int app;
+    unsigned long ns;
+    int netns;
+    int loopback;
+    int autodev;
+    const char *hostname, *rootfs, *cwd, *exit_file;
+    const char *cgroups[64];
+    int ncgroups;
+    char *mounts[512];
+    int nmounts;
+    char *args[MAX_ITEMS + 1];
+    int nargs;
+    char *envs[MAX_ITEMS + 1];
+    int nenvs;
+};
+
+/* report.c: how the shim tells what happened */
+extern int report_fd;
+__attribute__((noreturn, format(printf, 2, 3)))
+void fail(int fd, const char *fmt, ...);
+__attribute__((format(printf, 1, 2)))
+void report(const char *fmt, ...);
+void write_exit_file(const char *path, int status);
+
+/* spec.c: the spec file */
+char *read_file(const char *path, size_t *len);
+int parse_spec(char *buf, size_t len, struct spec *s);
+
+/* mounts.c: mount entries and their targets */
+void mkdir_p(int err, const char *path, int optional);
+void in_root(char *out, size_t size, const char *root, const char *target);
+void do_mount(int err, const char *root, char *entry);
+
+/* devices.c: the container's /dev */
+void autodev(int err, const char *root);
+
+/* init.c: the container's PID 1 and the command */
+__attribute__((noreturn))
+void exec_command(int err, struct spec *s);
+int app_init(int err, int status_fd, struct spec *s);
+
+#endif
