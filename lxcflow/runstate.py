@@ -13,6 +13,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lxcflow.runtime.spec import RunMode
+
 STATE_FILE = "state.json"
 EXIT_FILE = "exit"
 #: who froze a FROZEN container ("user", "rule:NAME", "outside"), for the next daemon
@@ -38,7 +40,7 @@ class RunState:
     """One run of one container."""
 
     name: str
-    mode: str  # "system" | "app"
+    mode: RunMode
     shim_pid: int
     shim_start: int  # clock ticks since boot: with the pid, the shim's identity
     init_pid: int  # the container's init; it dies with the shim (PDEATHSIG)
@@ -60,6 +62,8 @@ class RunState:
         data["interfaces"] = tuple(
             Interface(**{**i, "ipv4": tuple(i["ipv4"]), "ipv6": tuple(i.get("ipv6", ()))})
             for i in data.get("interfaces", ()))
+        data["mode"] = RunMode(data["mode"])
+        data["command"] = tuple(data.get("command", ()))
         return cls(**data)
 
 

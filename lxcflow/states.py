@@ -114,6 +114,45 @@ class Cause(enum.Enum):
     RECOVERED = "recovered"  # found by a daemon that was away when it happened
 
 
+class Actor(str):
+    """Who asked for something, spelled as the wire, the journal and hooks spell it:
+    ``user``, ``rule:NAME`` or ``outside`` (seen by the kernel, asked by nobody
+    lxcflow knows). Made by :data:`USER`, :data:`OUTSIDE`, :meth:`of_rule` or
+    :meth:`parse`; a plain string is never one.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def of_rule(cls, name: str) -> Actor:
+        return cls(f"rule:{name}")
+
+    @classmethod
+    def parse(cls, text: str) -> Actor | None:
+        """The actor ``text`` spells, or None if it spells none."""
+        if text in ("user", "outside") or (text.startswith("rule:") and len(text) > 5):
+            return cls(text)
+        return None
+
+    @property
+    def rule(self) -> str | None:
+        """The rule's name, for a rule; else None."""
+        return self[5:] if self.startswith("rule:") else None
+
+    @property
+    def cause(self) -> Cause:
+        """The cause of a transition this actor asked for."""
+        if self.rule is not None:
+            return Cause.RULE
+        return Cause.KERNEL if self == "outside" else Cause.COMMAND
+
+
+#: a user, through the API
+USER = Actor("user")
+#: nobody lxcflow knows: the kernel showed it (a freeze through cgroupfs, say)
+OUTSIDE = Actor("outside")
+
+
 def parse_cause(text: str) -> tuple[Cause, str | None]:
     """``"rule:web-restart"`` -> (RULE, "web-restart"); ``"kernel"`` -> (KERNEL, None)."""
     if text.startswith("rule:"):

@@ -5,7 +5,7 @@ it creates and opens :class:`ContainerCgroup` objects, which take attribute
 names in either v1 or v2 spelling (see :mod:`lxcflow.cgroups.names`).
 """
 
-from lxcflow.cgroups.base import CgroupEvents, ContainerCgroup
+from lxcflow.cgroups.base import CgroupEvents, ContainerCgroup, FreezerState
 from lxcflow.cgroups.hybrid import HybridCgroup
 from lxcflow.cgroups.layout import V1_CONTROLLERS, Layout, detect_layout
 from lxcflow.cgroups.manager import CgroupManager, open_manager
@@ -18,6 +18,7 @@ __all__ = [
     "CgroupEvents",
     "CgroupManager",
     "ContainerCgroup",
+    "FreezerState",
     "HybridCgroup",
     "Layout",
     "V1Cgroup",

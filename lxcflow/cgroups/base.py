@@ -8,6 +8,7 @@ All I/O here is small synchronous reads and writes of cgroupfs files. Every
 from __future__ import annotations
 
 import abc
+import enum
 import errno as errno_mod
 import os
 from collections.abc import Callable
@@ -17,6 +18,14 @@ from pathlib import Path
 from lxcflow.cgroups import names
 from lxcflow.cgroups.layout import Layout
 from lxcflow.errors import CgroupError, UsageError
+
+
+class FreezerState(enum.StrEnum):
+    """A cgroup's freezer, in v1's words (what ``freezer.state`` says)."""
+
+    THAWED = "THAWED"
+    FREEZING = "FREEZING"  # asked for, not yet confirmed by the kernel
+    FROZEN = "FROZEN"
 
 
 @dataclass(frozen=True)
@@ -203,8 +212,8 @@ class ContainerCgroup(abc.ABC):
         """Ask the kernel to freeze or thaw; returns before it is done."""
 
     @abc.abstractmethod
-    def freezer_state(self) -> str:
-        """``"THAWED"``, ``"FREEZING"`` or ``"FROZEN"``."""
+    def freezer_state(self) -> FreezerState:
+        """Where the freezer stands, as the kernel says."""
 
     @abc.abstractmethod
     def kill(self, sig: int) -> int:

@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 from lxcflow.cgroups import base
-from lxcflow.cgroups.base import CgroupEvents, ContainerCgroup, Located
+from lxcflow.cgroups.base import CgroupEvents, ContainerCgroup, FreezerState, Located
 from lxcflow.cgroups.layout import Layout
 from lxcflow.cgroups.v1 import V1Cgroup
 from lxcflow.cgroups.v2 import V2Cgroup
@@ -65,7 +65,7 @@ class HybridCgroup(ContainerCgroup):
     def request_freeze(self, frozen: bool) -> None:
         self.unified.request_freeze(frozen)
 
-    def freezer_state(self) -> str:
+    def freezer_state(self) -> FreezerState:
         return self.unified.freezer_state()
 
     def kill(self, sig: int) -> int:

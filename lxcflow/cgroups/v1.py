@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from lxcflow.cgroups import base, names
-from lxcflow.cgroups.base import CgroupEvents, ContainerCgroup, Located
+from lxcflow.cgroups.base import CgroupEvents, ContainerCgroup, FreezerState, Located
 from lxcflow.cgroups.layout import Layout
 from lxcflow.errors import CgroupError, UsageError
 
@@ -99,7 +99,7 @@ class V1Cgroup(ContainerCgroup):
         return None
 
     def read_events(self) -> CgroupEvents:
-        frozen = "freezer" in self.dirs and self.freezer_state() == "FROZEN"
+        frozen = "freezer" in self.dirs and self.freezer_state() is FreezerState.FROZEN
         return CgroupEvents(populated=bool(self.pids()), frozen=frozen)
 
     def _state_file(self) -> Path:
@@ -108,14 +108,21 @@ class V1Cgroup(ContainerCgroup):
         return self.dirs["freezer"] / "freezer.state"
 
     def request_freeze(self, frozen: bool) -> None:
-        base.write_text(self._state_file(), "FROZEN" if frozen else "THAWED")
+        base.write_text(self._state_file(), FreezerState.FROZEN if frozen else FreezerState.THAWED)
 
-    def freezer_state(self) -> str:
-        return base.read_text(self._state_file()).strip()
+    def freezer_state(self) -> FreezerState:
+        path = self._state_file()
+        text = base.read_text(path).strip()
+        try:
+            return FreezerState(text)
+        except ValueError:
+            raise CgroupError(f"{path}: unexpected freezer state {text!r}", path=str(path),
+                              op="read") from None
 
     def kill(self, sig: int) -> int:
         sent = base.signal_pids(self.pids(), sig)
-        if sig == signal.SIGKILL and "freezer" in self.dirs and self.freezer_state() != "THAWED":
+        if (sig == signal.SIGKILL and "freezer" in self.dirs
+                and self.freezer_state() is not FreezerState.THAWED):
             # A v1-frozen task only dies once thawed; v2 has no such catch, so
             # thaw here to give SIGKILL the same meaning on every layout.
             self.request_freeze(False)

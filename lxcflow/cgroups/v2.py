@@ -6,7 +6,7 @@ import signal
 from pathlib import Path
 
 from lxcflow.cgroups import base, names
-from lxcflow.cgroups.base import CgroupEvents, ContainerCgroup, Located
+from lxcflow.cgroups.base import CgroupEvents, ContainerCgroup, FreezerState, Located
 from lxcflow.cgroups.layout import Layout
 from lxcflow.errors import CgroupError, UsageError
 
@@ -90,13 +90,13 @@ class V2Cgroup(ContainerCgroup):
     def request_freeze(self, frozen: bool) -> None:
         base.write_text(self._freeze_file(), "1" if frozen else "0")
 
-    def freezer_state(self) -> str:
+    def freezer_state(self) -> FreezerState:
         requested = base.read_text(self._freeze_file()).strip() == "1"
         # "frozen" also turns 1 when an ancestor is frozen, and stays 1 until
         # a thaw has completed: like v1's freezer.state, that is FROZEN.
         if self.read_events().frozen:
-            return "FROZEN"
-        return "FREEZING" if requested else "THAWED"
+            return FreezerState.FROZEN
+        return FreezerState.FREEZING if requested else FreezerState.THAWED
 
     def has_kill_file(self) -> bool:
         """Whether this kernel has ``cgroup.kill`` (5.14 and later)."""

@@ -9,20 +9,20 @@ import structlog
 import trio
 
 from lxcflow import states
-from lxcflow.cgroups import ContainerCgroup
 from lxcflow.config import ContainerConfig
 from lxcflow.daemon.events import EventBus
+from lxcflow.daemon.run import Run
 from lxcflow.errors import InvalidTransition
-from lxcflow.runstate import ExitStatus, Interface, RunState
-from lxcflow.runtime.shim import Shim
-from lxcflow.states import Cause, Event, State
+from lxcflow.runstate import ExitStatus
+from lxcflow.runtime.spec import RunMode
+from lxcflow.states import Actor, Cause, Event, State
 
 
 @dataclass(frozen=True, slots=True)
 class LastRun:
     """What a start asked to run (without its stdio, which was the caller's)."""
 
-    mode: str
+    mode: RunMode
     command: tuple[str, ...]
     cwd: str | None = None
     env: tuple[tuple[str, str], ...] = ()
@@ -43,18 +43,14 @@ class Container:
     state: State = State.STOPPED
     lock: trio.Lock = field(default_factory=trio.Lock)
     config: ContainerConfig | None = None  # of the current (or last) run
-    run: RunState | None = None
-    shim: Shim | None = None
-    cgroup: ContainerCgroup | None = None
-    watch: int | None = None  # FileWatcher handle on cgroup.events
+    #: what it holds while it runs: running is ``run is not None``
+    run: Run | None = None
     last_exit: ExitStatus | None = None
-    #: its network interfaces while it runs (their host ends are removed at teardown)
-    interfaces: tuple[Interface, ...] = ()
     #: what the current or last run ran: a restart runs it again
     last_run: LastRun | None = None
     frozen_since_ns: int | None = None
-    #: who froze it: "user" or "rule:<name>" (a rule's thaw leaves a user's freeze be)
-    frozen_by: str | None = None
+    #: who froze it (a rule's thaw leaves a user's freeze be)
+    frozen_by: Actor | None = None
     #: nanoseconds spent FROZEN in earlier freezes of this daemon's life
     frozen_total_ns: int = 0
     _changed: trio.Event = field(default_factory=trio.Event)
@@ -65,7 +61,7 @@ class Container:
     def transition(
         self,
         to: State,
-        cause: Cause,
+        cause: Cause | Actor,
         *,
         exit: ExitStatus | None = None,
         detail: str | None = None,
@@ -73,9 +69,15 @@ class Container:
     ) -> Event:
         """Move to ``to`` if the table allows it, and publish exactly one event.
 
+        ``cause`` is what happened (the kernel was seen to do it, say) or who
+        asked for it; an actor that is a rule names the rule in the event.
+
         Raises:
             InvalidTransition: the table forbids it (a bug: logged loudly).
         """
+        if isinstance(cause, Actor):
+            actor = cause
+            cause, rule = actor.cause, actor.rule
         try:
             states.check(self.state, to)
         except InvalidTransition:
@@ -100,8 +102,11 @@ class Container:
         self.notify()
         return self.bus.publish(event)
 
-    def notice(self, detail: str, cause: Cause, *, rule: str | None = None) -> Event:
+    def notice(self, detail: str, cause: Cause | Actor, *, rule: str | None = None) -> Event:
         """Publish an event that changes no state (see :class:`Event`)."""
+        if isinstance(cause, Actor):
+            actor = cause
+            cause, rule = actor.cause, actor.rule
         return self.bus.publish(Event(
             container=self.name, from_state=self.state, to_state=self.state, cause=cause,
             detail=detail, rule=rule,

@@ -20,7 +20,6 @@ import os
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,17 @@ import trio
 from inotify_simple import flags
 
 from lxcflow import states
-from lxcflow.daemon import hooks
+from lxcflow.daemon import hooks, rules_report
+from lxcflow.daemon.rules_report import RuleFile
+from lxcflow.daemon.sampling import Sampler
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.daemon.watch import FileWatcher
-from lxcflow.errors import CgroupError, LxcflowError, StartFailed, WrongState
+from lxcflow.errors import LxcflowError, StartFailed, WrongState
 from lxcflow.rules.model import Action, Every, OnTransition, RestartPolicy, Rule, Sample
 from lxcflow.rules.parse import RuleError, duplicates, load_text, rule_files
 from lxcflow.rules.restart import RestartBook, TokenBucket
 from lxcflow.runtime.spec import DEFAULT_PATH
-from lxcflow.states import Cause, Event, State
+from lxcflow.states import Actor, Cause, Event, State
 
 log = structlog.get_logger("lxcflow.rules")
 
@@ -45,27 +46,6 @@ log = structlog.get_logger("lxcflow.rules")
 DIRECTORY_EVENTS = flags.CLOSE_WRITE | flags.MOVED_TO | flags.MOVED_FROM | flags.DELETE
 #: seconds a rule's stop waits for the halt signal to work before SIGKILL
 STOP_GRACE = 10.0
-
-
-@dataclass
-class RuleFile:
-    """What one rules file contributes: its last good rules, and its last error."""
-
-    rules: list[Rule]
-    text: bytes  # what was last read, good or not
-    error: str | None = None
-
-
-@dataclass
-class _Sampler:
-    """A running sample or schedule rule: its task, and what it has seen."""
-
-    rule: Rule
-    scope: trio.CancelScope
-    #: container -> (time, cpu ns) of its last sample
-    last: dict[str, tuple[float, int]] = field(default_factory=dict)
-    #: container -> since when the thresholds have held
-    held_since: dict[str, float] = field(default_factory=dict)
 
 
 class RuleEngine:
@@ -104,7 +84,7 @@ class RuleEngine:
         self._user_stopped: dict[str, int] = {}
         self._pending: dict[str, trio.CancelScope] = {}  # container -> its restart wait
         self._locks: dict[str, trio.Lock] = {}
-        self._samplers: dict[str, _Sampler] = {}
+        self._samplers: dict[str, Sampler] = {}
         self._nursery: trio.Nursery | None = None
         self._dir_changed = trio.Event()
         self._changed = trio.Event()
@@ -135,7 +115,6 @@ class RuleEngine:
                     watcher.add(self.directory, lambda: self._dir_changed.set(), DIRECTORY_EVENTS)
                     nursery.start_soon(watcher.run)
                     nursery.start_soon(self._reloader)
-                self.sup.stop_listeners.append(self.user_stopped)
                 task_status.started()
                 await self.sup.ready.wait()
                 self._boot()
@@ -290,7 +269,7 @@ class RuleEngine:
                       f"{policy.window:g} s")
             log.warning("restart_given_up", container=name, rule=rule.name, rule_file=rule.where)
             if c is not None:
-                c.notice(detail, Cause.RULE, rule=rule.name)
+                c.notice(detail, Actor.of_rule(rule.name))
             self._notify()
             return
         self._schedule_restart(rule, name, delay)
@@ -333,7 +312,7 @@ class RuleEngine:
                 # Checked again now: a user may have stopped or started it
                 # while this waited for the container.
                 if self.sup.state_of(name) is State.STOPPED and name not in self._user_stopped:
-                    await self.sup.start(name, rule=rule.name, again=True)
+                    await self.sup.start(name, by=Actor.of_rule(rule.name), again=True)
         except StartFailed as e:
             # Its ABORTING -> STOPPED event schedules the next attempt.
             log.warning("restart_failed", container=name, rule=rule.name, error=str(e))
@@ -404,20 +383,20 @@ class RuleEngine:
             c = self.sup.get(target)
             if kind == "start":
                 if states.can_start(c.state):
-                    await self.sup.start(target, rule=rule.name)
+                    await self.sup.start(target, by=Actor.of_rule(rule.name))
             elif kind == "stop":
                 if c.state is not State.STOPPED:
-                    await self.sup.stop(target, grace=STOP_GRACE, rule=rule.name)
+                    await self.sup.stop(target, grace=STOP_GRACE, by=Actor.of_rule(rule.name))
             elif kind == "restart":
                 if c.state is not State.STOPPED:
-                    await self.sup.stop(target, grace=STOP_GRACE, rule=rule.name)
-                await self.sup.start(target, rule=rule.name, again=True)
+                    await self.sup.stop(target, grace=STOP_GRACE, by=Actor.of_rule(rule.name))
+                await self.sup.start(target, by=Actor.of_rule(rule.name), again=True)
             elif kind == "freeze":
                 if c.state is State.RUNNING:
-                    await self.sup.freeze(target, rule=rule.name)
+                    await self.sup.freeze(target, by=Actor.of_rule(rule.name))
             elif kind == "unfreeze":
                 if c.state is State.FROZEN:
-                    await self.sup.unfreeze(target, rule=rule.name)
+                    await self.sup.unfreeze(target, by=Actor.of_rule(rule.name))
             elif kind == "kill":
                 assert isinstance(action.argument, int)
                 count = await self.sup.kill(target, action.argument)
@@ -442,7 +421,7 @@ class RuleEngine:
     def _notice(self, name: str, rule: Rule, detail: str) -> None:
         c = self.sup.containers.get(name)
         if c is not None:
-            c.notice(detail, Cause.RULE, rule=rule.name)
+            c.notice(detail, Actor.of_rule(rule.name))
 
     # ----------------------------------------------------------- sampling
 
@@ -457,11 +436,11 @@ class RuleEngine:
                 del self._samplers[name]
         for name, rule in wanted.items():
             if name not in self._samplers:
-                sampler = _Sampler(rule, trio.CancelScope())
+                sampler = Sampler(rule, trio.CancelScope())
                 self._samplers[name] = sampler
                 self._nursery.start_soon(self._sample_loop, sampler)
 
-    async def _sample_loop(self, sampler: _Sampler) -> None:
+    async def _sample_loop(self, sampler: Sampler) -> None:
         rule = sampler.rule
         interval = rule.trigger.every if isinstance(rule.trigger, Sample) else (
             rule.trigger.interval if isinstance(rule.trigger, Every) else 0.0)
@@ -476,7 +455,7 @@ class RuleEngine:
                     log.exception("rule_failed", rule=rule.name, rule_file=rule.where,
                                   error=str(e))
 
-    def _sample_once(self, sampler: _Sampler) -> None:
+    def _sample_once(self, sampler: Sampler) -> None:
         rule, now = sampler.rule, trio.current_time()
         for name, c in list(self.sup.containers.items()):
             if not rule.applies(name, c.state):
@@ -484,72 +463,14 @@ class RuleEngine:
             if isinstance(rule.trigger, Every):
                 self._fire(rule, name, None)
                 continue
-            assert isinstance(rule.trigger, Sample)
-            if c.state is not State.RUNNING or c.cgroup is None:
-                sampler.last.pop(name, None)
-                sampler.held_since.pop(name, None)
+            if c.state is not State.RUNNING:
+                sampler.forget(name)
                 continue
-            try:
-                cpu_ns = c.cgroup.cpu_usage_ns()
-                memory = c.cgroup.memory_bytes()
-                pids = len(c.cgroup.pids())
-            except (CgroupError, LxcflowError, OSError):
-                continue
-            previous = sampler.last.get(name)
-            sampler.last[name] = (now, cpu_ns)
-            if previous is None or now <= previous[0]:
-                continue  # a CPU rate needs two samples
-            cpu = (cpu_ns - previous[1]) / 1e9 / (now - previous[0])
-            if not rule.trigger.holds(cpu, memory, pids):
-                sampler.held_since.pop(name, None)
-                continue
-            since = sampler.held_since.setdefault(name, previous[0])
-            if now - since >= rule.trigger.duration:
-                del sampler.held_since[name]  # fires again only after another full stretch
+            usage = self.sup.usage(name)
+            if usage is not None and sampler.due(name, now, usage):
                 self._fire(rule, name, None)
 
-    # ----------------------------------------------------------- queries
-
     def describe(self) -> dict[str, Any]:
-        """What ``rules list`` shows: each rule, where it is from and how it stands."""
-        now = trio.current_time()
-        out = []
-        for rule in self.rules:
-            state: dict[str, str] = {}
-            for container, books in sorted(self.books.items()):
-                if rule.name in books:
-                    state[container] = books[rule.name].describe(now)
-            sampler = self._samplers.get(rule.name)
-            if sampler is not None and isinstance(rule.trigger, Sample):
-                for container, since in sorted(sampler.held_since.items()):
-                    state[container] = f"condition held for {now - since:.1f} s"
-            out.append({
-                "name": rule.name, "file": str(rule.file), "line": rule.line,
-                "containers": str(rule.containers), "trigger": describe_trigger(rule),
-                "actions": [str(a) for a in rule.actions], "state": state,
-            })
-        errors = [{"file": str(p), "error": f.error} for p, f in sorted(self.files.items())
-                  if f.error]
-        return {"directory": str(self.directory) if self.directory else None,
-                "rules": out, "errors": errors}
-
-
-def describe_trigger(rule: Rule) -> str:
-    """A rule's trigger in a few words."""
-    t = rule.trigger
-    if isinstance(t, RestartPolicy):
-        limit = f", at most {t.max_restarts} in {t.window:g} s" if t.max_restarts else ""
-        return f"restart {t.kind}{limit}"
-    if isinstance(t, OnTransition):
-        to = "|".join(sorted(s.value for s in t.to))
-        return f"on {to}" + (f" from {'|'.join(sorted(s.value for s in t.from_))}"
-                             if t.from_ else "")
-    if isinstance(t, Every):
-        return f"every {t.interval:g} s"
-    limits = [f"{what} {value}" for what, value in (
-        ("cpu <", f"{t.cpu_below * 100:g}%" if t.cpu_below is not None else None),
-        ("cpu >", f"{t.cpu_above * 100:g}%" if t.cpu_above is not None else None),
-        ("memory >", f"{t.memory_above} bytes" if t.memory_above is not None else None),
-        ("pids >", t.pids_above),
-    ) if value is not None]
-    return f"{' and '.join(limits)} for {t.duration:g} s (sampled every {t.every:g} s)"
+        """What ``rules list`` shows (see :mod:`~lxcflow.daemon.rules_report`)."""
+        return rules_report.describe(self.rules, self.books, self._samplers, self.files,
+                                     self.directory)

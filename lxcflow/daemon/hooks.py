@@ -24,6 +24,8 @@ from pathlib import Path
 import structlog
 import trio
 
+from lxcflow.config import ContainerConfig
+from lxcflow.daemon.events import EventBus
 from lxcflow.runtime.spec import DEFAULT_PATH
 from lxcflow.states import Event
 
@@ -181,3 +183,41 @@ def report(result: HookResult, **context: object) -> None:
         log.error("hook_timed_out", output=result.output or None, **context)
     else:
         log.error("hook_failed", code=result.code, output=result.output or None, **context)
+
+
+async def run_lxc(name: str, config: ContainerConfig, hook_type: str, kill_after: float) -> bool:
+    """Run the container's ``lxc.hook.<type>`` commands in order; False at the
+    first that fails (the rest are not run, as in LXC)."""
+    env = lxc_env(name, hook_type, config.file, config.rootfs)
+    for command in config.hooks.get(hook_type, ()):
+        result = await run(lxc_argv(command, name, hook_type), env=env, kill_after=kill_after)
+        report(result, container=name, hook=f"lxc.hook.{hook_type}")
+        if not result.ok:
+            return False
+    return True
+
+
+async def run_global_hooks(
+    bus: EventBus,
+    directory: Path,
+    kill_after: float,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the global hooks for every event, in order, one event at a time.
+
+    A hook that fails or hangs (it is killed at the timeout) is logged and
+    never stops the daemon; events arriving meanwhile queue (1,024 at most,
+    then they are counted as missed for hooks).
+    """
+    with bus.subscribe() as sub:
+        task_status.started()
+        while True:
+            event = await sub.receive()
+            if sub.missed:
+                log.error("hooks_missed_events", missed=sub.missed)
+                sub.missed = 0
+            try:
+                await run_global(directory, event, kill_after)
+            except Exception as e:  # e.g. an unreadable hooks directory
+                log.exception("hooks_failed", error=str(e), event_id=event.id)

@@ -204,12 +204,21 @@ class Journal:
 
     def last_stops(self) -> dict[str, Event]:
         """Each container's last stored ``-> STOPPING`` event: who stopped it last."""
+        return self._last_arrivals(State.STOPPING)
+
+    def last_ends(self) -> dict[str, Event]:
+        """Each container's last stored ``-> STOPPED`` event: how its last run ended."""
+        return self._last_arrivals(State.STOPPED)
+
+    def _last_arrivals(self, state: State) -> dict[str, Event]:
+        """Each container's last stored transition into ``state`` (notices excluded)."""
         if self._db is None:
             return {}
         try:
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM events WHERE id IN (SELECT max(id) FROM events "
-                "WHERE to_state = 'STOPPING' AND from_state != 'STOPPING' GROUP BY container)"
+                "WHERE to_state = ? AND from_state != ? GROUP BY container)",
+                (state.value, state.value),
             ).fetchall()
         except sqlite3.Error as e:
             self._fail(e)

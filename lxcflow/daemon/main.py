@@ -1,4 +1,9 @@
-"""``lxcflow daemon``: the supervisor and its control socket, in the foreground."""
+"""``lxcflow daemon``: the composition root, in the foreground.
+
+Builds the supervisor, the rule engine and the request handlers from one
+:class:`DaemonOptions`, serves the control socket, and owns the signals
+that end it. Nothing below knows who composed it.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import structlog
 import trio
 
 from lxcflow.cgroups import open_manager
-from lxcflow.daemon import logs, server
+from lxcflow.daemon import handlers, logs, server
 from lxcflow.daemon.engine import RuleEngine
 from lxcflow.daemon.events import EventBus
 from lxcflow.daemon.journal import JOURNAL_FILE, Journal
@@ -55,13 +60,13 @@ async def serve(options: DaemonOptions, journal: Journal) -> None:
     )
     engine = RuleEngine(supervisor, options.rules_dir, restart_budget=options.restart_budget,
                         hook_timeout=options.hook_timeout)
-    supervisor.rules_report = engine.describe
+    dispatch = handlers.dispatcher(handlers.Services(supervisor, engine))
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals, \
             contextlib.closing(journal):
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)  # subscribed before adoption: sees recoveries
             await nursery.start(supervisor.run)
-            await nursery.start(server.serve, supervisor, paths.socket)
+            await nursery.start(server.serve, paths.socket, dispatch, handlers.OPEN_ENDED)
             log.info("daemon_ready", socket=str(paths.socket), pid=os.getpid())
             if options.ready_fd is not None:
                 os.write(options.ready_fd, b"ready\n")

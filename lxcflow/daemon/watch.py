@@ -14,24 +14,34 @@ import trio
 from inotify_simple import INotify, flags
 
 
+class Watch:
+    """One watched file; :meth:`close` ends it (its holder need not know the watcher)."""
+
+    def __init__(self, watcher: FileWatcher, wd: int) -> None:
+        self._watcher, self._wd = watcher, wd
+
+    def close(self) -> None:
+        self._watcher._remove(self._wd)
+
+
 class FileWatcher:
     """Calls a callback whenever a watched file changes.
 
-    Run :meth:`run` in a nursery; :meth:`add` and :meth:`remove` any time.
+    Run :meth:`run` in a nursery; :meth:`add` (and close what it returns) any time.
     """
 
     def __init__(self) -> None:
         self._inotify = INotify(nonblocking=True)
         self._callbacks: dict[int, Callable[[], None]] = {}
 
-    def add(self, path: Path, callback: Callable[[], None], mask: int = flags.MODIFY) -> int:
-        """Call ``callback`` on ``mask`` events of ``path`` (default: modified);
-        returns a handle for :meth:`remove`."""
+    def add(self, path: Path, callback: Callable[[], None], mask: int = flags.MODIFY) -> Watch:
+        """Call ``callback`` on ``mask`` events of ``path`` (default: modified)
+        until the returned watch is closed."""
         wd = self._inotify.add_watch(str(path), mask)
         self._callbacks[wd] = callback
-        return wd
+        return Watch(self, wd)
 
-    def remove(self, wd: int) -> None:
+    def _remove(self, wd: int) -> None:
         if self._callbacks.pop(wd, None) is not None:
             try:
                 self._inotify.rm_watch(wd)

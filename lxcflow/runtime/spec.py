@@ -6,11 +6,11 @@ the records (see the header of ``shim/main.c`` for the format).
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from lxcflow.config import ContainerConfig, MountEntry
 from lxcflow.errors import ConfigError, UsageError
@@ -82,7 +82,11 @@ _FLAG_OPTIONS: dict[str, tuple[int, int]] = {
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-Mode = Literal["system", "app"]
+class RunMode(enum.StrEnum):
+    """How a container runs its command (spelled so in the spec and state.json)."""
+
+    SYSTEM = "system"  # the command is PID 1 (lxc-start)
+    APP = "app"  # a minimal init is PID 1 and runs the command (lxc-execute)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +159,7 @@ def container_env(
 def build_spec(
     *,
     name: str,
-    mode: Mode,
+    mode: RunMode,
     config: ContainerConfig,
     command: Sequence[str],
     cgroup_procs: Sequence[Path],

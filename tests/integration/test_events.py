@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from lxcflow.cgroups import open_manager
-from lxcflow.daemon import server as api
+from lxcflow.daemon import handlers, server, views
 from lxcflow.daemon.container import Container
 from lxcflow.daemon.events import EventBus
 from lxcflow.daemon.journal import JOURNAL_FILE, Journal
@@ -224,7 +224,8 @@ async def served(lxc: Env, shim_binary: Path) -> AsyncIterator[Supervisor]:
                      shim_binary=shim_binary, bus=bus)
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
-        await nursery.start(api.serve, sup, lxc.paths.socket)
+        dispatch = handlers.dispatcher(handlers.Services(sup))
+        await nursery.start(server.serve, lxc.paths.socket, dispatch, handlers.OPEN_ENDED)
         yield sup
         nursery.cancel_scope.cancel()
 
@@ -236,8 +237,9 @@ async def call_wait(sup: Supervisor, names: list[str], states: str, limit: float
     async def reply(message: dict[str, Any]) -> None:
         replies.append(message)
 
-    await api.HANDLERS["wait"](
-        sup, api.Args({"names": names, "states": [states], "timeout": limit}), [], reply
+    await handlers.HANDLERS["wait"](
+        handlers.Services(sup),
+        handlers.Args({"names": names, "states": [states], "timeout": limit}), [], reply,
     )
     return replies[-1]["result"]
 
@@ -296,7 +298,7 @@ async def test_a_subscriber_that_never_reads_blocks_nothing(
         # The journal holds every event, for when the client resumes by id.
         assert len(served.bus.journal.since(after_id=first, limit=2000)) == 1002  # type: ignore[union-attr]
         # Everyone else is served as usual meanwhile.
-        assert served.info("busy")["state"] == "RUNNING"
+        assert views.info(served.get("busy"))["state"] == "RUNNING"
     finally:
         stuck.close()
         await served.stop("busy", kill=True)

@@ -10,11 +10,12 @@ import pytest
 import trio
 
 from lxcflow.cgroups import open_manager
+from lxcflow.daemon import handlers, views
 from lxcflow.daemon.engine import RuleEngine
 from lxcflow.daemon.events import Subscription
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import WrongState
-from lxcflow.states import Cause, Event, State
+from lxcflow.states import Actor, Cause, Event, State
 from tests.integration.conftest import Env, needs_root
 
 pytestmark = needs_root
@@ -29,6 +30,11 @@ class Rig:
     sup: Supervisor
     engine: RuleEngine
     rules: Path
+
+    async def user_stop(self, name: str, *, grace: float = 60.0, kill: bool = False) -> None:
+        """A user's stop, as the daemon composes it (restart policies hear it first)."""
+        await handlers.user_stop(handlers.Services(self.sup, self.engine), name, grace=grace,
+                                 kill=kill)
 
     def write(self, text: str, name: str = "test.toml") -> Path:
         path = self.rules / name
@@ -163,7 +169,7 @@ backoff = { initial = "1s" }
     # A user's stop of a running container: never undone.
     await rig.sup.start("web", command=["sleep", "1000"])
     with rig.sup.bus.subscribe() as sub:
-        await rig.sup.stop("web", grace=0, kill=True)
+        await rig.user_stop("web", grace=0, kill=True)
         with trio.move_on_after(1.5):
             while True:
                 event = await sub.receive()
@@ -173,7 +179,7 @@ backoff = { initial = "1s" }
     # cancels it, and succeeds although the container is already STOPPED.
     await rig.sup.start("web", command=["sh", "-c", "exit 1"])
     await until(rig, lambda: "web" in rig.engine._pending)
-    await rig.sup.stop("web")
+    await rig.user_stop("web")
     with rig.sup.bus.subscribe() as sub:
         with trio.move_on_after(1.5):
             while True:
@@ -214,14 +220,14 @@ actions = ["freeze"]
     assert idle.frozen_by == "rule:idle-freeze"
     await trio.sleep(1.0)  # several idle windows' worth of busy samples
     assert busy.state is S.RUNNING
-    info = rig.sup.info("idle")
+    info = views.info(rig.sup.get("idle"))
     assert info["frozen_by"] == "rule:idle-freeze"
     assert info["frozen_total_ns"] > 0
     # A rule may thaw a rule's freeze, not a user's.
-    await rig.sup.unfreeze("idle", rule="someone")
+    await rig.sup.unfreeze("idle", by=Actor.of_rule("someone"))
     await rig.sup.freeze("busy")
     with pytest.raises(WrongState, match="frozen by a user"):
-        await rig.sup.unfreeze("busy", rule="someone")
+        await rig.sup.unfreeze("busy", by=Actor.of_rule("someone"))
     await rig.sup.unfreeze("busy")
 
 

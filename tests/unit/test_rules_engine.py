@@ -21,12 +21,12 @@ from lxcflow.daemon.container import Container
 from lxcflow.daemon.engine import RuleEngine
 from lxcflow.daemon.events import EventBus
 from lxcflow.daemon.journal import Journal
-from lxcflow.daemon.supervisor import Supervisor
+from lxcflow.daemon.supervisor import Supervisor, Usage
 from lxcflow.errors import NotFound, WrongState
 from lxcflow.rules.model import Backoff, RestartPolicy
 from lxcflow.rules.restart import RestartBook, TokenBucket
 from lxcflow.runstate import ExitStatus
-from lxcflow.states import Cause, Event, State
+from lxcflow.states import USER, Actor, Cause, Event, State
 
 S = State
 
@@ -43,8 +43,9 @@ class FakeSupervisor:
         self.bus = EventBus(journal)
         self.containers = {n: Container(n, self.bus) for n in names}
         self.ready = trio.Event()
+        #: what a user's stop tells first, as the daemon's composition does
         self.stop_listeners: list[Any] = []
-        self.rules_report = None
+        self.cgroups: dict[str, FakeCgroup] = {}
         self.calls: list[tuple[float, str, str, str | None]] = []
         self.cpu: dict[str, float] = {}  # cores each container uses
 
@@ -58,14 +59,16 @@ class FakeSupervisor:
         except KeyError:
             raise NotFound(f"container {name!r} does not exist") from None
 
-    async def start(self, name: str, *, rule: str | None = None, again: bool = False) -> None:
+    async def start(self, name: str, *, by: Actor = USER, again: bool = False) -> None:
+        rule = by.rule
         c = self.get(name)
         self.calls.append((trio.current_time(), "start", name, rule))
         c.transition(S.STARTING, Cause.RULE if rule else Cause.COMMAND, rule=rule)
         c.transition(S.RUNNING, Cause.KERNEL)
 
     async def stop(self, name: str, *, grace: float = 60, kill: bool = False,
-                   rule: str | None = None) -> None:
+                   by: Actor = USER) -> None:
+        rule = by.rule
         c = self.get(name)
         cancelled = rule is None and any([cancel(name) for cancel in self.stop_listeners])
         if c.state is S.STOPPED:
@@ -77,11 +80,16 @@ class FakeSupervisor:
             c.transition(S.STOPPING, Cause.RULE if rule else Cause.COMMAND, rule=rule)
         c.transition(S.STOPPED, Cause.KERNEL, exit=ExitStatus(None, 9))
 
-    async def freeze(self, name: str, *, rule: str | None = None) -> None:
+    async def freeze(self, name: str, *, by: Actor = USER) -> None:
+        rule = by.rule
         c = self.get(name)
         self.calls.append((trio.current_time(), "freeze", name, rule))
         c.transition(S.FREEZING, Cause.RULE, rule=rule)
         c.transition(S.FROZEN, Cause.KERNEL)
+
+    def usage(self, name: str) -> Usage | None:
+        cg = self.cgroups.get(name)
+        return Usage(cg.cpu_usage_ns(), cg.memory_bytes(), len(cg.pids())) if cg else None
 
     def die(self, name: str, code: int | None = 1, signal: int | None = None) -> None:
         c = self.containers[name]
@@ -132,6 +140,7 @@ def rig(tmp_path: Path) -> tuple[FakeSupervisor, RuleEngine, Path]:
 async def engine_running(sup: FakeSupervisor, engine: RuleEngine) -> AsyncIterator[None]:
     """The engine running against ``sup`` (ready) until the block ends."""
     async with trio.open_nursery() as nursery:
+        sup.stop_listeners.append(engine.user_stopped)
         await nursery.start(engine.run)
         sup.ready.set()
         await trio.testing.wait_all_tasks_blocked()
@@ -382,7 +391,7 @@ async def test_idle_window_fires_once_per_stretch(
         'sample = { cpu_below = "5%", for = "10s", every = "1s" }\nactions = ["freeze"]\n')
     await running(sup, "idle", "busy")
     for name in ("idle", "busy"):
-        sup.containers[name].cgroup = FakeCgroup(sup, name)  # type: ignore[assignment]
+        sup.cgroups[name] = FakeCgroup(sup, name)
     sup.cpu = {"idle": 0.01, "busy": 0.5}
     t0 = trio.current_time()
     async with engine_running(sup, engine):

@@ -52,7 +52,7 @@ def test_spec_records(tmp_path: Path) -> None:
         file="/c", base_dir=tmp_path,
     )
     data = spec.build_spec(
-        name="web", mode="app", config=config, command=["sh", "-c", "echo hi"],
+        name="web", mode=spec.RunMode.APP, config=config, command=["sh", "-c", "echo hi"],
         cgroup_procs=[Path("/cg/a/cgroup.procs")], exit_file=Path("/run/x/exit"),
         env={"PATH": "/bin", "A": "x=y"}, cwd="/home",
     )
@@ -72,7 +72,7 @@ def test_spec_records(tmp_path: Path) -> None:
 def test_hostname_defaults_to_name_and_cwd_to_callers_on_host_root(tmp_path: Path) -> None:
     config = parse_config("lxc.environment = A=1\n", file="/c", base_dir=tmp_path)
     records = spec.build_spec(
-        name="web", mode="system", config=config, command=["true"], cgroup_procs=[],
+        name="web", mode=spec.RunMode.SYSTEM, config=config, command=["true"], cgroup_procs=[],
         exit_file=Path("/e"), env={}, cwd="/home",
     ).split(b"\0")
     assert b"hostname=web" in records
@@ -83,7 +83,7 @@ def test_hostname_defaults_to_name_and_cwd_to_callers_on_host_root(tmp_path: Pat
 def test_nul_in_command_is_refused(tmp_path: Path) -> None:
     config = parse_config("", file="/c", base_dir=tmp_path)
     with pytest.raises(UsageError, match="NUL byte"):
-        spec.build_spec(name="w", mode="app", config=config, command=["a\0b"],
+        spec.build_spec(name="w", mode=spec.RunMode.APP, config=config, command=["a\0b"],
                         cgroup_procs=[], exit_file=Path("/e"), env={})
 
 
@@ -91,5 +91,5 @@ def test_nul_in_command_is_refused(tmp_path: Path) -> None:
 def test_bad_environment_names_are_refused(tmp_path: Path, key: str) -> None:
     config = parse_config("", file="/c", base_dir=tmp_path)
     with pytest.raises(UsageError, match="invalid environment variable name"):
-        spec.build_spec(name="w", mode="app", config=config, command=["true"],
+        spec.build_spec(name="w", mode=spec.RunMode.APP, config=config, command=["true"],
                         cgroup_procs=[], exit_file=Path("/e"), env={key: "1"})

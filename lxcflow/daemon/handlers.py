@@ -1,0 +1,289 @@
+"""What each request on the control socket means: check it, call, reply.
+
+Every argument is checked here (by :mod:`lxcflow.validate`'s rules) before
+it reaches the supervisor. This is also where the daemon's parts meet: a
+user's stop goes to the restart policies first, then to the supervisor;
+the supervisor itself knows nothing of rules.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from lxcflow import protocol
+from lxcflow.daemon import replay, views
+from lxcflow.daemon.engine import RuleEngine
+from lxcflow.daemon.server import Dispatch, Reply
+from lxcflow.daemon.supervisor import Supervisor
+from lxcflow.errors import LxcflowError, OperationTimeout, ProtocolError, UsageError, WrongState
+from lxcflow.runtime.spec import RunMode
+from lxcflow.states import State, parse_states
+from lxcflow.validate import container_name, seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The parts a request may reach."""
+
+    supervisor: Supervisor
+    rules: RuleEngine | None = None  # None: no rule engine runs
+
+
+class Args:
+    """Typed access to a request's arguments; wrong types are the client's error."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+
+    def get(self, key: str, kind: type, default: Any = ...) -> Any:
+        if key not in self.raw or self.raw[key] is None:
+            if default is ...:
+                raise ProtocolError(f"missing argument {key!r}")
+            return default
+        value = self.raw[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ProtocolError(f"argument {key!r} must be {kind.__name__}")
+        return value
+
+    def strings(self, key: str) -> list[str]:
+        value = self.get(key, list, [])
+        if not all(isinstance(v, str) for v in value):
+            raise ProtocolError(f"argument {key!r} must be a list of strings")
+        return value
+
+    def name(self) -> str:
+        return container_name(self.get("name", str))
+
+
+async def user_stop(s: Services, name: str, *, grace: float = 60.0, kill: bool = False) -> None:
+    """A user's stop: final for every restart policy, so they hear of it
+    first; it also cancels a restart one has pending, which makes stopping
+    a STOPPED container succeed then."""
+    sup = s.supervisor
+    c = sup.get(name)
+    cancelled = s.rules.user_stopped(name) if s.rules is not None else False
+    try:
+        await sup.stop(name, grace=grace, kill=kill)
+    except WrongState:
+        if not (cancelled and c.state is State.STOPPED):
+            raise
+
+
+async def _create(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    await s.supervisor.create(a.name(), a.get("config", str))
+    await reply(protocol.ok(None))
+
+
+async def _destroy(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    name, force = a.name(), a.get("force", bool, False)
+    if force and s.rules is not None and s.supervisor.state_of(name) not in (None, State.STOPPED):
+        s.rules.user_stopped(name)  # destroy -f stops it first: a user's stop
+    await s.supervisor.destroy(name, force=force)
+    await reply(protocol.ok(None))
+
+
+async def _start(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    c = await s.supervisor.start(
+        a.name(), mode=RunMode.SYSTEM, command=a.strings("command"),
+        config_file=a.get("config", str, None),
+    )
+    await reply(protocol.ok({"pid": c.run.init_pid if c.run else None}))
+
+
+async def _execute(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    if len(fds) != 3:
+        raise ProtocolError("execute needs the caller's stdin, stdout and stderr")
+    env = a.get("env", dict, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ProtocolError("argument 'env' must map strings to strings")
+    c = await s.supervisor.start(
+        a.name(), mode=RunMode.APP, command=a.strings("command"),
+        config_file=a.get("config", str, None), stdio=(fds[0], fds[1], fds[2]),
+        cwd=a.get("cwd", str, None), env=env,
+    )
+    for fd in fds:  # the shim holds them now; ours would keep the caller's pipes open
+        os.close(fd)
+    fds.clear()
+    await reply(protocol.ok({"pid": c.run.init_pid if c.run else None}, more=True))
+    await c.wait_until(lambda: c.state is State.STOPPED)
+    exit = c.last_exit
+    await reply(protocol.ok({
+        "exit_code": exit.code if exit else None,
+        "signal": exit.signal if exit else None,
+    }))
+
+
+async def _stop(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    grace = seconds(a.get("timeout", float, 60.0))
+    await user_stop(s, a.name(), grace=grace, kill=a.get("kill", bool, False))
+    await reply(protocol.ok(None))
+
+
+async def _kill(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    sig = a.get("signal", int, int(signal.SIGKILL))
+    if not 1 <= sig < signal.NSIG:
+        raise UsageError(f"invalid signal number {sig}")
+    count = await s.supervisor.kill(a.name(), sig, init_only=a.get("init_only", bool, False))
+    await reply(protocol.ok({"signalled": count}))
+
+
+async def _freeze(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    await s.supervisor.freeze(a.name())
+    await reply(protocol.ok(None))
+
+
+async def _unfreeze(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    await s.supervisor.unfreeze(a.name())
+    await reply(protocol.ok(None))
+
+
+async def _info(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    await reply(protocol.ok(views.info(s.supervisor.get(a.name()))))
+
+
+async def _list(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    containers = sorted(s.supervisor.containers.values(), key=lambda c: c.name)
+    await reply(protocol.ok([views.summary(c) for c in containers]))
+
+
+async def _ps(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    _, _, cgroup = s.supervisor.running(a.name())
+    await reply(protocol.ok(views.processes(cgroup)))
+
+
+async def _priority(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    await reply(protocol.ok(s.supervisor.priority(a.name(), a.get("value", int, None))))
+
+
+async def _cgroup(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    value = s.supervisor.cgroup_attr(a.name(), a.get("key", str), a.get("value", str, None))
+    await reply(protocol.ok(value))
+
+
+def _regex(text: str | None) -> re.Pattern[str] | None:
+    if text is None:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as e:
+        raise UsageError(f"bad regex {text!r}: {e}") from None
+
+
+async def _monitor(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    pattern = _regex(a.get("regex", str, None))
+    since_id = a.get("since_id", int, None)
+    since_ns = a.get("since_ns", int, None)
+    for value in (since_id, since_ns):
+        if value is not None and not 0 <= value < 2**63:
+            raise UsageError(f"--since {value} is out of range")
+
+    async def send(item: dict[str, Any]) -> None:
+        await reply(protocol.ok(item, more=True))
+
+    last = await replay.monitor(s.supervisor.bus, send, pattern=pattern, since_id=since_id,
+                                since_ns=since_ns, follow=a.get("follow", bool, True))
+    await reply(protocol.ok({"last_id": last}))
+
+
+async def _wait(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    names = a.strings("names")
+    if not names:
+        raise UsageError("wait needs at least one container name")
+    for name in names:
+        container_name(name)
+    try:
+        wanted = parse_states("|".join(a.strings("states")))
+    except ValueError as e:
+        raise UsageError(f"{e} (states: {'|'.join(s.value for s in State)})") from None
+    if not wanted:
+        raise UsageError("wait needs at least one state")
+    timeout = a.get("timeout", float, None)
+    deadline = trio.current_time() + seconds(timeout) if timeout is not None else math.inf
+    try:
+        reached = await replay.wait(s.supervisor, names, wanted, deadline=deadline,
+                                    thaw=a.get("thaw", bool, False))
+    except OperationTimeout as e:
+        raise OperationTimeout(f"timed out after {timeout:g} s {e}") from None
+    await reply(protocol.ok({n: st.value if st else None for n, st in reached.items()}))
+
+
+async def _bridge_add(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    from lxcflow import network  # pyroute2 costs a quarter second: only when used
+
+    await trio.to_thread.run_sync(network.bridge_add, a.get("name", str),
+                                  a.get("ipv4", str, None), a.get("uplink", str, None))
+    await reply(protocol.ok(None))
+
+
+async def _bridge_del(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    from lxcflow import network
+
+    await trio.to_thread.run_sync(network.bridge_del, a.get("name", str))
+    await reply(protocol.ok(None))
+
+
+async def _bridges(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    from lxcflow import network
+
+    await reply(protocol.ok(await trio.to_thread.run_sync(network.bridges)))
+
+
+async def _rules(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    if s.rules is None:
+        raise LxcflowError("no rule engine runs in this daemon")
+    await reply(protocol.ok(s.rules.describe()))
+
+
+async def _ping(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    await reply(protocol.ok({"pid": os.getpid()}))
+
+
+Handler = Callable[[Services, Args, list[int], Reply], Awaitable[None]]
+
+HANDLERS: dict[str, Handler] = {
+    "create": _create,
+    "destroy": _destroy,
+    "start": _start,
+    "execute": _execute,
+    "stop": _stop,
+    "kill": _kill,
+    "freeze": _freeze,
+    "unfreeze": _unfreeze,
+    "info": _info,
+    "list": _list,
+    "ps": _ps,
+    "priority": _priority,
+    "cgroup": _cgroup,
+    "monitor": _monitor,
+    "wait": _wait,
+    "rules": _rules,
+    "bridge_add": _bridge_add,
+    "bridge_del": _bridge_del,
+    "bridges": _bridges,
+    "ping": _ping,
+}
+
+#: requests that may run for as long as the client likes (dropped when it hangs up)
+OPEN_ENDED = frozenset({"monitor", "wait"})
+
+
+def dispatcher(s: Services) -> Dispatch:
+    """What the socket server calls for each request, with ``s`` bound."""
+
+    async def dispatch(op: str, raw: dict[str, Any], fds: list[int], reply: Reply) -> None:
+        handler = HANDLERS.get(op)
+        if handler is None:
+            raise ProtocolError(f"unknown operation {op!r}")
+        await handler(s, Args(raw), fds, reply)
+
+    return dispatch

@@ -1,0 +1,209 @@
+"""The start pipeline: from a config to a :class:`Run` whose init has exec'd.
+
+In LXC's order: host hooks that run before anything, a fresh run directory,
+cgroups with the config's settings, the spec for the shim, the network
+(interfaces need netlink, here in the daemon; a namespace with lo alone the
+shim makes itself), then the shim, which reports the exec. A start that
+fails at any step releases what it made before the error leaves.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from lxcflow.cgroups import ContainerCgroup
+from lxcflow.config import ContainerConfig
+from lxcflow.daemon import hooks
+from lxcflow.daemon.container import Container
+from lxcflow.daemon.run import CgroupTree, Run, release
+from lxcflow.errors import ConfigError, LxcflowError, NetworkError, StartFailed
+from lxcflow.paths import Paths
+from lxcflow.runstate import CONFIG_FILE, CONSOLE_LOG, EXIT_FILE, SPEC_FILE, Interface, RunState
+from lxcflow.runtime import proc, shim
+from lxcflow.runtime.spec import RunMode, build_spec, container_env, write_spec
+from lxcflow.states import Actor
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """What one start of a container asks for."""
+
+    config: ContainerConfig
+    config_path: Path
+    mode: RunMode
+    command: list[str]
+    stdio: tuple[int, int, int] | None  # None: /dev/null in, console log out
+    cwd: str | None  # the caller's directory (used only on the host's root)
+    env: Mapping[str, str]  # added to the container's environment
+    by: Actor  # who asked: a user or a rule
+
+
+class AddressClaims:
+    """Which container holds which address, so two starts cannot take one.
+
+    Args:
+        running: the interfaces of every running container, by its name.
+    """
+
+    def __init__(self, running: Callable[[], Iterable[tuple[str, tuple[Interface, ...]]]]) -> None:
+        self._running = running
+        self._starting: dict[str, str] = {}  # address -> container starting
+
+    def claim(self, name: str, config: ContainerConfig) -> list[str]:
+        """Claim the addresses ``config`` asks for; returns them for :meth:`drop`
+        (once the run holding them is visible to ``running``, or the start failed).
+
+        Raises:
+            NetworkError: one is used by another container.
+        """
+        wanted = {ip.split("/")[0]: ip for net in config.networks for ip in (*net.ipv4, *net.ipv6)}
+        in_use = dict(self._starting)
+        for other, interfaces in self._running():
+            if other != name:
+                in_use.update({ip.split("/")[0]: other for i in interfaces
+                               for ip in (*i.ipv4, *i.ipv6)})
+        for ip, text in wanted.items():
+            if ip in in_use:
+                raise NetworkError(f"address {text} already used by {in_use[ip]}")
+        self._starting.update(dict.fromkeys(wanted, name))
+        return list(wanted)
+
+    def drop(self, addresses: list[str]) -> None:
+        """The start that claimed them is over (its run now shows them, or it failed)."""
+        for ip in addresses:
+            self._starting.pop(ip, None)
+
+
+class Launcher:
+    """Makes runs.
+
+    Args:
+        paths: where configs and run directories live.
+        tree: the cgroup tree (create and remove, one batch at a time).
+        shim_binary: the built ``lxcflow-shim``.
+        claims: the addresses in use.
+        hook_timeout: seconds an ``lxc.hook.*`` command may run.
+    """
+
+    def __init__(self, paths: Paths, tree: CgroupTree, shim_binary: Path, claims: AddressClaims,
+                 hook_timeout: float) -> None:
+        self.paths = paths
+        self.tree = tree
+        self.shim_binary = shim_binary
+        self.claims = claims
+        self.hook_timeout = hook_timeout
+
+    async def launch(self, c: Container, launch: Launch) -> Run:
+        """Make the run; everything made is released again if it fails.
+
+        Raises:
+            StartFailed, ConfigError, NetworkError, CgroupError, OSError: what stopped it.
+        """
+        config = launch.config
+        inside = sorted(set(config.hooks) - set(hooks.HOST_HOOKS))
+        if inside:
+            raise StartFailed(
+                f"lxc.hook.{inside[0]} runs inside the container, which lxcflow does not "
+                f"support (host hooks: {', '.join(hooks.HOST_HOOKS)})"
+            )
+        if not await hooks.run_lxc(c.name, config, "pre-start", self.hook_timeout):
+            raise StartFailed("lxc.hook.pre-start failed")
+        run_dir = self.paths.run_dir(c.name)
+        cgroup: ContainerCgroup | None = None
+        interfaces: tuple[Interface, ...] = ()
+        claimed: list[str] = []  # held until the run shows them (no await in between)
+        try:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.mkdir(parents=True, mode=0o700)
+            config_path = launch.config_path
+            if c.ephemeral:
+                shutil.copyfile(config_path, run_dir / CONFIG_FILE)
+                config_path = run_dir / CONFIG_FILE
+            if config.rootfs is not None and not config.rootfs.is_dir():
+                raise StartFailed(f"rootfs {config.rootfs} is not a directory")
+            cgroup = await self.tree.create(c.name)
+            for setting in config.cgroup:
+                try:
+                    cgroup.set(setting.key, setting.value)
+                except LxcflowError as e:
+                    raise ConfigError(str(e), file=config.file, line=setting.line) from None
+            prepared_netns = "net" in config.new_namespaces and config.makes_interfaces
+            spec = build_spec(
+                name=c.name, mode=launch.mode, config=config, command=launch.command,
+                cgroup_procs=cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
+                env=container_env(config, launch.env), cwd=launch.cwd, netns=prepared_netns,
+            )
+            write_spec(run_dir / SPEC_FILE, spec)
+            opened: list[int] = []
+            try:
+                stdio = launch.stdio
+                if stdio is None:
+                    # What a system container prints outlives the run (for
+                    # post-mortems), beside its config; an ephemeral one has
+                    # only its run directory.
+                    log_dir = run_dir if c.ephemeral else self.paths.container_dir(c.name)
+                    opened.append(os.open(os.devnull, os.O_RDONLY))
+                    opened.append(os.open(log_dir / CONSOLE_LOG,
+                                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+                    stdio = (opened[0], opened[1], opened[1])
+                netns = None
+                if prepared_netns:
+                    # Claimed while netlink works, so two starts cannot both
+                    # take one address.
+                    claimed = self.claims.claim(c.name, config)
+                    netns, interfaces = await self._prepare_network(config)
+                    opened.append(netns)
+                running = await shim.spawn(self.shim_binary, run_dir / SPEC_FILE, stdio=stdio,
+                                           netns=netns)
+            finally:
+                # The namespace is the container's now, or (a failed start) nobody's.
+                for fd in opened:
+                    os.close(fd)
+        except BaseException:
+            self.claims.drop(claimed)
+            await release(c.log, self.tree, run_dir, cgroup=cgroup, interfaces=interfaces)
+            raise
+        record = RunState(
+            name=c.name, mode=launch.mode, shim_pid=running.pid,
+            shim_start=proc.start_time(running.pid) or 0, init_pid=running.init_pid,
+            started_ns=time.time_ns(), config_file=str(config_path), ephemeral=c.ephemeral,
+            command=tuple(launch.command), interfaces=interfaces,
+        )
+        run = Run(record, run_dir, running, cgroup, c.log)
+        try:
+            record.save(run_dir)
+        except BaseException:
+            await run.teardown(self.tree, c.next_change)
+            raise
+        finally:
+            self.claims.drop(claimed)
+        return run
+
+    async def started(self, c: Container, config: ContainerConfig) -> None:
+        """LXC runs start-host just before the init starts; here the init has
+        just been exec'd, which is as close as a host-side hook can get.
+
+        Raises:
+            StartFailed: the hook failed.
+        """
+        if not await hooks.run_lxc(c.name, config, "start-host", self.hook_timeout):
+            raise StartFailed("lxc.hook.start-host failed")
+
+    async def _prepare_network(self, config: ContainerConfig) -> tuple[int, tuple[Interface, ...]]:
+        """The network namespace the container will join (an fd), its
+        interfaces up.
+
+        Raises:
+            NetworkError: netlink said no.
+        """
+        from lxcflow import network  # pyroute2 costs a quarter second: only when used
+
+        prepared = await trio.to_thread.run_sync(network.prepare, config.networks)
+        return prepared.netns, prepared.interfaces

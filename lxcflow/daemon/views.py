@@ -1,0 +1,71 @@
+"""What ``info``, ``ls`` and ``ps`` reply: a container as plain data."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from lxcflow.cgroups import ContainerCgroup
+from lxcflow.daemon.container import Container
+from lxcflow.errors import CgroupError, LxcflowError
+from lxcflow.runtime import proc
+from lxcflow.states import State
+
+
+def info(c: Container) -> dict[str, Any]:
+    """What ``lxc-info`` shows, as a dict."""
+    run = c.run
+    interfaces = run.interfaces if run else ()
+    out: dict[str, Any] = {
+        **summary(c),
+        "cpu_ns": None,
+        "memory_bytes": None,
+        "interfaces": [
+            {"name": i.name, "host": i.host, "link": i.link, "ipv4": list(i.ipv4),
+             "ipv6": list(i.ipv6), "host_counters": _counters(i.host)}
+            for i in interfaces
+        ],
+        "frozen_since_ns": c.frozen_since_ns,
+        "frozen_by": c.frozen_by,
+        "frozen_total_ns": c.frozen_total_ns + (
+            time.time_ns() - c.frozen_since_ns if c.frozen_since_ns else 0),
+    }
+    if run is not None and run.cgroup is not None and c.state is not State.STOPPED:
+        try:
+            out["cpu_ns"] = run.cgroup.cpu_usage_ns()
+            out["memory_bytes"] = run.cgroup.memory_bytes()
+        except (CgroupError, LxcflowError):
+            pass
+    return out
+
+
+def summary(c: Container) -> dict[str, Any]:
+    """One row of ``ls``."""
+    run = c.run
+    last = c.last_exit
+    return {
+        "name": c.name,
+        "state": c.state.value,
+        "pid": run.init_pid if run else None,
+        "ephemeral": c.ephemeral,
+        "ipv4": [ip for i in (run.interfaces if run else ()) for ip in i.ipv4],
+        "last_exit": {"code": last.code, "signal": last.signal} if last else None,
+    }
+
+
+def processes(cgroup: ContainerCgroup) -> list[dict[str, Any]]:
+    """What ``ps`` lists: every process of a container's cgroup."""
+    found = (proc.process_info(pid) for pid in sorted(cgroup.pids()))
+    return [{"pid": p.pid, "ns_pid": p.ns_pid, "command": p.command} for p in found if p]
+
+
+def _counters(host: str) -> dict[str, int] | None:
+    """rx/tx bytes and packets of a host-side interface (None once it is gone);
+    from sysfs, so ``info`` needs no netlink."""
+    base = Path("/sys/class/net", host, "statistics")
+    try:
+        return {key: int((base / key).read_text())
+                for key in ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets")}
+    except (OSError, ValueError):
+        return None
