@@ -120,11 +120,7 @@ class RuleEngine:
                 self._boot()
                 self._sync_samplers()
                 while True:
-                    event = await sub.receive()
-                    if sub.missed:
-                        log.error("rules_missed_events", missed=sub.missed)
-                        sub.missed = 0
-                    self.dispatch(event)
+                    self.dispatch(await sub.receive_counting("rules_missed_events"))
 
     async def _reloader(self) -> None:
         while True:

@@ -37,6 +37,14 @@ class Subscription:
     async def receive(self) -> Event:
         return await self._receive.receive()
 
+    async def receive_counting(self, missed_event: str) -> Event:
+        """The next event; events dropped before it are logged as ``missed_event``."""
+        event = await self.receive()
+        if self.missed:
+            log.error(missed_event, missed=self.missed)
+            self.missed = 0
+        return event
+
     def receive_nowait(self) -> Event | None:
         """The next buffered event, or None if there is none."""
         try:

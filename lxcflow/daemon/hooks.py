@@ -213,10 +213,7 @@ async def run_global_hooks(
     with bus.subscribe() as sub:
         task_status.started()
         while True:
-            event = await sub.receive()
-            if sub.missed:
-                log.error("hooks_missed_events", missed=sub.missed)
-                sub.missed = 0
+            event = await sub.receive_counting("hooks_missed_events")
             try:
                 await run_global(directory, event, kill_after)
             except Exception as e:  # e.g. an unreadable hooks directory
