@@ -145,10 +145,13 @@ class Monitor:
 
 class Daemon:
     """One ``lxcflow daemon`` started through the CLI, in its own session (a
-    ^C of the bench must not reach it before its containers are stopped)."""
+    ^C of the bench must not reach it before its containers are stopped).
+    ``python`` runs it: another checkout's interpreter runs that checkout."""
 
-    def __init__(self, base: Path, label: str, rules: Path, budget: float | None = None) -> None:
+    def __init__(self, base: Path, label: str, rules: Path, budget: float | None = None,
+                 python: str = sys.executable) -> None:
         self.root = base / label
+        self.python = python
         self.rules = rules
         self.budget = budget
         self.paths = Paths(lxcpath=self.root / "lib", socket=self.root / "run" / "s.sock",
@@ -169,7 +172,7 @@ class Daemon:
         self.root.mkdir(parents=True, exist_ok=True)
         hooks = self.root / "hooks"  # empty: no host-wide hook runs on our events
         hooks.mkdir(exist_ok=True)
-        cmd = [sys.executable, "-m", "lxcflow", "daemon", "--rules", str(rules or self.rules),
+        cmd = [self.python, "-m", "lxcflow", "daemon", "--rules", str(rules or self.rules),
                "--hooks", str(hooks), "--log-level", "warning"]
         if self.budget is not None:
             cmd += ["--restart-budget", f"{self.budget:g}"]
