@@ -162,13 +162,16 @@ class Connection:
         system, would otherwise outlive its ^C'd client forever.
         """
 
+        gone: list[OSError] = []
+
         async def watch(cancel_scope: trio.CancelScope) -> None:
             # MSG_PEEK: bytes from the client stay for the next request.
             try:
                 if await self.sock.recv(1, _socket.MSG_PEEK):
                     return
-            except OSError:
-                pass  # reset: gone just the same
+                gone.append(BrokenPipeError("the client closed the connection"))
+            except OSError as e:
+                gone.append(e)  # reset: gone just the same
             cancel_scope.cancel()
 
         failure: Exception | None = None
@@ -179,8 +182,11 @@ class Connection:
             except Exception as e:  # re-raised bare, not wrapped in a group
                 failure = e
             nursery.cancel_scope.cancel()
+        # One hang-up, reported once by _handle, whichever side saw it first.
         if failure is not None:
             raise failure
+        if gone:
+            raise gone[0]
 
 
 def _hang_up(e: BaseException) -> OSError | None:

@@ -324,4 +324,8 @@ def test_a_monitor_reset_by_its_client_is_no_internal_error(
         reset(s)  # its replay unread: ECONNRESET on the daemon's side
     d.wait_all_closed()
     d.assert_no_internal_error()
+    hung_up = [r for r in d.records()
+               if r.get("event") == "client_hung_up" and r.get("op") == "monitor"]
+    assert len(hung_up) == 5, hung_up  # one line for each, at debug level
+    assert all(r.get("level") == "debug" and "exception" not in r for r in hung_up), hung_up
     d.assert_serving()
