@@ -12,6 +12,7 @@ import sys
 from lxcflow.client import Client
 from lxcflow.errors import LxcflowError, UsageError
 from lxcflow.paths import absolute
+from lxcflow.validate import duration, signal_number
 
 # The CLI imports this module on every call: typing costs milliseconds there.
 TYPE_CHECKING = False
@@ -19,24 +20,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from lxcflow.cmdline import Parsed
-
-def parse_signal(text: str) -> int:
-    """``KILL``, ``SIGKILL``, ``kill`` or ``9`` -> 9."""
-    # _signal is the C module under signal, whose enums cost an enum import.
-    import _signal
-
-    if text.isdigit():
-        number = int(text)
-        if 1 <= number < _signal.NSIG:
-            return number
-        raise UsageError(f"invalid signal {text!r}")
-    name = text.upper()
-    name = name if name.startswith("SIG") else f"SIG{name}"
-    found = getattr(_signal, name, None) if name[3:].isalnum() else None  # not SIG_IGN
-    if not isinstance(found, int) or not 1 <= found < _signal.NSIG:
-        raise UsageError(f"invalid signal {text!r}")
-    return found
-
 
 def _human_bytes(n: int | None) -> str:
     if n is None:
@@ -119,7 +102,7 @@ def cmd_stop(a: Parsed, c: Client) -> int:
 
 
 def cmd_kill(a: Parsed, c: Client) -> int:
-    c.call("kill", {"name": a.name, "signal": parse_signal(a.signal)})
+    c.call("kill", {"name": a.name, "signal": signal_number(a.signal)})
     return 0
 
 
@@ -206,9 +189,6 @@ def cmd_cgroup(a: Parsed, c: Client) -> int:
     return 0
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def parse_since(text: str, now_ns: int) -> dict[str, int]:
     """``--since``: an event id (``1234``), a time ago (``90s``, ``5m``, ``2h``,
     ``1d``), seconds since the epoch (``@1700000000``) or an ISO 8601 time."""
@@ -217,8 +197,10 @@ def parse_since(text: str, now_ns: int) -> dict[str, int]:
     if text.isdigit():
         return {"since_id": int(text)}
     try:
-        if text[-1:] in _UNITS and text[:-1].replace(".", "", 1).isdigit():
-            return {"since_ns": now_ns - int(float(text[:-1]) * _UNITS[text[-1]] * 1e9)}
+        return {"since_ns": now_ns - int(duration(text) * 1e9)}
+    except UsageError:
+        pass  # not a time ago
+    try:
         if text.startswith("@"):
             return {"since_ns": int(float(text[1:]) * 1e9)}
         return {"since_ns": int(datetime.fromisoformat(text).timestamp() * 1e9)}

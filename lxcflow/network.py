@@ -34,34 +34,14 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from lxcflow.config import NetConfig
+from lxcflow import validate
+from lxcflow.config import NET_TYPES_STARTED, NetConfig
 from lxcflow.errors import NetworkError, NotFound, UsageError
 from lxcflow.runstate import Interface
 
-#: interface names are at most this long (IFNAMSIZ - 1)
-IFNAMSIZ = 15
 CLONE_NEWNET = 0x40000000
 IFA_F_NODAD = 0x02
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def check_ifname(name: str, what: str = "interface") -> str:
-    """Return ``name`` if the kernel would take it as an interface name."""
-    if not name or len(name) > IFNAMSIZ:
-        raise UsageError(f"{what} name {name!r} must be 1 to {IFNAMSIZ} characters")
-    if name in (".", "..") or any(c in name for c in "/: \t\n") or not name.isprintable():
-        raise UsageError(f"{what} name {name!r} may not contain '/', ':' or spaces")
-    return name
-
-
-def parse_ipv4(text: str) -> ipaddress.IPv4Interface:
-    """``198.18.0.1/24`` -> an interface address (a prefix length is required)."""
-    try:
-        if "/" not in text:
-            raise ValueError("no prefix length")
-        return ipaddress.IPv4Interface(text)
-    except ValueError as e:
-        raise UsageError(f"bad IPv4 address {text!r} (want ADDRESS/PREFIXLEN): {e}") from None
 
 
 def _kind(link: Any) -> str | None:
@@ -87,8 +67,8 @@ def _failed(e: NetlinkError, what: str) -> NetworkError:
 def bridge_add(name: str, ipv4: str | None = None, uplink: str | None = None) -> None:
     """Create bridge ``name`` (forward delay 0, up), with an address if given,
     and enslave ``uplink`` only when it is named. Nothing is left half-made."""
-    check_ifname(name, "bridge")
-    address = parse_ipv4(ipv4) if ipv4 is not None else None
+    validate.interface_name(name)
+    address = ipaddress.IPv4Interface(validate.ip_interface(ipv4)) if ipv4 is not None else None
     with IPRoute() as ipr:
         if ipr.link_lookup(ifname=name):
             raise NetworkError(f"interface {name} already exists")
@@ -113,7 +93,7 @@ def bridge_add(name: str, ipv4: str | None = None, uplink: str | None = None) ->
 def bridge_del(name: str) -> None:
     """Remove bridge ``name``; refused for anything that is not a bridge, and
     for a bridge that still has ports (containers or an uplink on it)."""
-    check_ifname(name, "bridge")
+    validate.interface_name(name)
     with IPRoute() as ipr:
         index = _index(ipr, name)
         link = ipr.get_links(index)[0]
@@ -249,9 +229,9 @@ def prepare(networks: Sequence[NetConfig]) -> Prepared:
             nothing is left behind.
     """
     for net in networks:
-        if net.type not in ("veth", "empty"):
+        if net.type not in NET_TYPES_STARTED:
             raise UsageError(f"lxc.net.{net.index}.type = {net.type} is not supported yet "
-                             "(veth, empty and none are)")
+                             f"({', '.join(sorted(NET_TYPES_STARTED))} are)")
     fd = new_netns()
     made: list[str] = []
     try:

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import errno
-import re
 from pathlib import Path
 
+from lxcflow import validate
 from lxcflow.cgroups import base
 from lxcflow.cgroups.base import ContainerCgroup
 from lxcflow.cgroups.hybrid import HybridCgroup
 from lxcflow.cgroups.layout import DEFAULT_ROOT, Layout, detect_layout, v1_hierarchies
 from lxcflow.cgroups.v1 import V1Cgroup, init_cpuset, unique_dirs
 from lxcflow.cgroups.v2 import V2Cgroup, enable_controllers
-from lxcflow.errors import CgroupError, UsageError
-
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-def check_name(name: str, what: str = "cgroup name") -> None:
-    """Refuse names that are not one plain directory name."""
-    if not _NAME_RE.fullmatch(name):
-        raise UsageError(f"invalid {what} {name!r}", name=name)
+from lxcflow.errors import CgroupError
 
 
 class CgroupManager:
@@ -32,8 +24,7 @@ class CgroupManager:
     """
 
     def __init__(self, root: Path, parent: str, layout: Layout) -> None:
-        for segment in parent.split("/"):
-            check_name(segment, "cgroup parent")
+        validate.cgroup_parent(parent)
         self.root = root
         self.parent = parent
         self.layout = layout
@@ -86,7 +77,7 @@ class CgroupManager:
         Raises:
             CgroupError: a leftover still has processes, or the kernel refused.
         """
-        check_name(name)
+        validate.container_name(name)
         if self._parents_ready and self._create_in_parents(name):
             return self._cgroup(name)
         for parent_dir in self.parent_dirs():
@@ -155,7 +146,7 @@ class CgroupManager:
         Raises:
             CgroupError: it is missing from some or all hierarchies.
         """
-        check_name(name)
+        validate.container_name(name)
         missing = [str(d) for d in self.parent_dirs() if not (d / name).is_dir()]
         if len(missing) == len(self.parent_dirs()):
             raise CgroupError(f"cgroup {name} does not exist", name=name)
@@ -166,7 +157,7 @@ class CgroupManager:
 
     def exists(self, name: str) -> bool:
         """Whether ``name`` has its directory in every hierarchy."""
-        check_name(name)
+        validate.container_name(name)
         return all((d / name).is_dir() for d in self.parent_dirs())
 
     def names(self) -> list[str]:

@@ -26,7 +26,7 @@ from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import LxcflowError, OperationTimeout, ProtocolError, UsageError, WrongState
 from lxcflow.runtime.spec import RunMode
 from lxcflow.states import State, parse_states
-from lxcflow.validate import container_name, seconds
+from lxcflow.validate import container_name, seconds, signal_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +130,7 @@ async def _stop(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
 
 
 async def _kill(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
-    sig = a.get("signal", int, int(signal.SIGKILL))
-    if not 1 <= sig < signal.NSIG:
-        raise UsageError(f"invalid signal number {sig}")
+    sig = signal_number(a.get("signal", int, int(signal.SIGKILL)))
     count = await s.supervisor.kill(a.name(), sig, init_only=a.get("init_only", bool, False))
     await reply(protocol.ok({"signalled": count}))
 

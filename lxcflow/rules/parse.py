@@ -1,25 +1,22 @@
 """Rules files (TOML) to :class:`Rule` objects, every mistake at file:line.
 
 A rules directory holds ``*.toml`` files, each with one or more ``[[rule]]``
-tables; see ``rules/`` in the repository for documented examples. tomllib
-gives values without positions, so a light scan of the text finds the line
-of each rule's keys for the error messages.
+tables; see ``rules/`` in the repository for documented examples. The lines
+for the error messages come from :mod:`lxcflow.rules.positions`, single
+values from :mod:`lxcflow.rules.values`.
 
 Stdlib only (the CLI's ``rules check`` imports it).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from lxcflow.config import signal_number, validate_name
 from lxcflow.errors import ConfigError, UsageError
 from lxcflow.rules.model import (
     ACTIONS,
@@ -37,7 +34,9 @@ from lxcflow.rules.model import (
     Selector,
     Trigger,
 )
-from lxcflow.states import State, parse_states
+from lxcflow.rules.positions import Positions
+from lxcflow.rules.values import byte_count, count, cpu_share, list_of, number, signum, states
+from lxcflow.validate import container_name, duration
 
 SUFFIX = ".toml"
 #: the shortest interval a sample or schedule may have (no busy loops)
@@ -54,14 +53,6 @@ SAMPLE_KEYS = {"cpu_below", "cpu_above", "memory_above", "pids_above", "for", "e
 BACKOFF_KEYS = {"initial", "factor", "max", "jitter"}
 CONDITION_KEYS = {"state", "exit", "exit_code", "signal"}
 
-_DURATION_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(ms|s|m|min|h)\s*")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-_BYTES_RE = re.compile(r"\s*([0-9]+)\s*([KMGT]?)(?:i?B)?\s*", re.IGNORECASE)
-_PERCENT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*%\s*")
-_HEADER_RE = re.compile(r"\s*\[\[\s*rule\s*\]\]")
-_SUBTABLE_RE = re.compile(r"\s*\[\s*rule\s*\.\s*([A-Za-z0-9_-]+)\s*\]")
-_TABLE_RE = re.compile(r"\s*\[")
-_KEY_RE = re.compile(r"\s*([A-Za-z0-9_-]+(?:\s*\.\s*[A-Za-z0-9_-]+)*)\s*=")
 _TOML_LINE_RE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
@@ -77,173 +68,6 @@ class _Bad(Exception):
     def __init__(self, key: str | None, reason: str, line: int | None = None) -> None:
         super().__init__(reason)
         self.key, self.reason, self.line = key, reason, line
-
-
-# ------------------------------------------------------------------ values
-
-
-def duration(value: object) -> float:
-    """``"500ms"``, ``"10s"``, ``"5m"``, ``"1h"`` or a number of seconds -> seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < math.inf:
-        return float(value)
-    if isinstance(value, str) and (m := _DURATION_RE.fullmatch(value)):
-        return float(m[1]) * _UNIT_SECONDS[m[2]]
-    raise ValueError(f"bad duration {value!r} (use e.g. 500ms, 10s, 5m, 1h)")
-
-
-def cpu_share(value: object) -> float:
-    """``"5%"`` or ``5`` (percent of one core) -> cores (0.05)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return float(value) / 100
-    if isinstance(value, str) and (m := _PERCENT_RE.fullmatch(value)):
-        return float(m[1]) / 100
-    raise ValueError(f"bad CPU share {value!r} (percent of one core, e.g. \"5%\")")
-
-
-def byte_count(value: object) -> int:
-    """``"256M"``, ``"1GiB"``, ``"512k"`` (powers of 1024) or a number of bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str) and (m := _BYTES_RE.fullmatch(value)):
-        return int(m[1]) * 1024 ** ("", "K", "M", "G", "T").index(m[2].upper())
-    raise ValueError(f"bad size {value!r} (bytes, or e.g. \"256M\", \"1G\")")
-
-
-def _count(value: object, what: str, minimum: int = 0) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
-        return value
-    raise ValueError(f"{what} must be a whole number >= {minimum}, not {value!r}")
-
-
-def _number(value: object, what: str, low: float, high: float) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high:
-        return float(value)
-    raise ValueError(f"{what} must be a number in {low:g}..{high:g}, not {value!r}")
-
-
-def _states(value: object) -> frozenset[State]:
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        value = "|".join(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a state or states like \"RUNNING|FROZEN\", not {value!r}")
-    try:
-        return parse_states(value)
-    except ValueError as e:
-        raise ValueError(f"{e} (states: {'|'.join(s.value for s in State)})") from None
-
-
-def _list_of(value: object, parse: Callable[[Any], Any]) -> frozenset[Any]:
-    items = value if isinstance(value, list) else [value]
-    return frozenset(parse(v) for v in items)
-
-
-def _signal(value: object) -> int:
-    try:
-        return signal_number(str(value))
-    except ValueError as e:
-        raise ValueError(f"unknown signal: {e}") from None
-
-
-# ------------------------------------------------------------------ positions
-
-
-@dataclass
-class _Lines:
-    """Where each ``[[rule]]`` starts and where its keys are, by a line scan."""
-
-    text: list[str]
-    headers: list[int] = field(default_factory=list)  # 1-based line of each [[rule]]
-    keys: list[dict[str, int]] = field(default_factory=list)
-    top: dict[str, int] = field(default_factory=dict)  # keys and tables outside any rule
-
-    @classmethod
-    def scan(cls, text: str) -> _Lines:
-        out = cls(text.splitlines())
-        prefix: str | None = None  # None: outside any [[rule]]
-        in_string: str | None = None  # inside a multi-line string: its delimiter
-        for number, line in enumerate(out.text, 1):
-            if in_string is not None:
-                if line.count(in_string) % 2:
-                    in_string = None
-                continue
-            if _HEADER_RE.match(line):
-                out.headers.append(number)
-                out.keys.append({})
-                prefix = ""
-            elif m := _SUBTABLE_RE.match(line):
-                if out.keys:
-                    out.keys[-1].setdefault(m[1], number)
-                    prefix = f"{m[1]}."
-                else:
-                    out.top.setdefault("rule", number)
-            elif _TABLE_RE.match(line):
-                name = re.sub(r"\s", "", line.strip().strip("[]"))
-                out.top.setdefault(name.split(".")[0], number)
-                prefix = None
-            elif m := _KEY_RE.match(line):
-                key = re.sub(r"\s", "", m[1])
-                if prefix is None:
-                    out.top.setdefault(key.split(".")[0], number)
-                else:
-                    out.keys[-1].setdefault(prefix + key, number)
-            for quote in ('"""', "'''"):
-                if line.count(quote) % 2:
-                    in_string = quote
-        return out
-
-    def line_of(self, index: int, key: str | None) -> int:
-        """The line of ``key`` in rule ``index`` (its header if unknown)."""
-        if index >= len(self.headers):
-            return 1
-        keys = self.keys[index]
-        line = self.headers[index]
-        if key is not None:
-            line = keys.get(key, keys.get(key.split(".")[0], line))
-        return line
-
-    def element_lines(self, index: int, key: str) -> list[int]:
-        """The line of each element of the array ``key`` of rule ``index``."""
-        start = self.keys[index].get(key) if index < len(self.keys) else None
-        return _element_lines(self.text, start) if start is not None else []
-
-
-def _element_lines(text: list[str], start: int) -> list[int]:
-    """Where each element of the array assigned on line ``start`` begins: a
-    small TOML tokenizer (strings, comments, nesting), enough for positions."""
-    out: list[int] = []
-    depth, quote, expecting = 0, "", False
-    for number in range(start, len(text) + 1):
-        line = text[number - 1]
-        i = line.index("=") + 1 if number == start else 0
-        while i < len(line):
-            ch = line[i]
-            if quote:
-                if line.startswith(quote, i):
-                    i, quote = i + len(quote), ""
-                else:
-                    i += 2 if ch == "\\" and quote[0] == '"' else 1
-                continue
-            if ch == "#":
-                break
-            opens = ch in "\"'[{"
-            if depth == 1 and expecting and (opens or not (ch.isspace() or ch in ",]")):
-                out.append(number)
-                expecting = False
-            if ch in "\"'":
-                quote = line[i:i + 3] if line[i:i + 3] in ('"""', "'''") else ch
-                i += len(quote)
-                continue
-            if ch in "[{":
-                depth += 1
-                expecting = depth == 1
-            elif ch in "]}":
-                depth -= 1
-                if depth == 0:
-                    return out
-            elif ch == "," and depth == 1:
-                expecting = True
-            i += 1
-    return out
 
 
 # ------------------------------------------------------------------ rules
@@ -266,7 +90,7 @@ def _table(value: object, key: str) -> dict[str, Any]:
 def _value(key: str, parse: Callable[[Any], Any], value: object) -> Any:
     try:
         return parse(value)
-    except ValueError as e:
+    except (ValueError, UsageError) as e:
         raise _Bad(key, f"{key}: {e}") from None
 
 
@@ -297,17 +121,17 @@ def _restart(raw: dict[str, Any]) -> RestartPolicy:
         _check_keys(b, BACKOFF_KEYS, "backoff")
         backoff = Backoff(
             initial=_value("backoff.initial", duration, b.get("initial", backoff.initial)),
-            factor=_value("backoff.factor", lambda v: _number(v, "factor", 1, 100),
+            factor=_value("backoff.factor", lambda v: number(v, "factor", 1, 100),
                           b.get("factor", backoff.factor)),
             max=_value("backoff.max", duration, b.get("max", backoff.max)),
-            jitter=_value("backoff.jitter", lambda v: _number(v, "jitter", 0, 1),
+            jitter=_value("backoff.jitter", lambda v: number(v, "jitter", 0, 1),
                           b.get("jitter", backoff.jitter)),
         )
         if backoff.max < backoff.initial:
             raise _Bad("backoff.max", "backoff.max is shorter than backoff.initial")
     max_restarts = None
     if "max_restarts" in raw:
-        max_restarts = _value("max_restarts", lambda v: _count(v, "max_restarts", 1),
+        max_restarts = _value("max_restarts", lambda v: count(v, "max_restarts", 1),
                               raw["max_restarts"])
     window = _value("window", duration, raw.get("window", 60.0))
     if window <= 0:
@@ -342,7 +166,7 @@ def _sample(value: object) -> Sample:
         cpu_below=optional("cpu_below", cpu_share),
         cpu_above=optional("cpu_above", cpu_share),
         memory_above=optional("memory_above", byte_count),
-        pids_above=optional("pids_above", lambda v: _count(v, "pids_above")),
+        pids_above=optional("pids_above", lambda v: count(v, "pids_above")),
     )
 
 
@@ -362,8 +186,8 @@ def _trigger(raw: dict[str, Any]) -> Trigger:
         return _restart(raw)
     if kind == "on":
         return OnTransition(
-            to=_value("on", _states, raw["on"]),
-            from_=_value("from", _states, raw["from"]) if "from" in raw else None,
+            to=_value("on", states, raw["on"]),
+            from_=_value("from", states, raw["from"]) if "from" in raw else None,
         )
     if kind == "every":
         return Every(_interval("every", raw["every"]))
@@ -377,12 +201,12 @@ def _condition(value: object) -> Condition:
     if exit not in (None, "failure", "success"):
         raise _Bad("condition.exit", f"condition.exit must be failure or success, not {exit!r}")
     return Condition(
-        states=_value("condition.state", _states, c["state"]) if "state" in c else None,
+        states=_value("condition.state", states, c["state"]) if "state" in c else None,
         exit=exit,
         exit_codes=(_value("condition.exit_code",
-                           lambda v: _list_of(v, lambda x: _count(x, "exit_code")), c["exit_code"])
+                           lambda v: list_of(v, lambda x: count(x, "exit_code")), c["exit_code"])
                     if "exit_code" in c else None),
-        signals=(_value("condition.signal", lambda v: _list_of(v, _signal), c["signal"])
+        signals=(_value("condition.signal", lambda v: list_of(v, signum), c["signal"])
                  if "signal" in c else None),
     )
 
@@ -391,7 +215,7 @@ def _target(kind: str, value: object) -> str:
     if not isinstance(value, str):
         raise _Bad("actions", f"{kind} takes a container name, not {value!r}")
     try:
-        return validate_name(value)
+        return container_name(value)
     except UsageError as e:
         raise _Bad("actions", f"{kind}: {e}") from None
 
@@ -418,7 +242,7 @@ def _action(item: object, base: Path, line: int) -> Action:
         return Action(kind, line, target=_target(kind, value))
     if kind == "kill":
         try:
-            return Action(kind, line, argument=_signal(value))
+            return Action(kind, line, argument=signum(value))
         except ValueError as e:
             raise _Bad("actions", str(e)) from None
     if kind == "priority":
@@ -446,12 +270,12 @@ def _hook(value: object, timeout: object, base: Path, line: int) -> Action:
     if timeout is not None:
         try:
             seconds = duration(timeout)
-        except ValueError as e:
+        except UsageError as e:
             raise _Bad("actions", f"hook timeout: {e}") from None
     return Action("hook", line, argument=str(path), timeout=seconds)
 
 
-def _actions(items: list[Any], base: Path, lines: _Lines, index: int) -> tuple[Action, ...]:
+def _actions(items: list[Any], base: Path, lines: Positions, index: int) -> tuple[Action, ...]:
     starts = lines.element_lines(index, "actions")
     out = []
     for position, item in enumerate(items):
@@ -464,13 +288,13 @@ def _actions(items: list[Any], base: Path, lines: _Lines, index: int) -> tuple[A
     return tuple(out)
 
 
-def _rule(raw: dict[str, Any], file: Path, lines: _Lines, index: int) -> Rule:
+def _rule(raw: dict[str, Any], file: Path, lines: Positions, index: int) -> Rule:
     _check_keys(raw, KEYS, "")
     name = raw.get("name")
     if not isinstance(name, str):
         raise _Bad("name" if "name" in raw else None, "a rule needs a name = \"...\"")
     try:
-        validate_name(name)
+        container_name(name)
     except UsageError as e:
         raise _Bad("name", f"bad rule name: {e}") from None
     trigger = _trigger(raw)
@@ -503,7 +327,7 @@ def parse_text(text: str, file: Path) -> tuple[list[Rule], list[RuleError]]:
         reason = _TOML_LINE_RE.sub("", str(e)).strip()
         return [], [RuleError(f"not valid TOML: {reason}", file=str(file),
                               line=int(m[1]) if m else None)]
-    lines = _Lines.scan(text)
+    lines = Positions.scan(text)
     errors = [
         RuleError(f"unknown {'table' if isinstance(value, dict) else 'key'} {key!r} "
                   "(a rules file holds [[rule]] tables)", file=str(file), line=lines.top.get(key))

@@ -15,21 +15,6 @@ import pytest
 
 from lxcflow import launcher
 from lxcflow.cli import parse_args
-from lxcflow.commands import parse_signal
-from lxcflow.errors import UsageError
-
-
-@pytest.mark.parametrize(
-    ("text", "number"), [("KILL", 9), ("SIGKILL", 9), ("kill", 9), ("9", 9), ("sigusr1", 10)]
-)
-def test_parse_signal(text: str, number: int) -> None:
-    assert parse_signal(text) == number
-
-
-@pytest.mark.parametrize("text", ["0", "65", "SIGNOPE", "", "-9", "SIG_IGN", "DFL", "NSIG"])
-def test_parse_signal_rejects(text: str) -> None:
-    with pytest.raises(UsageError, match="invalid signal"):
-        parse_signal(text)
 
 
 def test_global_options_before_or_after_the_command() -> None:

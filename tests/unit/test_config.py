@@ -18,9 +18,8 @@ from lxcflow.config import (
     parse_config,
     parse_fstab,
     parse_mount_entry,
-    validate_name,
 )
-from lxcflow.errors import ConfigError, UsageError
+from lxcflow.errors import ConfigError
 
 SSH_OLD = """\
 lxc.utsname = my_ssh_container
@@ -858,58 +857,3 @@ def test_absolutized_config_means_the_same_elsewhere(ssh_dir: Path, tmp_path: Pa
     copy = write(tmp_path / "lxcpath" / "ssh" / "config", absolutize(SSH_OLD, ssh_dir))
 
     assert load_config(copy) == dataclasses.replace(original, file=str(copy))
-
-
-# ---------------------------------------------------------------- namespaces
-
-
-def veth(index: int, kind: str = "veth") -> NetConfig:
-    return NetConfig(index, kind, None, (), None, None, None, (), None, (), None, None, 1)
-
-
-@pytest.mark.parametrize(
-    ("networks", "keep", "expected"),
-    [
-        ((), frozenset(), {"pid", "mnt", "uts", "ipc"}),
-        ((veth(0),), frozenset(), {"pid", "mnt", "uts", "ipc", "net"}),
-        ((veth(0, "empty"),), frozenset(), {"pid", "mnt", "uts", "ipc", "net"}),
-        ((veth(0, "none"),), frozenset(), {"pid", "mnt", "uts", "ipc"}),
-        ((veth(0),), frozenset({"net", "ipc"}), {"pid", "mnt", "uts"}),
-        ((), frozenset({"pid", "mnt", "uts", "ipc", "user"}), set()),
-    ],
-)
-def test_new_namespaces(
-    networks: tuple[NetConfig, ...], keep: frozenset[str], expected: set[str]
-) -> None:
-    config = ContainerConfig(file="c", networks=networks, namespaces_keep=keep)
-    assert config.new_namespaces == expected
-
-
-# ---------------------------------------------------------------- names
-
-
-@pytest.mark.parametrize("name", ["web", "Web-01", "a.b_c", "x" * 64, "a..b", "1"])
-def test_valid_names(name: str) -> None:
-    assert validate_name(name) == name
-
-
-@pytest.mark.parametrize(
-    ("name", "problem"),
-    [
-        ("", "it is empty"),
-        (".", "'.' and '..' are not names"),
-        ("..", "'.' and '..' are not names"),
-        ("a/b", "it contains '/'"),
-        ("x" * 65, "it is 65 characters long (at most 64)"),
-        ("web server", "' ' is not allowed (only letters, digits, '-', '_', '.')"),
-        ("café", "'é' is not allowed (only letters, digits, '-', '_', '.')"),
-        ("a:b", "':' is not allowed (only letters, digits, '-', '_', '.')"),
-        ("..hidden", "it must start with a letter or a digit"),
-        ("-rf", "it must start with a letter or a digit"),
-        ("_x", "it must start with a letter or a digit"),
-    ],
-)
-def test_invalid_names(name: str, problem: str) -> None:
-    with pytest.raises(UsageError) as info:
-        validate_name(name)
-    assert str(info.value) == f"invalid container name {name!r}: {problem}"

@@ -21,15 +21,8 @@ from lxcflow.rules.model import (
     Sample,
     Selector,
 )
-from lxcflow.rules.parse import (
-    RuleError,
-    byte_count,
-    check_directory,
-    cpu_share,
-    duration,
-    load_text,
-    parse_text,
-)
+from lxcflow.rules.parse import RuleError, check_directory, load_text, parse_text
+from lxcflow.rules.values import byte_count, cpu_share
 from lxcflow.states import Cause, Event, State
 
 S = State
@@ -734,30 +727,6 @@ def test_check_directory_on_a_missing_directory(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- value helpers
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        ("500ms", 0.5), ("10s", 10.0), ("1.5m", 90.0), ("5min", 300.0), ("2h", 7200.0),
-        (" 3 s ", 3.0), ("0s", 0.0), ("2.s", 2.0),
-        (0, 0.0), (7, 7.0), (1.25, 1.25),
-    ],
-)
-def test_duration(value: object, seconds: float) -> None:
-    result = duration(value)
-    assert isinstance(result, float)
-    assert result == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize(
-    "value",
-    ["10 parsecs", "-1s", "", "10", "1h30m", ".5s", "10S", "s", True, False, -1, -0.5,
-     None, [1], float("nan")],
-)
-def test_duration_rejects(value: object) -> None:
-    with pytest.raises(ValueError, match=re.escape(f"bad duration {value!r}")):
-        duration(value)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,92 @@
+"""Which keys a config may hold, and how each one's value is read."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from lxcflow import validate
+from lxcflow.config.values import (
+    absolute,
+    hostname,
+    hwaddr,
+    integer,
+    keep,
+    net_type,
+    words,
+)
+
+# Old spellings -> today's, so that setting both is caught as a duplicate.
+ALIASES = {
+    "lxc.utsname": "lxc.uts.name",
+    "lxc.rootfs": "lxc.rootfs.path",
+    "lxc.mount": "lxc.mount.fstab",
+    "lxc.tty": "lxc.tty.max",
+    "lxc.pts": "lxc.pty.max",
+    "lxc.console": "lxc.console.path",
+    "lxc.init_cmd": "lxc.init.cmd",
+    "lxc.haltsignal": "lxc.signal.halt",
+    "lxc.stopsignal": "lxc.signal.stop",
+}
+
+_count = integer(0, None, "a non-negative integer")
+_zero_one = integer(0, 1, "0 or 1")
+# Singleton keys: canonical key -> (ContainerConfig field, or None for a key
+# accepted and ignored, parser).
+SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
+    "lxc.uts.name": ("hostname", hostname),
+    "lxc.init.cmd": ("init_cmd", lambda v: tuple(shlex.split(v))),
+    "lxc.init.cwd": ("init_cwd", absolute),
+    "lxc.namespace.keep": ("namespaces_keep", keep),
+    "lxc.console.path": ("console_path", str),
+    "lxc.signal.halt": ("signal_halt", validate.signal_number),
+    "lxc.signal.stop": ("signal_stop", validate.signal_number),
+    # Harmless to ignore here: this runtime gives a container no ttys of its own.
+    "lxc.tty.max": (None, _count),
+    "lxc.pty.max": (None, _count),
+    "lxc.arch": (None, str),
+    "lxc.console.logfile": (None, str),
+    "lxc.autodev": (None, _zero_one),
+    "lxc.hook.version": (None, _zero_one),
+}
+
+# Confinement the user asked for and this runtime cannot give: running without
+# it would be silently less safe than they believe.
+REFUSED = frozenset(
+    "lxc.cap.drop lxc.cap.keep lxc.idmap lxc.id_map lxc.seccomp lxc.aa_profile"
+    " lxc.aa_allow_incomplete lxc.se_context".split()
+)
+REFUSED_PREFIXES = ("lxc.apparmor.", "lxc.seccomp.", "lxc.selinux.")
+
+
+class _Attr(NamedTuple):
+    field: str  # the NetConfig field
+    parse: Callable[[str], Any]
+    repeatable: bool = False
+
+
+_NET_COMMON = {
+    "type": _Attr("type", net_type),
+    "flags": _Attr("flags", words(frozenset({"up"}), "a flag")),
+    "link": _Attr("link", validate.interface_name),
+    "name": _Attr("name", validate.interface_name),
+    "hwaddr": _Attr("hwaddr", hwaddr),
+    "mtu": _Attr("mtu", integer(68, 65535, "an MTU (68-65535)")),
+    "ipv4.gateway": _Attr("ipv4_gateway", lambda v: validate.ip_gateway(v, 4)),
+    "ipv6.gateway": _Attr("ipv6_gateway", lambda v: validate.ip_gateway(v, 6)),
+    "veth.pair": _Attr("veth_pair", validate.interface_name),
+}
+_IPV4 = _Attr("ipv4", lambda v: validate.ip_interface(v, 4, lxc=True), repeatable=True)
+_IPV6 = _Attr("ipv6", lambda v: validate.ip_interface(v, 6, lxc=True), repeatable=True)
+# lxc.network.ATTR and lxc.net.N.ATTR differ only in how addresses are named.
+NET_ATTRS = {
+    "old": {**_NET_COMMON, "ipv4": _IPV4, "ipv6": _IPV6},
+    "new": {**_NET_COMMON, "ipv4.address": _IPV4, "ipv6.address": _IPV6},
+}
+NET_DEFAULTS: dict[str, Any] = dict.fromkeys(spec.field for spec in _NET_COMMON.values())
+NET_DEFAULTS.update(flags=(), ipv4=(), ipv6=())
+NET_KEY_RE = re.compile(r"lxc\.net\.([^.]+)\.(.+)")
+CGROUP_KEY_RE = re.compile(r"lxc\.cgroup2?\.([a-z0-9_]+\.[a-z0-9_.]+)")
+
