@@ -35,6 +35,15 @@ IDLE = ["sleep", "100000"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def run(argv: list[str], env: dict[str, str] | None = None) -> None:
+    """Run a command; RuntimeError with its stderr unless it exits 0."""
+    done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: exit {done.returncode}: "
+                           f"{done.stderr.decode(errors='replace').strip()[-300:]}")
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """The sample at quantile ``q`` (nearest rank), of values sorted ascending."""
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]

@@ -42,7 +42,17 @@ from typing import Any
 
 import report
 import restart
-from common import CLK_TCK, IDLE, Daemon, Monitor, cpu_ticks, destroy_all, pss_kib, stop_all
+from common import (
+    CLK_TCK,
+    IDLE,
+    Daemon,
+    Monitor,
+    cpu_ticks,
+    destroy_all,
+    pss_kib,
+    run,
+    stop_all,
+)
 from lxc_side import Lxc, version
 from report import FLOOR, LXC, LXCFLOW, Check, Operation, Scalar
 
@@ -76,15 +86,6 @@ def run_all(*argvs: list[str]) -> None:
     """Run commands one after the other, each as :func:`run`."""
     for argv in argvs:
         run(argv)
-
-
-def run(argv: list[str], env: dict[str, str] | None = None) -> None:
-    """Run a command; RuntimeError with its stderr unless it exits 0."""
-    done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: exit {done.returncode}: "
-                           f"{done.stderr.decode(errors='replace').strip()[-300:]}")
 
 
 class Bench:

@@ -41,7 +41,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from common import IDLE, Daemon, summary, summary_line
+from common import IDLE, Daemon, run, summary, summary_line
 
 from lxcflow.client import Client
 
@@ -91,15 +91,6 @@ def timed(fn: Callable[..., object], *args: Any, **kwargs: Any) -> float:
     t0 = time.perf_counter()
     fn(*args, **kwargs)
     return time.perf_counter() - t0
-
-
-def run(argv: list[str], env: dict[str, str] | None = None) -> None:
-    """Run a command; RuntimeError with its stderr unless it exits 0."""
-    done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: exit {done.returncode}: "
-                           f"{done.stderr.decode(errors='replace').strip()[-300:]}")
 
 
 def cycle(t: Tree, record: bool) -> None:
