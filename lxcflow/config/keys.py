@@ -46,6 +46,7 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     # Harmless to ignore here: this runtime gives a container no ttys of its own.
     "lxc.tty.max": (None, _count),
     "lxc.pty.max": (None, _count),
+    "lxc.tty.dir": (None, str),
     "lxc.arch": (None, str),
     "lxc.console.logfile": (None, str),
     "lxc.autodev": (None, _zero_one),
@@ -56,7 +57,7 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
 # it would be silently less safe than they believe.
 REFUSED = frozenset(
     "lxc.cap.drop lxc.cap.keep lxc.idmap lxc.id_map lxc.seccomp lxc.aa_profile"
-    " lxc.aa_allow_incomplete lxc.se_context".split()
+    " lxc.aa_allow_incomplete lxc.se_context lxc.no_new_privs".split()
 )
 REFUSED_PREFIXES = ("lxc.apparmor.", "lxc.seccomp.", "lxc.selinux.")
 

@@ -33,6 +33,21 @@ from lxcflow.config.values import DIGITS_RE, environment, mount_auto
 from lxcflow.errors import ConfigError, UsageError
 
 
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """The file whose lines are being read, and the includes that led to it."""
+
+    file: str
+    base_dir: Path  # what its relative paths resolve against: its own directory
+    included_from: tuple[tuple[str, int], ...] = ()  # (file, line), innermost first
+
+    def error(self, reason: str, line: int | None) -> ConfigError:
+        if self.included_from:
+            chain = ", ".join(f"included from {file}:{at}" for file, at in self.included_from)
+            reason = f"{reason} ({chain})"
+        return ConfigError(reason, file=self.file, line=line)
+
+
 @dataclass
 class _Net:
     """A network while its keys are being read."""
@@ -40,8 +55,8 @@ class _Net:
     index: int
     dialect: str  # "old" (lxc.network.*) or "new" (lxc.net.N.*)
     line: int
+    source: _Source
     values: dict[str, Any] = field(default_factory=dict)  # NetConfig fields
-    seen: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -49,13 +64,19 @@ class _Net:
 
 
 class _Builder:
-    """The mutable state while one config is read; :meth:`build` freezes it."""
+    """The mutable state while one config (with its includes) is read;
+    :meth:`build` freezes it.
 
-    def __init__(self, file: str, base_dir: Path) -> None:
-        self.file = file
-        self.base_dir = base_dir
+    Keys mean what they mean in LXC 5: a later value of a single-value key
+    replaces an earlier one, also across includes; an empty value resets a
+    key to its default, and empties a list key (mount entries, hooks,
+    cgroup settings, environment, addresses) of what was gathered so far.
+    """
+
+    def __init__(self, source: _Source) -> None:
+        self.source = source
+        self.reading: list[str] = []  # real paths of the files open, outermost first
         self.values: dict[str, Any] = {}  # ContainerConfig fields of singleton keys
-        self.seen: dict[str, tuple[int, str]] = {}  # canonical key -> (line, key as written)
         self.fstab_entries: tuple[MountEntry, ...] = ()
         self.entries: list[MountEntry] = []
         self.mount_auto: list[str] = []
@@ -65,15 +86,8 @@ class _Builder:
         self.nets: dict[int, _Net] = {}
         self.last_old: _Net | None = None  # the network lxc.network.* keys apply to
 
-    def fail(self, reason: str, line: int) -> NoReturn:
-        raise ConfigError(reason, file=self.file, line=line)
-
-    def once(self, seen: dict[str, tuple[int, str]], ident: str, key: str, line: int) -> None:
-        if ident in seen:
-            first, spelled = seen[ident]
-            also = "" if spelled == key else f" as {spelled!r}"
-            self.fail(f"duplicate key {key!r} (first set on line {first}{also})", line)
-        seen[ident] = (line, key)
+    def fail(self, reason: str, line: int, source: _Source | None = None) -> NoReturn:
+        raise (source or self.source).error(reason, line)
 
     def parse(self, key: str, value: str, line: int, parser: Callable[[str], Any]) -> Any:
         try:
@@ -81,40 +95,69 @@ class _Builder:
         except (ValueError, UsageError) as exc:
             self.fail(f"bad value for {key}: {exc}", line)
 
+    def read(self, text: str, source: _Source) -> None:
+        """Apply the lines of ``text``, the contents of ``source``."""
+        outer, self.source = self.source, source
+        self.reading.append(os.path.realpath(source.file))
+        # Lines end at '\n' only (as in LXC), here and in absolutize().
+        for number, raw in enumerate(text.split("\n"), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, value = line.partition("=")
+            if not sep:
+                self.fail(f"expected 'key = value', got {line!r}", number)
+            if not key.strip():
+                self.fail(f"no key before '=' in {line!r}", number)
+            self.add(key.strip(), value.strip(), number)
+        self.reading.pop()
+        self.source = outer
+
     def add(self, key: str, value: str, line: int) -> None:
         """Apply one ``key = value`` line."""
         canon = ALIASES.get(key, key)
         if canon in REFUSED or canon.startswith(REFUSED_PREFIXES):
             self.fail(f"{key} is not supported by lxcflow (refusing to run without it)", line)
-        if canon == "lxc.include":
-            self.fail("lxc.include is not supported", line)
-        if canon in ("lxc.net", "lxc.network"):  # LXC's way to drop the networks so far
-            if value:
-                self.fail(f"{key} takes no value (an empty one clears the networks)", line)
-            self.nets.clear()
-            self.last_old = None
-            return
-        if not value:
-            self.fail(f"empty value for {key}", line)
-        if canon in SINGLE or canon in ("lxc.rootfs.path", "lxc.mount.fstab"):
-            self.once(self.seen, canon, key, line)
-        if canon in SINGLE:
+        if canon in ("lxc.net", "lxc.network", "lxc.hook", "lxc.cgroup", "lxc.cgroup2"):
+            self.clear_all(canon, key, value, line)
+        elif canon == "lxc.include":
+            if value:  # an empty one only forgets LXC's record of what was read
+                self.include(value, line)
+        elif canon in SINGLE:
             name, parser = SINGLE[canon]
-            parsed = self.parse(key, value, line, parser)
             if name is not None:
-                self.values[name] = parsed
+                if value:
+                    self.values[name] = self.parse(key, value, line, parser)
+                else:
+                    self.values.pop(name, None)
+            elif value:
+                self.parse(key, value, line, parser)
         elif canon == "lxc.rootfs.path":
-            self.values["rootfs"] = self.parse(
-                key, value, line, lambda v: rootfs(v, self.base_dir)
-            )
+            if value:
+                self.values["rootfs"] = self.parse(
+                    key, value, line, lambda v: rootfs(v, self.source.base_dir)
+                )
+            else:
+                self.values.pop("rootfs", None)
         elif canon == "lxc.mount.fstab":
+            if not value:  # LXC refuses it too
+                self.fail(f"empty value for {key}", line)
             self.read_fstab(value, line)
         elif canon == "lxc.mount.entry":
-            self.entries.append(parse_mount_entry(value, file=self.file, line=line))
+            if value:
+                self.entries.append(self.mount_entry(value, line))
+            else:
+                self.entries.clear()
         elif canon == "lxc.mount.auto":
-            self.mount_auto.extend(self.parse(key, value, line, mount_auto))
+            if value:
+                self.mount_auto.extend(self.parse(key, value, line, mount_auto))
+            else:
+                self.mount_auto.clear()
         elif canon == "lxc.environment":
-            self.environment.append(self.parse(key, value, line, environment))
+            if value:
+                self.environment.append(self.parse(key, value, line, environment))
+            else:
+                self.environment.clear()
         elif canon.startswith(("lxc.cgroup.", "lxc.cgroup2.")):
             self.add_cgroup(key, value, line)
         elif canon.startswith("lxc.hook."):
@@ -126,8 +169,55 @@ class _Builder:
         else:
             self.fail(f"unknown key {key!r}", line)
 
+    def clear_all(self, canon: str, key: str, value: str, line: int) -> None:
+        """``lxc.net =``, ``lxc.hook =``, ``lxc.cgroup[2] =``: LXC's way to
+        drop all networks, hooks or cgroup settings read so far."""
+        if value:
+            self.fail(f"{key} takes no value (an empty one clears what was set so far)", line)
+        if canon in ("lxc.net", "lxc.network"):
+            self.nets.clear()
+            self.last_old = None
+        elif canon == "lxc.hook":
+            self.hooks.clear()
+        else:
+            version = 2 if canon == "lxc.cgroup2" else 1
+            self.cgroup = [c for c in self.cgroup if c.version != version]
+
+    def include(self, value: str, line: int) -> None:
+        """``lxc.include``: a file, or every ``*.conf`` file of a directory
+        (in name order). A directory that does not exist is skipped, as in
+        LXC 5; a file that does not exist is an error."""
+        path = Path(resolve(value, self.source.base_dir))
+        if value.endswith("/") or path.is_dir():
+            try:
+                names = sorted(n for n in os.listdir(path) if n.endswith(".conf") and n != ".conf")
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                self.fail(f"cannot read include directory {path}: {exc.strerror}", line)
+            files = [path / name for name in names]
+        else:
+            files = [path]
+        for file in files:
+            if os.path.realpath(file) in self.reading:
+                loop = " -> ".join([*reversed([f for f, _ in self.source.included_from]),
+                                    self.source.file, str(file)])
+                self.fail(f"lxc.include loops: {loop}", line)
+            try:
+                text = read_text(file)
+            except ValueError as exc:
+                self.fail(f"cannot read included config {file}: {exc}", line)
+            included_from = ((self.source.file, line), *self.source.included_from)
+            self.read(text, _Source(str(file), file.parent, included_from))
+
+    def mount_entry(self, value: str, line: int) -> MountEntry:
+        try:
+            return parse_mount_entry(value, file=self.source.file, line=line)
+        except ConfigError as exc:  # again, with the includes that led here
+            self.fail(exc.details["reason"], line)
+
     def read_fstab(self, value: str, line: int) -> None:
-        path = Path(resolve(value, self.base_dir))
+        path = Path(resolve(value, self.source.base_dir))
         try:
             text = read_text(path)
         except ValueError as exc:
@@ -140,20 +230,30 @@ class _Builder:
         if match is None:
             self.fail(f"unknown key {key!r} (cgroup keys look like lxc.cgroup.cpu.shares)", line)
         version = 2 if key.startswith("lxc.cgroup2.") else 1
-        self.cgroup.append(CgroupSetting(match[1], value, version, line))
+        if value:
+            self.cgroup.append(CgroupSetting(match[1], value, version, line))
+        else:
+            self.cgroup = [c for c in self.cgroup if (c.key, c.version) != (match[1], version)]
 
     def add_hook(self, key: str, value: str, line: int) -> None:
         kind = key.removeprefix("lxc.hook.")
         if kind not in HOOK_TYPES:
             self.fail(f"unknown key {key!r} (hooks: {', '.join(sorted(HOOK_TYPES))})", line)
-        command = self.parse(key, value, line, lambda v: resolve_command(v, self.base_dir))
+        if not value:
+            self.hooks.pop(kind, None)
+            return
+        command = self.parse(
+            key, value, line, lambda v: resolve_command(v, self.source.base_dir)
+        )
         self.hooks.setdefault(kind, []).append(command)
 
     def add_old_net(self, key: str, value: str, line: int) -> None:
         attr = key.removeprefix("lxc.network.")
         if attr == "type":  # in the old dialect each type line starts a network
+            if not value:
+                self.fail(f"empty value for {key}", line)
             index = max(self.nets, default=-1) + 1
-            self.last_old = self.nets[index] = _Net(index, "old", line)
+            self.last_old = self.nets[index] = _Net(index, "old", line, self.source)
         elif attr in NET_ATTRS["old"] and self.last_old is None:
             self.fail(f"{key} comes before any lxc.network.type", line)
         self.set_net_attr(self.last_old, attr, key, value, line)
@@ -164,7 +264,7 @@ class _Builder:
             self.fail(f"unknown key {key!r}", line)
         if not DIGITS_RE.fullmatch(match[1]):
             self.fail(f"bad network index {match[1]!r} in {key}", line)
-        net = self.nets.setdefault(int(match[1]), _Net(int(match[1]), "new", line))
+        net = self.nets.setdefault(int(match[1]), _Net(int(match[1]), "new", line, self.source))
         if net.dialect != "new":
             self.fail(
                 f"{key}: network {net.index} was started by lxc.network.type on line"
@@ -177,26 +277,30 @@ class _Builder:
         spec = NET_ATTRS["old" if key.startswith("lxc.network.") else "new"].get(attr)
         if spec is None or net is None:
             self.fail(f"unknown key {key!r}", line)
-        parsed = self.parse(key, value, line, spec.parse)
-        if spec.repeatable:
+        if not value:
+            net.values.pop(spec.field, None)
+        elif spec.repeatable:
+            parsed = self.parse(key, value, line, spec.parse)
             net.values[spec.field] = net.values.get(spec.field, ()) + (parsed,)
         else:
-            self.once(net.seen, attr, key, line)
-            net.values[spec.field] = parsed
+            net.values[spec.field] = self.parse(key, value, line, spec.parse)
 
     def networks(self) -> tuple[NetConfig, ...]:
         nets = [self.nets[index] for index in sorted(self.nets)]
         for net in nets:
             kind = net.values.get("type")
             if kind is None:
-                self.fail(f"network {net.index} has no type (set {net.prefix}.type)", net.line)
+                self.fail(f"network {net.index} has no type (set {net.prefix}.type)", net.line,
+                          net.source)
             if kind in NET_TYPES_NEEDING_LINK and "link" not in net.values:
-                self.fail(f"network {net.index} of type {kind} needs {net.prefix}.link", net.line)
+                self.fail(f"network {net.index} of type {kind} needs {net.prefix}.link", net.line,
+                          net.source)
             # LXC refuses this too: "none" means the host's namespace, so
             # there is nowhere to put the other interfaces.
             if kind == "none" and len(nets) > 1:
                 self.fail(
-                    f"network {net.index}: type none cannot be combined with others", net.line
+                    f"network {net.index}: type none cannot be combined with others", net.line,
+                    net.source,
                 )
         for attr, what in (("name", "interface name"), ("hwaddr", "hwaddr"),
                            ("veth_pair", "veth.pair name")):
@@ -207,7 +311,7 @@ class _Builder:
                     continue  # 'x' digits are random: never the same twice
                 if value.lower() in seen:
                     self.fail(f"network {net.index}: duplicate {what} {value!r} (also network "
-                              f"{seen[value.lower()]})", net.line)
+                              f"{seen[value.lower()]})", net.line, net.source)
                 seen[value.lower()] = net.index
         return tuple(
             NetConfig(index=net.index, line=net.line, **(NET_DEFAULTS | net.values))
@@ -216,7 +320,7 @@ class _Builder:
 
     def build(self) -> ContainerConfig:
         return ContainerConfig(
-            file=self.file,
+            file=self.source.file,
             mount_entries=self.fstab_entries + tuple(self.entries),
             mount_auto=tuple(self.mount_auto),
             networks=self.networks(),
@@ -230,8 +334,9 @@ class _Builder:
 def load_config(path: str | os.PathLike[str]) -> ContainerConfig:
     """Read and validate the LXC config at ``path``.
 
-    Relative paths inside it (rootfs, fstab, hook executables with a '/')
-    are resolved against the directory holding the file.
+    Relative paths inside it (rootfs, fstab, includes, hook executables
+    with a '/') are resolved against the directory holding the file, those
+    in an included file against that file's directory.
 
     Raises:
         ConfigError: the file cannot be read (no line number) or is invalid.
@@ -255,16 +360,7 @@ def parse_config(text: str, *, file: str, base_dir: Path) -> ContainerConfig:
     Raises:
         ConfigError: naming ``file`` and the 1-based line at fault.
     """
-    builder = _Builder(file, Path(os.path.abspath(base_dir)))
-    # Lines end at '\n' only (as in LXC), here and in absolutize().
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise ConfigError(f"expected 'key = value', got {line!r}", file=file, line=number)
-        if not key.strip():
-            raise ConfigError(f"no key before '=' in {line!r}", file=file, line=number)
-        builder.add(key.strip(), value.strip(), number)
+    source = _Source(file, Path(os.path.abspath(base_dir)))
+    builder = _Builder(source)
+    builder.read(text, source)
     return builder.build()

@@ -61,7 +61,8 @@ def absolutize(text: str, base_dir: Path) -> str:
     """``text`` with its relative path values made absolute against ``base_dir``.
 
     Rewrites the values of lxc.rootfs[.path] (keeping a ``dir:`` prefix),
-    lxc.mount[.fstab] and the executable of lxc.hook.* commands, without
+    lxc.mount[.fstab], lxc.include (keeping a trailing '/', which marks a
+    directory) and the executable of lxc.hook.* commands, without
     following symlinks; every other byte, and so the line count, is kept.
     Used when a config is copied away from the directory it was written in.
     """
@@ -79,6 +80,8 @@ def _absolutize_line(line: str, base_dir: Path) -> str:
         if backend in (None, "dir") and path and not path.startswith("/"):
             prefix = "" if backend is None else f"{backend}:"
             return head + prefix + resolve(path, base_dir) + tail
+    elif key == "lxc.include" and value and not value.startswith("/"):
+        return head + resolve(value, base_dir) + ("/" if value.endswith("/") else "") + tail
     elif key.startswith("lxc.hook.") and value:
         try:
             return head + resolve_command(value, base_dir) + tail

@@ -401,3 +401,41 @@ def test_shim_runs_with_an_empty_environment(lxc: Env, host_root_config: Path) -
     init_env = Path(f"/proc/{state['init_pid']}/environ").read_bytes().split(b"\0")
     assert b"LD_PRELOAD=/nonexistent.so" in init_env
     lxc.ok("stop", "-n", "web", "-k")
+
+
+def test_an_lxc_style_config_with_includes_overrides_and_cleared_keys(lxc: Env) -> None:
+    """As LXC's templates write them: a shared file included, a key set again
+    after it, a list key emptied, a missing conf.d directory."""
+    shared = lxc.base / "share"
+    shared.mkdir()
+    (shared / "common.conf").write_text(
+        "lxc.uts.name = common\nlxc.environment = A=1\nlxc.tty.max = 1\nlxc.tty.dir = lxc\n"
+        f"lxc.include = {shared}/common.conf.d/\n"
+    )
+    config = lxc.config(
+        "lxc.include = share/common.conf\n"
+        "lxc.uts.name = box\n"
+        "lxc.environment =\nlxc.environment = B=2\n"
+        "lxc.tty.max = 4\nlxc.tty.dir =\n"
+    )
+    lxc.ok("create", "-n", "tmpl", "-f", str(config))
+    # The copy in the lxcpath still finds the shared file.
+    copied = (lxc.paths.lxcpath / "tmpl" / "config").read_text()
+    assert f"lxc.include = {shared}/common.conf\n" in copied
+    lxc.ok("start", "-n", "tmpl", "--", "sleep", "100000")
+    assert info(lxc, "tmpl")["state"] == "RUNNING"
+    r = lxc.run("execute", "-n", "app", "-f", str(config), "--", "sh", "-c",
+                'echo "$(hostname) A=${A-unset} B=$B"')
+    assert (r.returncode, r.stdout, r.stderr) == (0, "box A=unset B=2\n", "")
+    lxc.ok("stop", "-n", "tmpl", "-k")
+
+
+def test_an_error_in_an_included_file_names_it_and_the_including_line(lxc: Env) -> None:
+    inc = lxc.config("lxc.uts.name = ok\nlxc.bogus = 1\n", name="inc.conf")
+    config = lxc.config("# top\nlxc.include = inc.conf\n")
+    r = lxc.run("create", "-n", "web", "-f", str(config))
+    assert r.returncode == 1
+    assert r.stderr.strip() == (
+        f"lxcflow create: {inc}:2: unknown key 'lxc.bogus' (included from {config}:2)"
+    )
+    assert [p.name for p in lxc.paths.lxcpath.iterdir() if not p.name.startswith(".")] == []

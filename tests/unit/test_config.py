@@ -1,4 +1,5 @@
-"""lxcflow.config: both LXC dialects, every error at its file:line, absolutize."""
+"""lxcflow.config: both LXC dialects, LXC 5's key semantics, includes, every error at
+its file:line, absolutize."""
 
 from __future__ import annotations
 
@@ -357,6 +358,179 @@ def test_config_is_immutable(tmp_path: Path) -> None:
     assert dict(built.hooks) == {"start": ("/bin/true",)}
 
 
+# ---------------------------------------------------------------- LXC 5 key semantics
+
+
+def test_a_later_value_replaces_an_earlier_one(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path / "config", (
+        "lxc.uts.name = a\n"
+        "lxc.utsname = b\n"  # the old spelling is the same key
+        "lxc.rootfs.path = /a\n"
+        "lxc.rootfs = /b\n"
+        "lxc.tty = 1\n"
+        "lxc.tty.max = 2\n"
+        "lxc.signal.halt = SIGPWR\n"
+        "lxc.signal.halt = SIGRTMIN+3\n"
+        "lxc.net.0.type = veth\n"
+        "lxc.net.0.link = br0\n"
+        "lxc.net.0.link = br1\n"
+        "lxc.net.0.type = empty\n"
+        "lxc.network.type = veth\n"
+        "lxc.network.name = a\n"
+        "lxc.network.name = b\n"
+    )))
+    assert config.hostname == "b"
+    assert config.rootfs == Path("/b")
+    assert config.signal_halt == int(signal.SIGRTMIN) + 3
+    assert [(n.type, n.link, n.name) for n in config.networks] == [
+        ("empty", "br1", None), ("veth", None, "b"),
+    ]
+
+
+def test_an_empty_value_resets_a_key(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path / "config", (
+        "lxc.uts.name = a\nlxc.uts.name =\n"
+        "lxc.rootfs.path = /a\nlxc.rootfs.path =\n"
+        "lxc.init.cmd = /sbin/init\nlxc.init.cmd =\n"
+        "lxc.signal.stop = SIGTERM\nlxc.signal.stop =\n"
+        "lxc.namespace.keep = net\nlxc.namespace.keep =\n"
+        "lxc.tty.dir = lxc\nlxc.tty.dir =\n"
+        "lxc.net.0.type = veth\nlxc.net.0.link = br0\nlxc.net.0.link =\n"
+    )))
+    assert config == ContainerConfig(file=config.file, networks=config.networks)
+    assert config.networks[0].link is None
+
+
+def test_an_empty_value_clears_a_list_key(tmp_path: Path) -> None:
+    write(tmp_path / "fstab", "proc proc proc defaults 0 0\n")
+    config = load_config(write(tmp_path / "config", (
+        "lxc.mount.fstab = fstab\n"
+        "lxc.mount.entry = tmpfs tmp tmpfs defaults 0 0\n"
+        "lxc.mount.entry =\n"  # the entries so far; the fstab's stay
+        "lxc.mount.entry = sysfs sys sysfs ro 0 0\n"
+        "lxc.mount.auto = proc sys\nlxc.mount.auto =\nlxc.mount.auto = cgroup\n"
+        "lxc.environment = A=1\nlxc.environment =\nlxc.environment = B=2\n"
+        "lxc.hook.start = /bin/true\nlxc.hook.stop = /bin/true\nlxc.hook.start =\n"
+        "lxc.hook.post-stop = /bin/false\n"
+        "lxc.cgroup.cpu.shares = 10\nlxc.cgroup2.cpu.weight = 10\n"
+        "lxc.cgroup2.memory.max = 1G\nlxc.cgroup2.memory.max =\n"
+        "lxc.cgroup.cpu.shares = 20\nlxc.cgroup2 =\nlxc.cgroup2.pids.max = 5\n"
+        "lxc.net.0.type = veth\nlxc.net.0.ipv4.address = 198.18.0.2/24\n"
+        "lxc.net.0.ipv4.address =\nlxc.net.0.ipv4.address = 198.18.0.3/24\n"
+    )))
+    assert [(e.source, e.target) for e in config.mount_entries] == [
+        ("proc", "proc"), ("sysfs", "sys"),
+    ]
+    assert config.mount_auto == ("cgroup",)
+    assert config.environment == (("B", "2"),)
+    assert dict(config.hooks) == {"stop": ("/bin/true",), "post-stop": ("/bin/false",)}
+    assert [(c.key, c.value, c.version) for c in config.cgroup] == [
+        ("cpu.shares", "10", 1), ("cpu.shares", "20", 1), ("pids.max", "5", 2),
+    ]
+    assert config.networks[0].ipv4 == ("198.18.0.3/24",)
+
+
+def test_lxc_hook_and_lxc_net_empty_clear_everything_so_far(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path / "config", (
+        "lxc.hook.start = /bin/true\nlxc.hook.stop = /bin/true\nlxc.hook =\n"
+        "lxc.hook.stop = /bin/false\n"
+        "lxc.net.0.type = veth\nlxc.net =\nlxc.net.1.type = empty\n"
+    )))
+    assert dict(config.hooks) == {"stop": ("/bin/false",)}
+    assert [(n.index, n.type) for n in config.networks] == [(1, "empty")]
+
+
+# ---------------------------------------------------------------- lxc.include
+
+
+def test_include_files_and_directories_in_order(tmp_path: Path) -> None:
+    write(tmp_path / "common.conf", "lxc.uts.name = common\nlxc.tty.max = 1\n"
+                                    "lxc.include = common.conf.d/\n")
+    write(tmp_path / "common.conf.d" / "20-b.conf", "lxc.environment = B=2\n")
+    write(tmp_path / "common.conf.d" / "10-a.conf", "lxc.environment = A=1\n")
+    write(tmp_path / "common.conf.d" / "README", "not a config\n")
+    write(tmp_path / "common.conf.d" / "30-c.conf.disabled", "lxc.foo = 1\n")
+    config = load_config(write(tmp_path / "ct" / "config", (
+        "lxc.environment = FIRST=0\n"
+        "lxc.include = ../common.conf\n"
+        "lxc.tty.max = 4\n"  # the template's value after the included one
+        "lxc.include = /nonexistent-lxcflow-dir/\n"  # a missing directory: skipped
+    )))
+    assert config.hostname == "common"
+    assert config.environment == (("FIRST", "0"), ("A", "1"), ("B", "2"))
+
+
+def test_a_value_from_an_include_overrides_what_came_before(tmp_path: Path) -> None:
+    write(tmp_path / "inc.conf", "lxc.uts.name = included\n")
+    config = load_config(write(tmp_path / "config",
+                               "lxc.uts.name = first\nlxc.include = inc.conf\n"))
+    assert config.hostname == "included"
+
+
+def test_relative_paths_in_an_include_resolve_against_its_directory(tmp_path: Path) -> None:
+    write(tmp_path / "shared" / "fstab", "proc proc proc defaults 0 0\n")
+    write(tmp_path / "shared" / "base.conf",
+          "lxc.rootfs.path = rootfs\nlxc.mount.fstab = fstab\n")
+    config = load_config(write(tmp_path / "ct" / "config",
+                               "lxc.include = ../shared/base.conf\n"))
+    assert config.rootfs == tmp_path / "shared" / "rootfs"
+    assert config.fstab == tmp_path / "shared" / "fstab"
+    assert config.file == str(tmp_path / "ct" / "config")
+
+
+def test_an_error_in_an_include_names_its_file_line_and_the_includes(tmp_path: Path) -> None:
+    c = write(tmp_path / "c.conf", "# c\nlxc.foo = 1\n")
+    b = write(tmp_path / "b.conf", f"lxc.include = {c}\n")
+    a = write(tmp_path / "config", f"lxc.uts.name = a\nlxc.include = {b}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(a)
+    assert str(info.value) == (
+        f"{c}:2: unknown key 'lxc.foo' (included from {b}:1, included from {a}:2)"
+    )
+
+
+def test_a_bad_mount_entry_in_an_include_names_the_include(tmp_path: Path) -> None:
+    inc = write(tmp_path / "inc.conf", "lxc.mount.entry = a b\n")
+    config = write(tmp_path / "config", "lxc.include = inc.conf\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    assert str(info.value) == (
+        f"{inc}:1: bad mount entry: expected 'source target fstype options [dump [pass]]',"
+        f" got 'a b' (included from {config}:1)"
+    )
+
+
+def test_a_network_error_names_the_file_that_started_the_network(tmp_path: Path) -> None:
+    inc = write(tmp_path / "inc.conf", "lxc.net.0.type = macvlan\n")
+    config = write(tmp_path / "config", "lxc.include = inc.conf\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    assert str(info.value) == (
+        f"{inc}:1: network 0 of type macvlan needs lxc.net.0.link (included from {config}:1)"
+    )
+
+
+@pytest.mark.parametrize("via_directory", [False, True])
+def test_include_loops_are_refused(tmp_path: Path, via_directory: bool) -> None:
+    a = tmp_path / "config"
+    b = tmp_path / "d" / "b.conf"
+    write(b, f"lxc.include = {tmp_path / 'd/' if via_directory else a}\n")
+    write(a, f"lxc.include = {b}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(a)
+    looped = b if via_directory else a
+    assert str(info.value) == (
+        f"{b}:1: lxc.include loops: {a} -> {b} -> {looped} (included from {a}:1)"
+    )
+
+
+def test_a_config_including_itself_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "config", "lxc.include = config\n")
+    assert config_error(tmp_path, path.read_text()) == (
+        f"{path}:1: lxc.include loops: {path} -> {path}"
+    )
+
+
 # ---------------------------------------------------------------- errors
 
 REFUSED = "is not supported by lxcflow (refusing to run without it)"
@@ -365,26 +539,6 @@ ERRORS = [
     ("no-equals", "lxc.uts.name web\n", 1, "expected 'key = value', got 'lxc.uts.name web'"),
     ("no-key", "# c\n = web\n", 2, "no key before '=' in '= web'"),
     ("unknown-key", "# c\n\nlxc.uts.name = a\nlxc.foo = 1\n", 4, "unknown key 'lxc.foo'"),
-    (
-        "duplicate",
-        "lxc.uts.name = a\n\nlxc.uts.name = b\n",
-        3,
-        "duplicate key 'lxc.uts.name' (first set on line 1)",
-    ),
-    (
-        "duplicate-alias",
-        "lxc.rootfs.path = /a\nlxc.rootfs = /b\n",
-        2,
-        "duplicate key 'lxc.rootfs' (first set on line 1 as 'lxc.rootfs.path')",
-    ),
-    (
-        "duplicate-ignored",
-        "lxc.tty = 1\nlxc.tty.max = 2\n",
-        2,
-        "duplicate key 'lxc.tty.max' (first set on line 1 as 'lxc.tty')",
-    ),
-    ("empty-value", "lxc.uts.name =\n", 1, "empty value for lxc.uts.name"),
-    ("empty-entry", "lxc.mount.entry =   \n", 1, "empty value for lxc.mount.entry"),
     (
         "hostname",
         "lxc.uts.name = web server\n",
@@ -534,28 +688,10 @@ ERRORS = [
     ),
     ("net-no-attribute", "lxc.net.0 = veth\n", 1, "unknown key 'lxc.net.0'"),
     (
-        "net-duplicate",
-        "lxc.net.0.type = veth\nlxc.net.0.link = br0\nlxc.net.0.link = br1\n",
-        3,
-        "duplicate key 'lxc.net.0.link' (first set on line 2)",
-    ),
-    (
-        "network-duplicate",
-        "lxc.network.type = veth\nlxc.network.name = a\nlxc.network.name = b\n",
-        3,
-        "duplicate key 'lxc.network.name' (first set on line 2)",
-    ),
-    (
-        "net-type-duplicate",
-        "lxc.net.0.type = veth\nlxc.net.0.type = empty\n",
-        2,
-        "duplicate key 'lxc.net.0.type' (first set on line 1)",
-    ),
-    (
         "net-reset-with-value",
         "lxc.net = 0\n",
         1,
-        "lxc.net takes no value (an empty one clears the networks)",
+        "lxc.net takes no value (an empty one clears what was set so far)",
     ),
     (
         "cgroup-key",
@@ -569,7 +705,6 @@ ERRORS = [
         1,
         "unknown key 'lxc.cgroup2.Memory.max' (cgroup keys look like lxc.cgroup.cpu.shares)",
     ),
-    ("cgroup-empty", "lxc.cgroup2.memory.max =\n", 1, "empty value for lxc.cgroup2.memory.max"),
     (
         "hook-type",
         "lxc.hook.prestart = /bin/true\n",
@@ -589,14 +724,15 @@ ERRORS = [
         1,
         "bad value for lxc.hook.version: '2' is not 0 or 1",
     ),
-    (
-        "include",
-        "lxc.include = /usr/share/lxc/config/common.conf\n",
-        1,
-        "lxc.include is not supported",
-    ),
+    ("hook-reset-with-value", "lxc.hook = x\n", 1,
+     "lxc.hook takes no value (an empty one clears what was set so far)"),
+    ("fstab-empty", "lxc.mount.fstab =\n", 1, "empty value for lxc.mount.fstab"),
+    ("network-type-empty", "lxc.network.type =\n", 1, "empty value for lxc.network.type"),
+    ("include-missing", "lxc.include = nope.conf\n", 1,
+     "cannot read included config {dir}/nope.conf: No such file or directory"),
     ("cap-drop", "lxc.cap.drop = sys_admin\n", 1, f"lxc.cap.drop {REFUSED}"),
     ("cap-keep", "lxc.cap.keep = chown\n", 1, f"lxc.cap.keep {REFUSED}"),
+    ("no-new-privs", "lxc.no_new_privs = 1\n", 1, f"lxc.no_new_privs {REFUSED}"),
     ("apparmor", "lxc.apparmor.profile = generated\n", 1, f"lxc.apparmor.profile {REFUSED}"),
     ("seccomp", "lxc.seccomp.profile = /x\n", 1, f"lxc.seccomp.profile {REFUSED}"),
     ("idmap", "lxc.idmap = u 0 100000 65536\n", 1, f"lxc.idmap {REFUSED}"),
@@ -760,7 +896,8 @@ ERRORS = [
 def test_config_errors_name_file_and_line(
     tmp_path: Path, text: str, line: int, reason: str
 ) -> None:
-    assert config_error(tmp_path, text) == f"{tmp_path / 'config'}:{line}: {reason}"
+    expected = reason.replace("{dir}", str(tmp_path))
+    assert config_error(tmp_path, text) == f"{tmp_path / 'config'}:{line}: {expected}"
 
 
 def test_config_error_carries_structured_details(tmp_path: Path) -> None:
@@ -830,6 +967,9 @@ def test_absolutize_rewrites_only_relative_path_values(tmp_path: Path) -> None:
         "lxc.hook.start = ./hooks/go 'a  b'\n"
         "lxc.hook.stop = logger stop\n"
         "lxc.mount.entry = ./src dst none bind 0 0\n"
+        "lxc.include = common.conf\n"
+        "lxc.include = conf.d/\n"
+        "lxc.include = /usr/share/lxc/config/common.conf\n"
         "no equals here"
     )
     expected = (
@@ -843,6 +983,9 @@ def test_absolutize_rewrites_only_relative_path_values(tmp_path: Path) -> None:
         f"lxc.hook.start = {tmp_path}/hooks/go 'a  b'\n"
         "lxc.hook.stop = logger stop\n"
         "lxc.mount.entry = ./src dst none bind 0 0\n"
+        f"lxc.include = {tmp_path}/common.conf\n"
+        f"lxc.include = {tmp_path}/conf.d/\n"
+        "lxc.include = /usr/share/lxc/config/common.conf\n"
         "no equals here"
     )
 
