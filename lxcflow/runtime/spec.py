@@ -101,8 +101,22 @@ class MountOp:
     opts: int  # OPT_* bits
 
 
-def mount_op(entry: MountEntry) -> MountOp:
-    """Translate an fstab entry into a mount(2) call.
+def container_target(target: str, rootfs: Path | None) -> str:
+    """Where in the container an fstab target is: a relative target is
+    relative to the container's root, as is an absolute one (lxcflow's own
+    reading); one that names a path under the root file system as the host
+    sees it (``/var/lib/lxc/web/rootfs/bin``, as LXC's lxc-sshd writes
+    them) is mapped to the same place inside (``/bin``), as LXC maps it."""
+    if rootfs is not None and target.startswith("/"):
+        for prefix in dict.fromkeys((str(rootfs), os.path.realpath(rootfs))):
+            if target == prefix or target.startswith(prefix.rstrip("/") + "/"):
+                return "/" + target[len(prefix):].lstrip("/")
+    return target
+
+
+def mount_op(entry: MountEntry, rootfs: Path | None = None) -> MountOp:
+    """Translate an fstab entry into a mount(2) call (its target mapped by
+    :func:`container_target` for a container with root file system ``rootfs``).
 
     Raises:
         ConfigError: at the entry's file:line for what mount(2) cannot take.
@@ -135,7 +149,8 @@ def mount_op(entry: MountEntry) -> MountOp:
             file=entry.file,
             line=entry.line,
         )
-    return MountOp(entry.source, entry.target, fstype, flags, ",".join(data), opts)
+    target = container_target(entry.target, rootfs)
+    return MountOp(entry.source, target, fstype, flags, ",".join(data), opts)
 
 
 def namespace_flags(names: Iterable[str]) -> int:
@@ -194,7 +209,7 @@ def build_spec(
         records += [("rootfs", str(config.rootfs)), ("autodev", "1")]
     records += [("cgroup", str(p)) for p in cgroup_procs]
     for entry in config.mount_entries:
-        op = mount_op(entry)
+        op = mount_op(entry, config.rootfs)
         fields = (op.source, op.target, op.fstype, str(op.flags), op.data, str(op.opts))
         records.append(("mount", "\x1f".join(fields)))
     records += [("arg", arg) for arg in command]

@@ -241,15 +241,21 @@ def test_destroy_running_needs_force(lxc: Env, host_root_config: Path) -> None:
     assert cgroup_dirs(lxc) == []
 
 
-def test_seed_ssh_container_rootfs_with_readonly_binds(lxc: Env, bridge: str) -> None:
-    """The seed's ssh container: a tiny rootfs sharing /bin, /lib... read-only."""
+@pytest.mark.parametrize("targets", ["relative", "absolute"])
+def test_seed_ssh_container_rootfs_with_readonly_binds(
+    lxc: Env, bridge: str, targets: str
+) -> None:
+    """The seed's ssh container: a tiny rootfs sharing /bin, /lib... read-only;
+    its fstab's targets relative, or absolute under the rootfs as LXC's
+    lxc-sshd writes them (``/bin /path/to/rootfs/bin none ro,bind 0 0``)."""
     rootfs = lxc.base / "rootfs"
     binds = [d for d in ("bin", "sbin", "lib", "lib64", "usr") if Path("/" + d).exists()]
     for d in [*binds, "etc", "tmp"]:
         (rootfs / d).mkdir(parents=True)
     (rootfs / "etc" / "marker").write_text("inside\n")
     fstab = lxc.base / "fstab"
-    fstab.write_text("".join(f"/{d} {d} none ro,bind 0 0\n" for d in binds))
+    prefix = f"{rootfs}/" if targets == "absolute" else ""
+    fstab.write_text("".join(f"/{d} {prefix}{d} none ro,bind 0 0\n" for d in binds))
     config = lxc.config(
         "lxc.utsname = my_ssh_container\n"
         f"lxc.network.type = veth\nlxc.network.flags = up\nlxc.network.link = {bridge}\n"

@@ -44,6 +44,34 @@ def test_non_bind_without_type_is_a_config_error_at_its_line() -> None:
         spec.mount_op(entry("ro"))
 
 
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("bin", "bin"),  # relative to the container's root
+        ("/bin", "/bin"),  # lxcflow's own reading: inside the container too
+        ("/srv/r/bin", "/bin"),  # the host's path of the rootfs, as lxc-sshd writes
+        ("/srv/r/usr/lib", "/usr/lib"),
+        ("/srv/r", "/"),
+        ("/srv/r/", "/"),
+        ("/srv/rx/bin", "/srv/rx/bin"),  # only whole path components match
+        ("/srv/real/bin", "/bin"),  # through the symlink's target as well
+    ],
+)
+def test_fstab_targets_inside_the_container(tmp_path: Path, target: str,
+                                            expected: str) -> None:
+    (tmp_path / "srv" / "real").mkdir(parents=True)
+    (tmp_path / "srv" / "r").symlink_to("real")
+    rootfs = tmp_path / "srv" / "r"
+    # The cases are written for /srv: this tree's paths stand in for it.
+    mapped = target.replace("/srv", str(tmp_path / "srv"), 1)
+    result = spec.container_target(mapped, rootfs)
+    assert result == expected.replace("/srv", str(tmp_path / "srv"), 1)
+
+
+def test_fstab_targets_without_a_rootfs_stay_as_written() -> None:
+    assert spec.container_target("/srv/r/bin", None) == "/srv/r/bin"
+
+
 def test_spec_records(tmp_path: Path) -> None:
     config = parse_config(
         "lxc.uts.name = box\nlxc.rootfs.path = /srv/r\n"
