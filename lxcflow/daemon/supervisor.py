@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from lxcflow.daemon.adoption import Adoption
 from lxcflow.daemon.container import Container, LastRun
 from lxcflow.daemon.events import EventBus
 from lxcflow.daemon.freezer import Freezer
+from lxcflow.daemon.halting import halt_signal
 from lxcflow.daemon.launch import AddressClaims, Launch, Launcher
 from lxcflow.daemon.run import CgroupTree, Run
 from lxcflow.daemon.watch import FileWatcher
@@ -355,7 +355,7 @@ class Supervisor:
                 if not kill and run is not None:
                     if was_frozen and run.cgroup is not None:
                         run.cgroup.request_freeze(False)  # a frozen init cannot take a signal
-                    run.shim.signal_init(_halt_signal(c.config, run.mode))
+                    run.shim.signal_init(halt_signal(c.config, run.mode, run.shim.init_pid))
                     with trio.move_on_after(grace):
                         await c.wait_until(lambda: c.state is State.STOPPED)
             # else STOPPING already: it is dying on its own; make sure of it.
@@ -432,13 +432,6 @@ class Supervisor:
             return Usage(cg.cpu_usage_ns(), cg.memory_bytes(), len(cg.pids()))
         except (CgroupError, LxcflowError, OSError):
             return None
-
-
-def _halt_signal(config: ContainerConfig | None, mode: RunMode) -> int:
-    if config is not None and config.signal_halt is not None:
-        return config.signal_halt
-    # LXC's defaults: SIGPWR asks a system init to shut down.
-    return signal.SIGTERM if mode is RunMode.APP else signal.SIGPWR
 
 
 def _reason(e: BaseException, start_timeout: float) -> str:

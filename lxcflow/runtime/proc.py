@@ -81,3 +81,13 @@ def process_info(pid: int) -> ProcessInfo | None:
         except (FileNotFoundError, ProcessLookupError):
             return None
     return ProcessInfo(pid=pid, ns_pid=int(nspid[-1]), command=command)
+
+
+def blocks_signal(pid: int, sig: int) -> bool:
+    """Whether the process has ``sig`` blocked (its SigBlk mask); False if gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = next(int(ln.split()[1], 16) for ln in f if ln.startswith("SigBlk:"))
+    except (FileNotFoundError, ProcessLookupError, StopIteration):
+        return False
+    return bool(mask & (1 << (sig - 1)))

@@ -140,6 +140,37 @@ def test_polite_stop_lets_init_shut_down(lxc: Env, host_root_config: Path) -> No
     assert info(lxc, "web")["last_exit"] == {"code": 4, "signal": None}
 
 
+# As systemd does: SIGRTMIN+3 stays blocked, and is taken when it is pending
+# (systemd reads it from a signalfd; sigwait would unblock it while waiting).
+# SIGPWR, ignored by a namespace's init without a handler, would do nothing.
+SYSTEMD_LIKE = (
+    "import signal, sys, time; halt = signal.SIGRTMIN + 3; "
+    "signal.pthread_sigmask(signal.SIG_BLOCK, [halt])\n"
+    "while halt not in signal.sigpending(): time.sleep(0.01)\n"
+    "sys.exit(7)"
+)
+
+
+def test_an_init_that_blocks_sigrtmin_3_is_halted_with_it(
+    lxc: Env, host_root_config: Path
+) -> None:
+    lxc.ok("create", "-n", "sysd", "-f", str(host_root_config))
+    lxc.ok("start", "-n", "sysd", "--", sys.executable, "-c", SYSTEMD_LIKE)
+    pid = info(lxc, "sysd")["pid"]
+    for _ in range(500):  # until the mask is set
+        status = Path(f"/proc/{pid}/status").read_text()
+        blocked = int(next(ln.split()[1] for ln in status.splitlines()
+                           if ln.startswith("SigBlk:")), 16)
+        if blocked:
+            break
+        time.sleep(0.01)
+    assert blocked == 1 << (signal.SIGRTMIN + 3 - 1)
+    t0 = time.monotonic()
+    lxc.ok("stop", "-n", "sysd", "-t", "20")
+    assert time.monotonic() - t0 < 10
+    assert info(lxc, "sysd")["last_exit"] == {"code": 7, "signal": None}
+
+
 def test_stop_kill_is_immediate(lxc: Env, host_root_config: Path) -> None:
     lxc.ok("create", "-n", "web", "-f", str(host_root_config))
     lxc.ok("start", "-n", "web", "--", "sh", "-c", "trap '' PWR TERM; sleep 1000 & wait")
