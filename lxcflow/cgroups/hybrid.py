@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from lxcflow.cgroups import base
@@ -26,10 +27,10 @@ class HybridCgroup(ContainerCgroup):
     layout = Layout.HYBRID
 
     def __init__(self, name: str, unified: Path, dirs: dict[str, Path],
-                 unique: list[Path] | None = None) -> None:
+                 unique: list[Path] | None = None, others: Sequence[Path] = ()) -> None:
         super().__init__(name)
         self.unified = V2Cgroup(name, unified)
-        self.legacy = V1Cgroup(name, dirs, unique)
+        self.legacy = V1Cgroup(name, dirs, unique, others)
 
     def procs_files(self) -> list[Path]:
         return self.unified.procs_files() + self.legacy.procs_files()

@@ -7,6 +7,7 @@ the real /sys/fs/cgroup and on a fake tree in a test's tmp dir.
 from __future__ import annotations
 
 import enum
+import os
 from pathlib import Path
 
 from lxcflow.errors import CgroupError
@@ -45,6 +46,29 @@ def v1_hierarchies(root: Path) -> dict[str, Path]:
         for part in entry.name.split(","):
             if part in V1_CONTROLLERS:
                 found.setdefault(part, entry)
+    return found
+
+
+def other_v1_hierarchies(root: Path) -> list[Path]:
+    """The v1 hierarchies under ``root`` that lxcflow does not use (named ones
+    such as name=systemd, controllers such as hugetlb or perf_event).
+
+    lxcflow puts no container there, but an init of the container's own that
+    sees the host's cgroup trees (systemd) makes its cgroups in each of them,
+    under the path it has in the others; those go when the container goes.
+    """
+    used = {os.path.realpath(p) for p in v1_hierarchies(root).values()}
+    found: list[Path] = []
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return found
+    for entry in entries:
+        if (entry.is_symlink() or not (entry / "cgroup.procs").is_file()
+                or (entry / "cgroup.controllers").is_file()  # the cgroup2 mount
+                or os.path.realpath(entry) in used):
+            continue
+        found.append(entry)
     return found
 
 

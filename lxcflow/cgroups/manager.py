@@ -9,7 +9,13 @@ from lxcflow import validate
 from lxcflow.cgroups import base
 from lxcflow.cgroups.base import ContainerCgroup
 from lxcflow.cgroups.hybrid import HybridCgroup
-from lxcflow.cgroups.layout import DEFAULT_ROOT, Layout, detect_layout, v1_hierarchies
+from lxcflow.cgroups.layout import (
+    DEFAULT_ROOT,
+    Layout,
+    detect_layout,
+    other_v1_hierarchies,
+    v1_hierarchies,
+)
 from lxcflow.cgroups.v1 import V1Cgroup, init_cpuset, unique_dirs
 from lxcflow.cgroups.v2 import V2Cgroup, enable_controllers
 from lxcflow.errors import CgroupError
@@ -30,13 +36,16 @@ class CgroupManager:
         self.layout = layout
         self._v2_root: Path | None = None
         self._v1: dict[str, Path] = {}
+        self._others: list[Path] = []  # v1 hierarchies lxcflow does not use
         if layout is Layout.UNIFIED:
             self._v2_root = root
         elif layout is Layout.HYBRID:
             self._v2_root = root / "unified"
             self._v1 = v1_hierarchies(root)
+            self._others = other_v1_hierarchies(root)
         else:
             self._v1 = v1_hierarchies(root)
+            self._others = other_v1_hierarchies(root)
             if not self._v1:
                 raise CgroupError(f"no cgroup v1 controllers found at {root}", path=str(root),
                                   op="detect")
@@ -59,13 +68,15 @@ class CgroupManager:
     def _cgroup(self, name: str) -> ContainerCgroup:
         v1_dirs = {ctl: mount / self.parent / name for ctl, mount in self._v1.items()}
         unique = [mount / self.parent / name for mount, is_v2 in self._mount_list if not is_v2]
+        others = [mount / self.parent / name for mount in self._others]
         if self.layout is Layout.UNIFIED:
             assert self._v2_root is not None
             return V2Cgroup(name, self._v2_root / self.parent / name)
         if self.layout is Layout.HYBRID:
             assert self._v2_root is not None
-            return HybridCgroup(name, self._v2_root / self.parent / name, v1_dirs, unique)
-        return V1Cgroup(name, v1_dirs, unique)
+            return HybridCgroup(name, self._v2_root / self.parent / name, v1_dirs, unique,
+                                others)
+        return V1Cgroup(name, v1_dirs, unique, others)
 
     def create(self, name: str) -> ContainerCgroup:
         """Create the container's cgroup in every hierarchy.
@@ -171,9 +182,16 @@ class CgroupManager:
         return sorted(found)
 
     def remove_parent_if_empty(self) -> None:
-        """rmdir the parent directories once no container directory is left."""
+        """rmdir the parent directories once no container directory is left
+        (in the hierarchies lxcflow does not use too, where a container's own
+        init may have made it)."""
         if self.names():
             return
+        for mount in self._others:
+            try:
+                base.remove_dir(mount / self.parent)
+            except OSError:
+                pass  # not there, or kept by what is not a container's
         for parent_dir in self.parent_dirs():
             try:
                 base.remove_dir(parent_dir)

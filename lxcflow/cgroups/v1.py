@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from lxcflow.cgroups import base, names
@@ -45,12 +46,15 @@ class V1Cgroup(ContainerCgroup):
     layout = Layout.LEGACY
 
     def __init__(self, name: str, dirs: dict[str, Path],
-                 unique: list[Path] | None = None) -> None:
+                 unique: list[Path] | None = None, others: Sequence[Path] = ()) -> None:
         super().__init__(name)
         self.dirs = dict(dirs)
         # ``unique``: the distinct ones, when the caller resolved them already
         # (realpath costs a few lstat calls per directory).
         self._unique = unique if unique is not None else unique_dirs(self.dirs)
+        # Its place in the hierarchies lxcflow does not use, where the
+        # container's own init may have made cgroups (see other_v1_hierarchies).
+        self.others = tuple(others)
 
     def procs_files(self) -> list[Path]:
         return [path / "cgroup.procs" for path in self._unique]
@@ -137,6 +141,7 @@ class V1Cgroup(ContainerCgroup):
         self.remove_dirs()
 
     def remove_dirs(self) -> None:
-        """Remove the directories, processes or not (the caller checked)."""
-        for directory in self._unique:
+        """Remove the directories and whatever the container's init made
+        below them or in :attr:`others`, processes or not (the caller checked)."""
+        for directory in (*self._unique, *self.others):
             base.remove_tree(directory, self.name)

@@ -21,6 +21,7 @@ from lxcflow.cgroups import (
     open_manager,
 )
 from lxcflow.cgroups import names as cgnames
+from lxcflow.cgroups.layout import other_v1_hierarchies
 from lxcflow.errors import CgroupError, UsageError
 from tests.unit.fake_cgroups import FakeCgroupTree
 
@@ -375,6 +376,54 @@ def test_remove_takes_child_cgroups(tree: FakeCgroupTree, manager: CgroupManager
     tree.clear_pids(cg)
     cg.remove()
     assert not any(p.parent.exists() for p in cg.procs_files())
+
+
+def test_other_v1_hierarchies_are_the_unused_ones(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = make_tree(tmp_path, monkeypatch, Layout.HYBRID)
+    (tree.root / "net_cls,net_prio").mkdir()
+    (tree.root / "net_cls,net_prio" / "cgroup.procs").write_text("")
+    (tree.root / "net_prio").symlink_to("net_cls,net_prio")  # an alias: not another one
+    assert other_v1_hierarchies(tree.root) == [
+        tree.root / "net_cls,net_prio", tree.root / "systemd",
+    ]
+    (tmp_path / "u").mkdir()
+    unified = make_tree(tmp_path / "u", monkeypatch, Layout.UNIFIED)
+    assert other_v1_hierarchies(unified.root) == []
+
+
+@pytest.mark.parametrize("layout", [Layout.HYBRID, Layout.LEGACY], ids=lambda x: x.value)
+def test_what_a_containers_systemd_made_goes_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: Layout
+) -> None:
+    """systemd in a container that sees the host's cgroup trees makes its
+    cgroups in every hierarchy, name=systemd included, under its own path."""
+    tree = make_tree(tmp_path, monkeypatch, layout)
+    manager = open_manager(tree.root, unique_parent())
+    cg = manager.create("deb")
+    made = [tree.root / "systemd" / manager.parent / "deb" / "system.slice" / "dbus.service"]
+    made += [procs.parent / "init.scope" for procs in cg.procs_files()]
+    for directory in made:
+        directory.mkdir(parents=True)
+        (directory / "cgroup.procs").write_text("")
+    tree.sync()
+    cg.remove()
+    manager.remove_parent_if_empty()
+    assert not (tree.root / "systemd" / manager.parent).exists()
+    assert not any(parent.exists() for parent in manager.parent_dirs())
+
+
+def test_an_unused_hierarchys_parent_kept_by_others_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_tree(tmp_path, monkeypatch, Layout.HYBRID)
+    manager = open_manager(tree.root, unique_parent())
+    manager.create("deb").remove()
+    stranger = tree.root / "systemd" / manager.parent / "not-a-container-of-ours"
+    stranger.mkdir(parents=True)
+    manager.remove_parent_if_empty()
+    assert stranger.is_dir()
+    assert not any(parent.exists() for parent in manager.parent_dirs())
 
 
 # -- attributes -----------------------------------------------------------------
