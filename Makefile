@@ -50,7 +50,14 @@ LXC_START := /usr/bin/lxc-start
 $(LXC_START):
 	$(call apt_install,lxc)
 
-test: setup lint $(SSHD)
+# The system container tests boot a Debian root file system: debootstrap
+# builds it once from Debian's packages, cached in /var/cache/lxcflow-tests.
+DEBOOTSTRAP := /usr/sbin/debootstrap
+$(DEBOOTSTRAP):
+	$(call apt_install,debootstrap)
+
+test: setup lint $(SSHD) $(DEBOOTSTRAP)
+	$(PY) tests/debian_rootfs.py >/dev/null
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The benchmark suite, lxcflow beside LXC: figures in bench/results/

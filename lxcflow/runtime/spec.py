@@ -165,7 +165,9 @@ def container_env(
     config: ContainerConfig, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The environment a container's command starts with (LXC starts from a clean one)."""
-    env = {"PATH": DEFAULT_PATH, "container": "lxcflow", "HOME": "/root"}
+    # container=lxc: what systemd (systemd-detect-virt) and distro scripts look
+    # for to know they run under LXC, and behave as they do there.
+    env = {"PATH": DEFAULT_PATH, "container": "lxc", "HOME": "/root"}
     env.update(extra or {})
     env.update(dict(config.environment))
     return env

@@ -27,6 +27,7 @@ from lxcflow.cgroups import open_manager
 from lxcflow.errors import CgroupError
 from lxcflow.paths import Paths
 from lxcflow.runtime import shim
+from tests import debian_rootfs as debian_rootfs_cache
 
 ROOT = os.geteuid() == 0
 
@@ -164,3 +165,19 @@ def bridge(lxc: Env) -> Iterator[str]:
         with IPRoute() as ipr:
             for index in ipr.link_lookup(ifname=name):
                 ipr.link("del", index=index)
+
+
+@pytest.fixture(scope="module")
+def debian_rootfs() -> Iterator[Path]:
+    """A copy of the cached Debian root file system (systemd as its init), for
+    one test module: its boots write to it, the cache stays as built."""
+    if not ROOT:
+        pytest.skip("needs root and the real kernel")
+    cached = debian_rootfs_cache.build()
+    base = Path(tempfile.mkdtemp(prefix="lxcflow-deb-"))
+    try:
+        # cp -a keeps owners, modes, devices and links; a copy takes seconds.
+        subprocess.run(["cp", "-a", str(cached), str(base / "rootfs")], check=True)
+        yield base / "rootfs"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
