@@ -15,6 +15,7 @@ import sys
 from lxcflow.client import Client
 from lxcflow.cmdline import Argument, Command, CommandLineError, HelpRequested, Option, parse
 from lxcflow.commands import (
+    cmd_attach,
     cmd_cgroup,
     cmd_create,
     cmd_destroy,
@@ -87,6 +88,17 @@ COMMANDS = Command(
         _named("execute", cmd_execute,
                "run a command in an application container, in the foreground",
                _CONFIG, arguments=(_COMMAND,)),
+        _named("attach", cmd_attach,
+               "run a command (default: a shell) inside a running container",
+               Option("-u", "--uid", value=str, metavar="UID", help="run as this user id"),
+               Option("-g", "--gid", value=str, metavar="GID", help="run as this group id"),
+               Option("--cwd", value=str, metavar="DIR",
+                      help="start in DIR (default: the current directory, else /)"),
+               Option("--clear-env", help="start from the container's environment only"),
+               Option("--keep-env", help="keep the caller's environment (the default)"),
+               Option("-v", "--set-var", value=str, append=True, metavar="VAR=VALUE",
+                      help="set a variable (repeatable)"),
+               arguments=(_COMMAND,)),
         _named("stop", cmd_stop, "stop a container: halt signal, then SIGKILL after -t",
                Option("-t", "--timeout", value=float, default=60.0, metavar="SECONDS",
                       help="seconds to wait before killing (default 60)"),

@@ -48,6 +48,15 @@ class Client:
             self._sock.close()
             self._sock = None
 
+    def fileno(self) -> int:
+        """The connection's socket, for select() while a stream is open."""
+        assert self._sock is not None, "no request sent yet"
+        return self._sock.fileno()
+
+    def reply_buffered(self) -> bool:
+        """Whether a whole reply was read already (select() would not see it)."""
+        return b"\n" in self._buf
+
     def call(self, op: str, args: dict[str, Any] | None = None, fds: Sequence[int] = ()) -> Any:
         """Send one request and return its (only or last) result.
 

@@ -12,7 +12,7 @@ import sys
 from lxcflow.client import Client
 from lxcflow.errors import LxcflowError, UsageError
 from lxcflow.paths import absolute
-from lxcflow.validate import duration, signal_number
+from lxcflow.validate import duration, environment_variable, signal_number, user_id
 
 # The CLI imports this module on every call: typing costs milliseconds there.
 TYPE_CHECKING = False
@@ -89,11 +89,62 @@ def cmd_execute(a: Parsed, c: Client) -> int:
 
     for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT):
         _signal.signal(sig, forward)
-    result = list(c.stream("execute", args, fds=(0, 1, 2)))[-1]
+    return _exit_status(list(c.stream("execute", args, fds=(0, 1, 2)))[-1])
+
+
+def _exit_status(result: dict[str, Any]) -> int:
+    """The CLI's exit code for a command's end, as a shell reports it."""
     if result.get("signal") is not None:
         return 128 + int(result["signal"])
     code = result.get("exit_code")
     return int(code) if code is not None else 1
+
+
+def cmd_attach(a: Parsed, c: Client) -> int:
+    import os
+
+    if a.clear_env and a.keep_env:
+        raise UsageError("give --clear-env or --keep-env, not both")
+    if a.cwd is not None and not a.cwd.startswith("/"):
+        raise UsageError(f"--cwd {a.cwd!r} is not an absolute path inside the container")
+    args = {
+        "name": a.name,
+        "command": a.command,
+        "uid": user_id(a.uid, "uid") if a.uid is not None else 0,
+        "gid": user_id(a.gid, "gid") if a.gid is not None else 0,
+        # Without --cwd, the caller's directory if the container has it, else /.
+        "cwd": a.cwd or os.getcwd(),
+        "cwd_strict": a.cwd is not None,
+        # LXC's default is to keep the caller's environment.
+        "env": {} if a.clear_env else dict(os.environ),
+        "set": dict(environment_variable(v) for v in a.set_var or ()),
+    }
+    if os.isatty(0):
+        from lxcflow.terminal import run_on_pty
+
+        result = run_on_pty(c, lambda slave: c.stream("attach", {**args, "tty": True},
+                                                      fds=(slave, slave, slave)))
+        return _exit_status(result)
+    import _signal
+
+    stream = c.stream("attach", args, fds=(0, 1, 2))
+    started = next(stream)
+    try:
+        pidfd = os.pidfd_open(started["pid"])
+    except ProcessLookupError:
+        pidfd = -1  # it has ended already
+
+    def forward(signum: int, _frame: Any) -> None:
+        # The command runs in a session of its own: pass the user's ^C on.
+        try:
+            _signal.pidfd_send_signal(pidfd, signum)
+        except OSError:
+            pass  # it ended
+
+    if pidfd >= 0:
+        for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT):
+            _signal.signal(sig, forward)
+    return _exit_status(next(stream))
 
 
 def cmd_stop(a: Parsed, c: Client) -> int:

@@ -84,6 +84,37 @@ def seconds(value: float, what: str = "timeout") -> float:
     return value
 
 
+#: uid_t and gid_t are 32 bits; the last value means "none" to the kernel
+ID_MAX = 2**32 - 2
+
+
+def user_id(value: str | int, what: str = "uid") -> int:
+    """A user or group id, 0..4294967294, given as a number.
+
+    Raises:
+        UsageError: ``bad uid 'X' (a number 0-4294967294)``.
+    """
+    text = str(value)
+    if (isinstance(value, int) and not isinstance(value, bool)) or _is_digits(text):
+        if 0 <= int(value) <= ID_MAX:
+            return int(value)
+    raise UsageError(f"bad {what} {value!r} (a number 0-{ID_MAX})")
+
+
+def environment_variable(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` with KEY a variable name (letters, digits, '_'; not
+    starting with a digit) -> (KEY, VALUE).
+
+    Raises:
+        UsageError: it is not such an assignment.
+    """
+    name, sep, value = text.partition("=")
+    if (not sep or not name or name[0] in _DIGITS
+            or not all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in name)):
+        raise UsageError(f"{text!r} is not KEY=VALUE with KEY a variable name")
+    return name, value
+
+
 def _is_digits(text: str) -> bool:
     return bool(text) and all(ch in _DIGITS for ch in text)
 

@@ -29,8 +29,9 @@ from lxcflow.config.model import (
     NetConfig,
 )
 from lxcflow.config.paths import resolve, resolve_command, rootfs
-from lxcflow.config.values import DIGITS_RE, environment, mount_auto
+from lxcflow.config.values import DIGITS_RE, mount_auto
 from lxcflow.errors import ConfigError, UsageError
+from lxcflow.validate import environment_variable
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,7 @@ class _Builder:
                 self.mount_auto.clear()
         elif canon == "lxc.environment":
             if value:
-                self.environment.append(self.parse(key, value, line, environment))
+                self.environment.append(self.parse(key, value, line, environment_variable))
             else:
                 self.environment.clear()
         elif canon.startswith(("lxc.cgroup.", "lxc.cgroup2.")):

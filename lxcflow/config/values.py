@@ -69,11 +69,3 @@ def keep(value: str) -> frozenset[str]:
             raise ValueError(f"lxcflow always gives a container its own {always_new} namespace")
     return kept
 mount_auto = words(MOUNT_AUTO, "an automatic mount")
-
-
-def environment(value: str) -> tuple[str, str]:
-    name, sep, setting = value.partition("=")
-    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ValueError(f"{value!r} is not KEY=VALUE with KEY a variable name")
-    return name, setting
-

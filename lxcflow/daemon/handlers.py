@@ -19,14 +19,14 @@ from typing import Any
 import trio
 
 from lxcflow import protocol
-from lxcflow.daemon import replay, views
+from lxcflow.daemon import attach, replay, views
 from lxcflow.daemon.engine import RuleEngine
 from lxcflow.daemon.server import Dispatch, Reply
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import LxcflowError, OperationTimeout, ProtocolError, UsageError, WrongState
 from lxcflow.runtime.spec import RunMode
 from lxcflow.states import State, parse_states
-from lxcflow.validate import container_name, seconds, signal_number
+from lxcflow.validate import container_name, seconds, signal_number, user_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +100,17 @@ async def _start(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     await reply(protocol.ok({"pid": c.run.init_pid if c.run else None}))
 
 
+def _string_map(a: Args, key: str) -> dict[str, str]:
+    value = a.get(key, dict, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ProtocolError(f"argument {key!r} must map strings to strings")
+    return value
+
+
 async def _execute(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     if len(fds) != 3:
         raise ProtocolError("execute needs the caller's stdin, stdout and stderr")
-    env = a.get("env", dict, {})
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-        raise ProtocolError("argument 'env' must map strings to strings")
+    env = _string_map(a, "env")
     c = await s.supervisor.start(
         a.name(), mode=RunMode.APP, command=a.strings("command"),
         config_file=a.get("config", str, None), stdio=(fds[0], fds[1], fds[2]),
@@ -121,6 +126,24 @@ async def _execute(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
         "exit_code": exit.code if exit else None,
         "signal": exit.signal if exit else None,
     }))
+
+
+async def _attach(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    if len(fds) != 3:
+        raise ProtocolError("attach needs the caller's stdin, stdout and stderr")
+    cwd = a.get("cwd", str, None)
+    attached = attach.start(
+        s.supervisor, a.name(), command=a.strings("command"), stdio=fds,
+        caller_env=_string_map(a, "env"), set_env=_string_map(a, "set"),
+        uid=user_id(a.get("uid", int, 0), "uid"), gid=user_id(a.get("gid", int, 0), "gid"),
+        cwd=cwd, cwd_strict=a.get("cwd_strict", bool, False), tty=a.get("tty", bool, False),
+    )
+    for fd in fds:  # the command holds them now
+        os.close(fd)
+    fds.clear()
+    await reply(protocol.ok({"pid": attached.pid}, more=True))
+    code, sig = await attach.finish(attached)
+    await reply(protocol.ok({"exit_code": code, "signal": sig}))
 
 
 async def _stop(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
@@ -253,6 +276,7 @@ HANDLERS: dict[str, Handler] = {
     "destroy": _destroy,
     "start": _start,
     "execute": _execute,
+    "attach": _attach,
     "stop": _stop,
     "kill": _kill,
     "freeze": _freeze,
@@ -272,7 +296,7 @@ HANDLERS: dict[str, Handler] = {
 }
 
 #: requests that may run for as long as the client likes (dropped when it hangs up)
-OPEN_ENDED = frozenset({"monitor", "wait"})
+OPEN_ENDED = frozenset({"monitor", "wait", "attach"})
 
 
 def dispatcher(s: Services) -> Dispatch:

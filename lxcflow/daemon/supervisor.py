@@ -91,6 +91,7 @@ class Supervisor:
     ) -> None:
         self.paths = paths
         self.cgroups = cgroups
+        self.shim_binary = shim_binary
         self.bus = bus or EventBus()
         self.start_timeout = start_timeout
         self.hooks_dir = hooks_dir

@@ -1,7 +1,7 @@
 """A real distribution's init in a container: Debian bookworm booting systemd
 from a debootstrapped root file system, halted and killed as LXC does it.
 
-Until lxcflow has attach, the tests look inside with nsenter.
+The tests look inside with lxcflow attach.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,10 +25,11 @@ def info(lxc: Env, name: str) -> dict:
 
 
 def inside(lxc: Env, name: str, *command: str, timeout: float = 30) -> str:
-    """What ``command`` prints, run in every namespace of the container."""
-    pid = info(lxc, name)["pid"]
-    done = subprocess.run(["nsenter", "-t", str(pid), "-a", *command], capture_output=True,
-                          text=True, timeout=timeout)
+    """What ``command`` prints (stdout and stderr), attached to the container."""
+    done = subprocess.run(
+        [sys.executable, "-m", "lxcflow", "attach", "-n", name, "--clear-env", "--", *command],
+        env=lxc.env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+    )
     return (done.stdout + done.stderr).strip()
 
 

@@ -8,7 +8,7 @@
  * how each container ended. A Python process per container would cost
  * megabytes; this costs a few pages.
  *
- * Usage: lxcflow-shim SPECFILE
+ * Usage: lxcflow-shim SPECFILE        (and "lxcflow-shim attach": attach.c)
  *   fd 0-2  the container's stdio
  *   fd 3    report pipe to the daemon: one line, "ok PID" or "error TEXT"
  *   fd 4    with netns=1: the network namespace the daemon prepared
@@ -143,8 +143,10 @@ int main(int argc, char **argv)
     char *buf;
     int sync_pipe[2], status_pipe[2];
 
+    if (argc == 2 && !strcmp(argv[1], "attach"))
+        return attach_main();
     if (argc != 2) {
-        fprintf(stderr, "usage: lxcflow-shim SPECFILE\n");
+        fprintf(stderr, "usage: lxcflow-shim SPECFILE | lxcflow-shim attach\n");
         return 2;
     }
     fcntl(report_fd, F_SETFD, FD_CLOEXEC);

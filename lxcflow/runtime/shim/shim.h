@@ -55,6 +55,9 @@ void do_mount(int err, const char *root, char *entry);
 /* devices.c: the container's /dev */
 void autodev(int err, const char *root);
 
+/* attach.c: "lxcflow-shim attach", a command run inside a running container */
+int attach_main(void);
+
 /* init.c: the container's PID 1 and the command */
 __attribute__((noreturn))
 void exec_command(int err, struct spec *s);
