@@ -26,7 +26,6 @@ import os
 import platform
 import secrets
 import select
-import shlex
 import shutil
 import signal
 import subprocess
@@ -42,11 +41,11 @@ from typing import Any
 
 import report
 import restart
+from attach import op_attach
 from common import (
     CLK_TCK,
     IDLE,
     Daemon,
-    Monitor,
     cpu_ticks,
     destroy_all,
     pss_kib,
@@ -55,6 +54,7 @@ from common import (
 )
 from lxc_side import Lxc, version
 from report import FLOOR, LXC, LXCFLOW, Check, Operation, Scalar
+from rig import LXCFLOW_CLI, TRUE, Bench, timed
 
 from lxcflow.cgroups import open_manager
 from lxcflow.client import Client
@@ -68,64 +68,15 @@ SIZES: dict[str, dict[str, Any]] = {
               "scale": 20, "parallel": 8, "crashloop": 10, "warmup": 2.0, "window": 4.0,
               "idle_window": 2.0, "ls": 5},
 }
-LXCFLOW_CLI = str(Path(sys.executable).parent / "lxcflow")
-TRUE = ["/bin/true"]
 UNSHARE = ["unshare", "--fork", "--pid", "--mount-proc", "--mount", "--uts", "--ipc", "--net"]
 CGROUP2 = Path("/sys/fs/cgroup/unified") if Path("/sys/fs/cgroup/unified/cgroup.procs").exists() \
     else Path("/sys/fs/cgroup")
-
-
-def timed(fn: Callable[..., object], *args: Any, **kwargs: Any) -> float:
-    """Seconds ``fn(*args, **kwargs)`` took."""
-    t0 = time.perf_counter()
-    fn(*args, **kwargs)
-    return time.perf_counter() - t0
 
 
 def run_all(*argvs: list[str]) -> None:
     """Run commands one after the other, each as :func:`run`."""
     for argv in argvs:
         run(argv)
-
-
-class Bench:
-    """What every operation works with: the daemon, a persistent client on
-    its socket, a monitor of its events, LXC's side, the sizes of this run."""
-
-    def __init__(self, base: Path, daemon: Daemon, lxc: Lxc | None, size: dict[str, Any]):
-        self.base = base
-        self.daemon = daemon
-        self.lxc = lxc
-        self.size = size
-        self.client = Client(daemon.paths, spawn=False)
-        self.monitor = Monitor(daemon.paths)
-        self.devnull = os.open(os.devnull, os.O_RDWR)
-        # A script, not ``sh -c '...'``: lxc.init.cmd does not honour quotes.
-        (base / "busy.sh").write_text("while :; do :; done\n")
-        self.busy = ["sh", str(base / "busy.sh")]
-
-    def close(self) -> None:
-        self.monitor.close()
-        self.client.close()
-        os.close(self.devnull)
-
-    def call(self, op: str, **args: Any) -> Any:
-        return self.client.call(op, args)
-
-    def cli(self, *argv: str) -> None:
-        run([LXCFLOW_CLI, "--no-spawn", *argv], env=self.daemon.env)
-
-    def create(self, name: str, init: list[str] | None = None) -> None:
-        """Define ``name`` on both sides alike: the host's root, an empty
-        network namespace (lo only), an init if given."""
-        text = f"lxc.uts.name = {name}\nlxc.net.0.type = empty\n"
-        if init:
-            text += f"lxc.init.cmd = {shlex.join(init)}\n"
-        config = self.base / f"{name}.conf"
-        config.write_text(text)
-        self.call("create", name=name, config=str(config))
-        if self.lxc:
-            self.lxc.define(name, init)
 
 
 # ---------------------------------------------------------------- operations
@@ -621,7 +572,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM cleans up as ^C does
 
 
-KEYS = ("execute", "start", "freeze", "wait", "events", "restart", "cli", "scale", "crashloop")
+KEYS = ("execute", "start", "freeze", "wait", "events", "restart", "cli", "scale", "crashloop",
+        "attach")
 
 
 def main() -> int:
@@ -665,6 +617,7 @@ def main() -> int:
             ("events", lambda: op_events(b)), ("restart", lambda: op_restart(b)),
             ("cli", lambda: op_cli_cost(b)), ("scale", lambda: op_scale(b)),
             ("crashloop", lambda: op_crashloop(b, rules, empty)),
+            ("attach", lambda: op_attach(b)),
         ]
         for key, step in steps:
             if key in wanted:
