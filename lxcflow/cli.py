@@ -102,7 +102,9 @@ COMMANDS = Command(
         _named("stop", cmd_stop, "stop a container: halt signal, then SIGKILL after -t",
                Option("-t", "--timeout", value=float, default=60.0, metavar="SECONDS",
                       help="seconds to wait before killing (default 60)"),
-               Option("-k", "--kill", help="kill at once")),
+               Option("-k", "--kill", help="kill at once"),
+               Option("-r", "--reboot", help="reboot a system container (lxc.signal.reboot, "
+                      "default SIGINT); returns once it runs again, within -t")),
         _named("kill", cmd_kill, "send a signal to every process of a container",
                Option("-s", "--signal", value=str, default="SIGKILL", metavar="SIGNAL",
                       help="name or number (default SIGKILL)")),

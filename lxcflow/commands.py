@@ -148,7 +148,7 @@ def cmd_attach(a: Parsed, c: Client) -> int:
 
 
 def cmd_stop(a: Parsed, c: Client) -> int:
-    c.call("stop", {"name": a.name, "timeout": a.timeout, "kill": a.kill})
+    c.call("stop", {"name": a.name, "timeout": a.timeout, "kill": a.kill, "reboot": a.reboot})
     return 0
 
 

@@ -112,6 +112,10 @@ class Cause(enum.Enum):
     KERNEL = "kernel"  # observed: process exit, cgroup.events, freezer.state
     RULE = "rule"  # a rule's action; the event names the rule
     RECOVERED = "recovered"  # found by a daemon that was away when it happened
+    # The container's own init asked, through reboot(2): to start again, or
+    # to stay down (a halt counts as a stop that was asked for).
+    REBOOT = "reboot"
+    HALT = "halt"
 
 
 class Actor(str):

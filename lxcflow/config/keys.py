@@ -29,6 +29,7 @@ ALIASES = {
     "lxc.init_cmd": "lxc.init.cmd",
     "lxc.haltsignal": "lxc.signal.halt",
     "lxc.stopsignal": "lxc.signal.stop",
+    "lxc.rebootsignal": "lxc.signal.reboot",
 }
 
 _count = integer(0, None, "a non-negative integer")
@@ -43,6 +44,7 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.console.path": ("console_path", str),
     "lxc.signal.halt": ("signal_halt", validate.signal_number),
     "lxc.signal.stop": ("signal_stop", validate.signal_number),
+    "lxc.signal.reboot": ("signal_reboot", validate.signal_number),
     # Harmless to ignore here: this runtime gives a container no ttys of its own.
     "lxc.tty.max": (None, _count),
     "lxc.pty.max": (None, _count),

@@ -88,6 +88,7 @@ class ContainerConfig:
     console_path: str | None = None
     signal_halt: int | None = None
     signal_stop: int | None = None
+    signal_reboot: int | None = None
 
     def __post_init__(self) -> None:
         # A plain dict handed in by a caller must not make the value mutable.

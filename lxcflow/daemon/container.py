@@ -48,6 +48,8 @@ class Container:
     last_exit: ExitStatus | None = None
     #: what the current or last run ran: a restart runs it again
     last_run: LastRun | None = None
+    #: a reboot was asked (stop -r): the init's reboot(2) is expected
+    rebooting: bool = False
     frozen_since_ns: int | None = None
     #: who froze it (a rule's thaw leaves a user's freeze be)
     frozen_by: Actor | None = None

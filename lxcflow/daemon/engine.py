@@ -190,7 +190,8 @@ class RuleEngine:
                 if (c.ephemeral or c.state is not State.STOPPED or stop is None
                         or not rule.containers.matches(name) or name in self._pending):
                     continue
-                if policy.kind == "unless-stopped" and stop.cause in (Cause.COMMAND, Cause.RULE):
+                if policy.kind == "unless-stopped" and stop.cause in (
+                        Cause.COMMAND, Cause.RULE, Cause.HALT):
                     continue
                 log.info("restart_at_boot", container=name, rule=rule.name, policy=policy.kind)
                 self._schedule_restart(rule, name, 0.0)
@@ -229,6 +230,8 @@ class RuleEngine:
             return  # forgotten once stopped: nothing to start again
         if name in self._user_stopped:
             return  # a user's stop is final, even over a policy's failed start
+        if event.cause in (Cause.REBOOT, Cause.HALT):
+            return  # the init's own reboot(2): it starts again by itself, or was asked down
         if stopping is None and event.from_state is State.STOPPING:
             # A stop the last daemon began (this one resumed it silently):
             # who asked for it is in the journal.

@@ -1,4 +1,5 @@
-"""How a container's init is asked to halt: the one place that picks the signal.
+"""How a container's init is asked to halt or reboot, and how its end is read:
+the one place for both decisions.
 
 As LXC does it: a config's ``lxc.signal.halt`` wins; otherwise the choice is
 made when the stop is sent, from what the init shows of itself. systemd
@@ -6,7 +7,14 @@ shuts down on SIGRTMIN+3 and ignores SIGPWR, and it keeps SIGRTMIN+3 blocked
 to take it through a signalfd, so an init that blocks it gets it; any other
 init (sysvinit, busybox, openrc) gets SIGPWR. A container running an
 application under lxcflow's own minimal init gets SIGTERM, which that init
-passes on.
+passes on. A reboot is asked with ``lxc.signal.reboot``, else SIGINT
+(systemd and sysvinit take it as ctrl-alt-del).
+
+A reboot(2) inside a pid namespace ends the namespace's init as if by a
+signal: SIGHUP for a restart, SIGINT for a halt or power-off. No other
+death of a system container's init looks like that: as a namespace's init
+it cannot be killed by a signal it has no handler for (only SIGKILL), and
+with a handler it does not die of it.
 """
 
 from __future__ import annotations
@@ -14,8 +22,10 @@ from __future__ import annotations
 import signal
 
 from lxcflow.config import ContainerConfig
+from lxcflow.runstate import ExitStatus
 from lxcflow.runtime import proc
 from lxcflow.runtime.spec import RunMode
+from lxcflow.states import Cause
 
 #: systemd's "halt" request (see systemd(1), "SIGRTMIN+3")
 SYSTEMD_HALT = int(signal.SIGRTMIN) + 3
@@ -30,3 +40,22 @@ def halt_signal(config: ContainerConfig | None, mode: RunMode, init_pid: int) ->
     if proc.blocks_signal(init_pid, SYSTEMD_HALT):
         return SYSTEMD_HALT
     return int(signal.SIGPWR)
+
+
+def reboot_signal(config: ContainerConfig | None) -> int:
+    """The signal that asks a system container's init to reboot."""
+    if config is not None and config.signal_reboot is not None:
+        return config.signal_reboot
+    return int(signal.SIGINT)
+
+
+def init_end(mode: RunMode, exit: ExitStatus | None) -> Cause | None:
+    """REBOOT or HALT when a system container's init ended through
+    reboot(2); None for any other end."""
+    if mode is not RunMode.SYSTEM or exit is None:
+        return None
+    if exit.signal == signal.SIGHUP:
+        return Cause.REBOOT
+    if exit.signal == signal.SIGINT:
+        return Cause.HALT
+    return None

@@ -148,7 +148,12 @@ async def _attach(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
 
 async def _stop(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     grace = seconds(a.get("timeout", float, 60.0))
-    await user_stop(s, a.name(), grace=grace, kill=a.get("kill", bool, False))
+    if a.get("reboot", bool, False):
+        if a.get("kill", bool, False):
+            raise UsageError("give -r (reboot) or -k (kill), not both")
+        await s.supervisor.reboot(a.name(), within=grace)
+    else:
+        await user_stop(s, a.name(), grace=grace, kill=a.get("kill", bool, False))
     await reply(protocol.ok(None))
 
 

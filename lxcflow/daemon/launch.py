@@ -28,7 +28,7 @@ from lxcflow.paths import Paths
 from lxcflow.runstate import CONFIG_FILE, CONSOLE_LOG, EXIT_FILE, SPEC_FILE, Interface, RunState
 from lxcflow.runtime import proc, shim
 from lxcflow.runtime.spec import RunMode, build_spec, container_env, write_spec
-from lxcflow.states import Actor
+from lxcflow.states import Actor, Cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ class Launch:
     stdio: tuple[int, int, int] | None  # None: /dev/null in, console log out
     cwd: str | None  # the caller's directory (used only on the host's root)
     env: Mapping[str, str]  # added to the container's environment
-    by: Actor  # who asked: a user or a rule
+    by: Actor | Cause  # who asked (a user, a rule), or REBOOT: the init itself
 
 
 class AddressClaims:

@@ -32,7 +32,7 @@ from lxcflow.daemon.adoption import Adoption
 from lxcflow.daemon.container import Container, LastRun
 from lxcflow.daemon.events import EventBus
 from lxcflow.daemon.freezer import Freezer
-from lxcflow.daemon.halting import halt_signal
+from lxcflow.daemon.halting import halt_signal, init_end, reboot_signal
 from lxcflow.daemon.launch import AddressClaims, Launch, Launcher
 from lxcflow.daemon.run import CgroupTree, Run
 from lxcflow.daemon.watch import FileWatcher
@@ -220,7 +220,7 @@ class Supervisor:
         stdio: tuple[int, int, int] | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
-        by: Actor = USER,
+        by: Actor | Cause = USER,
         again: bool = False,
     ) -> Container:
         """Start a container and return once it is RUNNING (``by``: who asks,
@@ -314,19 +314,42 @@ class Supervisor:
         await run.shim.reap()
         exit = ExitStatus.read(run.directory)
         c.last_exit = exit
+        # The init's own reboot(2); a user's plain stop that ends that way
+        # stays a stop (only stop -r asks for the start again).
+        end = init_end(run.mode, exit)
+        if c.state is State.STOPPING and not c.rebooting:
+            end = None
+        if end is Cause.REBOOT and c.ephemeral:
+            end = Cause.HALT  # forgotten once stopped: nothing to start again
+        cause = end or Cause.KERNEL
         if c.state is not State.STOPPING:
-            c.transition(State.STOPPING, Cause.KERNEL, exit=exit)
+            c.transition(State.STOPPING, cause, exit=exit)
         await self._end_run(c)
         if c.config is not None:
             with trio.CancelScope(shield=True):  # cleanup a user relies on
                 await hooks.run_lxc(c.name, c.config, "post-stop", self.hook_timeout)
-        c.transition(State.STOPPED, Cause.KERNEL, exit=exit)
+        c.transition(State.STOPPED, cause, exit=exit)
+        if end is Cause.REBOOT:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._start_again, c)
+        else:
+            c.rebooting = False
         if c.ephemeral:
             # Forgotten once no operation holds it any more (a stop waiting
             # on this very transition, say), unless it was started again.
             async with c.lock:
                 if c.state is State.STOPPED and self.containers.get(c.name) is c:
                     del self.containers[c.name]
+
+    async def _start_again(self, c: Container) -> None:
+        """A reboot's second half: the same command, started again."""
+        try:
+            await self.start(c.name, again=True, by=Cause.REBOOT)
+        except LxcflowError as e:
+            c.log.warning("reboot_start_failed", error=str(e))
+        finally:
+            c.rebooting = False
+            c.notify()
 
     async def _end_run(self, c: Container) -> None:
         """Release what the run held (if it got that far)."""
@@ -349,6 +372,7 @@ class Supervisor:
         async with c.lock:
             if c.state is State.STOPPED:
                 raise WrongState(f"container {name!r} is not running", container=name)
+            c.rebooting = False  # a stop wins over a reboot still under way
             if c.state in (State.RUNNING, State.FROZEN):
                 was_frozen = c.state is State.FROZEN
                 c.transition(State.STOPPING, by)
@@ -368,6 +392,34 @@ class Supervisor:
                         await c.wait_until(lambda: c.state is State.STOPPED)
                 except trio.TooSlowError:
                     raise OperationTimeout(f"container {name!r} did not stop") from None
+
+    async def reboot(self, name: str, *, within: float = 60.0) -> None:
+        """Ask a system container's init to reboot (``lxc.signal.reboot``) and
+        return once it runs again; its init's reboot(2) brings it back.
+
+        Raises:
+            WrongState: it is not RUNNING, or runs an application.
+            OperationTimeout: it did not come back ``within`` seconds.
+            StartFailed: it went down but did not start again.
+        """
+        c, run, _ = self.running(name)
+        if c.state is not State.RUNNING:
+            raise WrongState(f"container {name!r} is {c.state.value}, not RUNNING",
+                             container=name)
+        if run.mode is not RunMode.SYSTEM:
+            raise WrongState(f"container {name!r} runs an application: stop and start it",
+                             container=name)
+        c.rebooting = True
+        run.shim.signal_init(reboot_signal(c.config))
+        with trio.move_on_after(within):
+            await c.wait_until(lambda: not c.rebooting)
+        if c.rebooting:
+            c.rebooting = False
+            raise OperationTimeout(f"container {name!r} did not reboot within {within:g} s",
+                                   container=name)
+        if c.run is run or c.state is not State.RUNNING:
+            raise StartFailed(f"container {name!r} went down but did not start again",
+                              container=name)
 
     async def kill(self, name: str, sig: int, *, init_only: bool = False) -> int:
         """Send ``sig`` to every process of the container (or only its init,

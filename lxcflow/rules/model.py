@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lxcflow.states import Event, State
+from lxcflow.states import Cause, Event, State
 
 RestartKind = Literal["on-failure", "always", "unless-stopped"]
 RESTART_KINDS: tuple[RestartKind, ...] = ("on-failure", "always", "unless-stopped")
@@ -146,7 +146,10 @@ class Condition:
             return False
         code = event.exit_code if event else None
         sig = event.signal if event else None
-        if self.exit == "failure" and not (sig is not None or (code is not None and code != 0)):
+        # An init's reboot(2) ends it by SIGHUP or SIGINT: asked for, no failure.
+        asked = event is not None and event.cause in (Cause.REBOOT, Cause.HALT)
+        if self.exit == "failure" and (asked or not (sig is not None
+                                                     or (code is not None and code != 0))):
             return False
         if self.exit == "success" and not (sig is None and code == 0):
             return False

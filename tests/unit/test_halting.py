@@ -1,4 +1,5 @@
-"""Which signal asks an init to halt, read off real processes' SigBlk."""
+"""Which signal asks an init to halt (read off real processes' SigBlk) or
+reboot, and how its end through reboot(2) is read."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from lxcflow.config import ContainerConfig
-from lxcflow.daemon.halting import SYSTEMD_HALT, halt_signal
+from lxcflow.config import ContainerConfig, parse_config
+from lxcflow.daemon.halting import SYSTEMD_HALT, halt_signal, init_end, reboot_signal
+from lxcflow.rules.model import Condition
+from lxcflow.runstate import ExitStatus
 from lxcflow.runtime import proc
 from lxcflow.runtime.spec import RunMode
+from lxcflow.states import Cause, Event, State
 
 # Blocks the given signals (as systemd blocks SIGRTMIN+3), says so, then waits.
 BLOCKER = (
@@ -71,3 +76,38 @@ def test_the_config_wins(init: Callable[..., int]) -> None:
 
 def test_an_application_gets_sigterm(init: Callable[..., int]) -> None:
     assert halt_signal(None, RunMode.APP, init(SYSTEMD_HALT)) == signal.SIGTERM
+
+
+@pytest.mark.parametrize(
+    ("mode", "exit", "end"),
+    [
+        (RunMode.SYSTEM, ExitStatus(None, int(signal.SIGHUP)), Cause.REBOOT),
+        (RunMode.SYSTEM, ExitStatus(None, int(signal.SIGINT)), Cause.HALT),
+        (RunMode.SYSTEM, ExitStatus(None, int(signal.SIGKILL)), None),
+        (RunMode.SYSTEM, ExitStatus(0, None), None),
+        (RunMode.SYSTEM, None, None),
+        # An application killed by SIGINT is just that: its init is lxcflow's.
+        (RunMode.APP, ExitStatus(None, int(signal.SIGINT)), None),
+        (RunMode.APP, ExitStatus(None, int(signal.SIGHUP)), None),
+    ],
+)
+def test_how_an_inits_end_is_read(mode: RunMode, exit: ExitStatus | None,
+                                  end: Cause | None) -> None:
+    assert init_end(mode, exit) is end
+
+
+def test_the_reboot_signal() -> None:
+    assert reboot_signal(None) == signal.SIGINT
+    assert reboot_signal(ContainerConfig(file="c")) == signal.SIGINT
+    config = parse_config("lxc.signal.reboot = SIGTERM\n", file="c", base_dir=Path("/"))
+    assert reboot_signal(config) == signal.SIGTERM
+    old = parse_config("lxc.rebootsignal = 15\n", file="c", base_dir=Path("/"))
+    assert old.signal_reboot == signal.SIGTERM
+
+
+@pytest.mark.parametrize("cause", [Cause.REBOOT, Cause.HALT])
+def test_a_reboot_or_halt_is_no_failure(cause: Cause) -> None:
+    event = Event("deb", State.STOPPING, State.STOPPED, cause, signal=int(signal.SIGINT))
+    assert not Condition(exit="failure").holds(State.STOPPED, event)
+    killed = Event("deb", State.STOPPING, State.STOPPED, Cause.KERNEL, signal=9)
+    assert Condition(exit="failure").holds(State.STOPPED, killed)
