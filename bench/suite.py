@@ -55,6 +55,7 @@ from common import (
 from lxc_side import Lxc, version
 from report import FLOOR, LXC, LXCFLOW, Check, Operation, Scalar
 from rig import LXCFLOW_CLI, TRUE, Bench, timed
+from system import op_system
 
 from lxcflow.cgroups import open_manager
 from lxcflow.client import Client
@@ -573,7 +574,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 KEYS = ("execute", "start", "freeze", "wait", "events", "restart", "cli", "scale", "crashloop",
-        "attach")
+        "attach", "system")
 
 
 def main() -> int:
@@ -618,6 +619,7 @@ def main() -> int:
             ("cli", lambda: op_cli_cost(b)), ("scale", lambda: op_scale(b)),
             ("crashloop", lambda: op_crashloop(b, rules, empty)),
             ("attach", lambda: op_attach(b)),
+            ("system", lambda: op_system(b)),
         ]
         for key, step in steps:
             if key in wanted:
