@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from lxcflow.errors import UsageError
+from lxcflow.runtime.spec import encode_records
 
 #: what the attach shim exits with when it failed before the command ran
 SETUP_FAILED = 125
@@ -47,17 +47,7 @@ class AttachSpec:
         if self.cwd is not None:
             records += [("cwd", self.cwd), ("cwd_strict", "1" if self.cwd_strict else "0")]
         records += [("cgroup", str(p)) for p in self.cgroup_procs]
-        records += [("arg", arg) for arg in self.command]
-        for key, value in self.env.items():
-            if not key or "=" in key:
-                raise UsageError(f"invalid environment variable name {key!r}")
-            records.append(("env", f"{key}={value}"))
-        out = bytearray()
-        for key, value in records:
-            if "\x00" in value:
-                raise UsageError(f"NUL byte in {key} {value!r}")
-            out += f"{key}={value}".encode() + b"\x00"
-        return bytes(out)
+        return encode_records(records, self.command, self.env)
 
 
 @dataclass(slots=True)

@@ -214,7 +214,18 @@ def build_spec(
         op = mount_op(entry, config.rootfs)
         fields = (op.source, op.target, op.fstype, str(op.flags), op.data, str(op.opts))
         records.append(("mount", "\x1f".join(fields)))
-    records += [("arg", arg) for arg in command]
+    return encode_records(records, command, env)
+
+
+def encode_records(records: list[tuple[str, str]], command: Sequence[str],
+                   env: Mapping[str, str]) -> bytes:
+    """``records``, then the command's ``arg`` and ``env`` records, as the
+    NUL-terminated ``key=value`` the shim reads (its keeper and attach modes).
+
+    Raises:
+        UsageError: a NUL byte, or an environment name the kernel cannot take.
+    """
+    records = [*records, *(("arg", arg) for arg in command)]
     for key, value in env.items():
         if not key or "=" in key:
             raise UsageError(f"invalid environment variable name {key!r}")
