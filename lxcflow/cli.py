@@ -16,6 +16,7 @@ from lxcflow.client import Client
 from lxcflow.cmdline import Argument, Command, CommandLineError, HelpRequested, Option, parse
 from lxcflow.commands import (
     cmd_attach,
+    cmd_autostart,
     cmd_cgroup,
     cmd_create,
     cmd_destroy,
@@ -99,6 +100,17 @@ COMMANDS = Command(
                Option("-v", "--set-var", value=str, append=True, metavar="VAR=VALUE",
                       help="set a variable (repeatable)"),
                arguments=(_COMMAND,)),
+        Command("autostart", "start (or stop) the containers with lxc.start.auto, in order",
+                cmd_autostart, options=(
+                    Option("-a", "--all", help="every autostart container, whatever its group"),
+                    Option("-g", "--group", value=str, append=True, metavar="GROUP",
+                           help="those in GROUP (repeatable; default: those in no group)"),
+                    Option("-L", "--list", help="list them in start order, do nothing"),
+                    Option("-s", "--shutdown", help="stop them politely, in reverse order"),
+                    Option("-k", "--kill", help="kill them, in reverse order"),
+                    Option("-r", "--reboot", help="reboot them, in reverse order"),
+                    Option("-t", "--timeout", value=float, default=60.0, metavar="SECONDS",
+                           help="grace of a stop or reboot (default 60)"))),
         _named("stop", cmd_stop, "stop a container: halt signal, then SIGKILL after -t",
                Option("-t", "--timeout", value=float, default=60.0, metavar="SECONDS",
                       help="seconds to wait before killing (default 60)"),

@@ -147,6 +147,27 @@ def cmd_attach(a: Parsed, c: Client) -> int:
     return _exit_status(next(stream))
 
 
+def cmd_autostart(a: Parsed, c: Client) -> int:
+    chosen = [action for action, given in (("list", a.list), ("kill", a.kill),
+                                           ("stop", a.shutdown), ("reboot", a.reboot)) if given]
+    if len(chosen) > 1:
+        raise UsageError("give at most one of -L, -k, -s, -r")
+    action = chosen[0] if chosen else "start"
+    report = c.call("autostart", {"action": action, "groups": a.group or [], "all": a.all,
+                                  "timeout": a.timeout})
+    for name, error in sorted(report["unreadable"].items()):
+        print(f"lxcflow autostart: {name}: {error}", file=sys.stderr)
+    if action == "list":
+        _print_table([("NAME", "ORDER", "DELAY", "GROUPS")] + [
+            (e["name"], str(e["order"]), str(e["delay"]), ",".join(e["groups"]) or "-")
+            for e in report["containers"]])
+        return 0
+    failed = [e for e in report["containers"] if str(e["result"]).startswith("failed")]
+    for e in failed:
+        print(f"lxcflow autostart: {e['name']}: {e['result']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_stop(a: Parsed, c: Client) -> int:
     c.call("stop", {"name": a.name, "timeout": a.timeout, "kill": a.kill, "reboot": a.reboot})
     return 0

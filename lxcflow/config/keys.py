@@ -15,6 +15,7 @@ from lxcflow.config.values import (
     integer,
     keep,
     net_type,
+    signed_integer,
     words,
 )
 
@@ -45,6 +46,10 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.signal.halt": ("signal_halt", validate.signal_number),
     "lxc.signal.stop": ("signal_stop", validate.signal_number),
     "lxc.signal.reboot": ("signal_reboot", validate.signal_number),
+    # lxcflow autostart and the daemon's start at boot (lxc-autostart's keys)
+    "lxc.start.auto": ("start_auto", lambda v: bool(_zero_one(v))),
+    "lxc.start.delay": ("start_delay", _count),
+    "lxc.start.order": ("start_order", signed_integer("an integer")),
     # Harmless to ignore here: this runtime gives a container no ttys of its own.
     "lxc.tty.max": (None, _count),
     "lxc.pty.max": (None, _count),

@@ -89,6 +89,10 @@ class ContainerConfig:
     signal_halt: int | None = None
     signal_stop: int | None = None
     signal_reboot: int | None = None
+    start_auto: bool = False  # lxc.start.auto
+    start_delay: int = 0  # seconds to wait after starting it, in an autostart
+    start_order: int = 0  # lower first
+    groups: tuple[str, ...] = ()  # lxc.group
 
     def __post_init__(self) -> None:
         # A plain dict handed in by a caller must not make the value mutable.

@@ -83,6 +83,7 @@ class _Builder:
         self.mount_auto: list[str] = []
         self.cgroup: list[CgroupSetting] = []
         self.environment: list[tuple[str, str]] = []
+        self.groups: list[str] = []
         self.hooks: dict[str, list[str]] = {}
         self.nets: dict[int, _Net] = {}
         self.last_old: _Net | None = None  # the network lxc.network.* keys apply to
@@ -154,6 +155,11 @@ class _Builder:
                 self.mount_auto.extend(self.parse(key, value, line, mount_auto))
             else:
                 self.mount_auto.clear()
+        elif canon == "lxc.group":  # a value may name several, blank-separated
+            if value:
+                self.groups.extend(g for g in value.split() if g not in self.groups)
+            else:
+                self.groups.clear()
         elif canon == "lxc.environment":
             if value:
                 self.environment.append(self.parse(key, value, line, environment_variable))
@@ -328,6 +334,7 @@ class _Builder:
             cgroup=tuple(self.cgroup),
             hooks=MappingProxyType({kind: tuple(cmds) for kind, cmds in self.hooks.items()}),
             environment=tuple(self.environment),
+            groups=tuple(self.groups),
             **self.values,
         )
 

@@ -37,6 +37,15 @@ def integer(low: int, high: int | None, what: str) -> Callable[[str], int]:
     return parse
 
 
+def signed_integer(what: str) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not DIGITS_RE.fullmatch(value.removeprefix("-")):
+            raise ValueError(f"{value!r} is not {what}")
+        return int(value)
+
+    return parse
+
+
 def words(allowed: frozenset[str], what: str) -> Callable[[str], tuple[str, ...]]:
     def parse(value: str) -> tuple[str, ...]:
         given = tuple(value.split())

@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from lxcflow import protocol
-from lxcflow.daemon import attach, replay, views
+from lxcflow.daemon import attach, autostart, replay, views
 from lxcflow.daemon.engine import RuleEngine
 from lxcflow.daemon.server import Dispatch, Reply
 from lxcflow.daemon.supervisor import Supervisor
@@ -144,6 +144,24 @@ async def _attach(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     await reply(protocol.ok({"pid": attached.pid}, more=True))
     code, sig = await attach.finish(attached)
     await reply(protocol.ok({"exit_code": code, "signal": sig}))
+
+
+async def _autostart(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    action = a.get("action", str, "start")
+    if action not in autostart.ACTIONS:
+        raise UsageError(f"unknown autostart action {action!r}")
+    grace = seconds(a.get("timeout", float, 60.0))
+    found, broken = autostart.configs(s.supervisor)
+    entries = autostart.select(found, groups=a.strings("groups"), every=a.get("all", bool, False))
+    if action == "list":
+        results: list[dict[str, object]] = [e.to_dict() for e in entries]
+    else:
+        async def stop(name: str, kill: bool) -> None:
+            await user_stop(s, name, grace=grace, kill=kill)
+
+        results = await autostart.run(s.supervisor, action, entries, stop=stop,
+                                      reboot_within=grace)
+    await reply(protocol.ok({"containers": results, "unreadable": broken}))
 
 
 async def _stop(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
@@ -282,6 +300,7 @@ HANDLERS: dict[str, Handler] = {
     "start": _start,
     "execute": _execute,
     "attach": _attach,
+    "autostart": _autostart,
     "stop": _stop,
     "kill": _kill,
     "freeze": _freeze,

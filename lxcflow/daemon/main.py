@@ -19,7 +19,7 @@ import structlog
 import trio
 
 from lxcflow.cgroups import open_manager
-from lxcflow.daemon import handlers, logs, server
+from lxcflow.daemon import autostart, handlers, logs, server
 from lxcflow.daemon.engine import RuleEngine
 from lxcflow.daemon.events import EventBus
 from lxcflow.daemon.journal import JOURNAL_FILE, Journal
@@ -60,13 +60,19 @@ async def serve(options: DaemonOptions, journal: Journal) -> None:
     )
     engine = RuleEngine(supervisor, options.rules_dir, restart_budget=options.restart_budget,
                         hook_timeout=options.hook_timeout)
-    dispatch = handlers.dispatcher(handlers.Services(supervisor, engine))
+    services = handlers.Services(supervisor, engine)
+    dispatch = handlers.dispatcher(services)
+
+    async def stop(name: str, kill: bool) -> None:
+        await handlers.user_stop(services, name, kill=kill)
+
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals, \
             contextlib.closing(journal):
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)  # subscribed before adoption: sees recoveries
             await nursery.start(supervisor.run)
             await nursery.start(server.serve, paths.socket, dispatch, handlers.OPEN_ENDED)
+            nursery.start_soon(autostart.at_boot, supervisor, stop)
             log.info("daemon_ready", socket=str(paths.socket), pid=os.getpid())
             if options.ready_fd is not None:
                 os.write(options.ready_fd, b"ready\n")

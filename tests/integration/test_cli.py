@@ -363,7 +363,8 @@ def test_no_spawn_without_daemon(lxc: Env) -> None:
 
 
 def test_every_command_has_help(lxc: Env) -> None:
-    commands = ["create", "destroy", "start", "execute", "attach", "stop", "kill", "freeze",
+    commands = ["create", "destroy", "start", "execute", "attach", "autostart", "stop", "kill",
+                "freeze",
                 "unfreeze", "info", "ps", "ls", "priority", "cgroup", "checkconfig", "daemon",
                 "monitor", "wait", "rules", "net", "net bridge-add", "net bridge-del", "net ls"]
     for cmd in commands:
