@@ -56,7 +56,12 @@ DEBOOTSTRAP := /usr/sbin/debootstrap
 $(DEBOOTSTRAP):
 	$(call apt_install,debootstrap)
 
-test: setup lint $(SSHD) $(DEBOOTSTRAP)
+# The busybox template copies Debian's static busybox.
+BUSYBOX := /bin/busybox
+$(BUSYBOX):
+	$(call apt_install,busybox-static)
+
+test: setup lint $(SSHD) $(DEBOOTSTRAP) $(BUSYBOX)
 	$(PY) tests/debian_rootfs.py >/dev/null
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -48,7 +48,8 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 
 def cmd_create(a: Parsed, c: Client) -> int:
-    c.call("create", {"name": a.name, "config": absolute(a.config)})
+    c.call("create", {"name": a.name, "config": absolute(a.config) if a.config else None,
+                      "template": a.template, "template_args": a.template_args})
     return 0
 
 

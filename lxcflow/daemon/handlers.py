@@ -80,7 +80,9 @@ async def user_stop(s: Services, name: str, *, grace: float = 60.0, kill: bool =
 
 
 async def _create(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
-    await s.supervisor.create(a.name(), a.get("config", str))
+    await s.supervisor.create(a.name(), a.get("config", str, None),
+                              template=a.get("template", str, None),
+                              template_args=a.strings("template_args"))
     await reply(protocol.ok(None))
 
 
