@@ -11,6 +11,7 @@ one, else LXC's ``/usr/share/lxc/templates/lxc-NAME``.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,14 @@ def find(name: str) -> Path:
     raise UsageError(f"no template {name!r} (there are: {', '.join(_available()) or 'none'})")
 
 
+async def _kill_group(process: trio.Process) -> None:
+    """A cancelled create ends the whole template: debootstrap, its dpkg, all."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 async def run(template: Path, *, name: str, directory: Path, args: Sequence[str]) -> None:
     """Run ``template`` for container ``name`` whose directory is ``directory``.
 
@@ -55,7 +64,8 @@ async def run(template: Path, *, name: str, directory: Path, args: Sequence[str]
             "--path", str(directory), "--name", name, "--rootfs", str(directory / "rootfs"),
             *args]
     result = await trio.run_process(argv, stdin=subprocess.DEVNULL, capture_stdout=True,
-                                    capture_stderr=True, check=False)
+                                    capture_stderr=True, check=False, start_new_session=True,
+                                    deliver_cancel=_kill_group)
     if result.returncode != 0:
         said = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
         last = " / ".join(said[-3:]) or "no message"

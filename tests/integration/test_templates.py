@@ -1,11 +1,12 @@
 """create -t: templates fill a container's root file system and config, as
-LXC's do; the busybox one boots busybox's own init."""
+LXC's do; busybox boots busybox's own init, debian systemd."""
 
 from __future__ import annotations
 
 import json
 import time
 
+from tests import debian_rootfs
 from tests.integration.conftest import Env, needs_root
 
 pytestmark = needs_root
@@ -65,3 +66,36 @@ def test_bad_requests_are_one_line(lxc: Env) -> None:
         2, "lxcflow create: a template's container needs a network of its own: "
            "lxc.net.N.type = none shares the host's\n")
     assert leftovers(lxc) == []
+
+
+def test_debian_boots_systemd_and_a_second_create_copies_the_cache(lxc: Env) -> None:
+    """The first create debootstraps (cached with the tests' Debian tree,
+    outside the repository); the second copies that tree."""
+    lxc.env["LXCFLOW_TEMPLATE_CACHE"] = str(debian_rootfs.CACHE / "template-debian")
+    first = lxc.run("create", "-n", "deb1", "-t", "debian", "--", "--release", "bookworm",
+                    timeout=600)  # a debootstrap when the cache is new: about a minute
+    assert first.returncode == 0, first.stderr
+    t0 = time.monotonic()
+    lxc.ok("create", "-n", "deb2", "-t", "debian", "--", "--release", "bookworm")
+    second = time.monotonic() - t0
+    assert second < 30, f"the second create took {second:.1f} s"
+    directory = lxc.paths.lxcpath / "deb2"
+    assert (directory / "rootfs" / "etc" / "hostname").read_text() == "deb2\n"
+    config = (directory / "config").read_text().splitlines()
+    assert "lxc.net.0.type = empty" in config
+    assert "lxc.init.cmd = /sbin/init" in config
+    lxc.ok("start", "-n", "deb2")
+    state = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # systemd's socket comes a moment after the start
+        said = lxc.run("attach", "-n", "deb2", "--clear-env", "--", "systemctl",
+                       "is-system-running", "--wait", input=b"\n")
+        state = (said.stdout + said.stderr).strip()
+        if "Failed to connect to bus" not in state:
+            break
+        time.sleep(0.05)
+    assert state in ("running", "degraded")
+    r = lxc.run("attach", "-n", "deb2", "--", "hostname", input=b"\n")
+    assert r.stdout == "deb2\n"
+    lxc.ok("stop", "-n", "deb2", "-t", "60")
+    assert info(lxc, "deb2")["last_exit"] == {"code": None, "signal": 2}
