@@ -134,3 +134,26 @@ def test_seed_ssh_container_end_to_end(lxc: Env, bridge: str) -> None:
     cgroups = [d for d in Path("/sys/fs/cgroup").glob(f"*/{lxc.paths.cgroup_parent}/*")
                if d.is_dir()]
     assert cgroups == []
+
+
+@pytest.mark.skipif(not SSHD.exists(), reason="needs openssh-server (make test installs it)")
+def test_the_sshd_template_makes_the_seeds_container(lxc: Env, bridge: str) -> None:
+    key = lxc.base / "client_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    lxc.ok("create", "-n", "ssh", "-t", "sshd", "--", "--bridge", bridge,
+           "--ipv4", "198.18.70.2/24", "--auth-key", f"{key}.pub")
+    rootfs = lxc.paths.lxcpath / "ssh" / "rootfs"
+    own = sum(f.stat().st_size for f in rootfs.rglob("*") if f.is_file())
+    assert own < 64 * 1024, f"the rootfs holds {own} bytes of its own"
+    # The fstab as lxc-sshd writes it: targets absolute, under the rootfs.
+    fstab = (lxc.paths.lxcpath / "ssh" / "fstab").read_text()
+    assert f"/usr {rootfs}/usr none ro,bind 0 0\n" in fstab
+    lxc.ok("start", "-n", "ssh")
+    try:
+        listening(("198.18.70.2", 22))
+        r = ssh(key, "hostname; touch /usr/x || echo read-only")
+        assert r.returncode == 0, r.stderr.decode()
+        assert r.stdout.decode() == "ssh\nread-only\n"
+    finally:
+        lxc.run("stop", "-n", "ssh", "-k")
+    assert str(rootfs) not in Path("/proc/self/mountinfo").read_text()
