@@ -45,7 +45,7 @@ SSHD := /usr/sbin/sshd
 $(SSHD):
 	$(call apt_install,openssh-server openssh-client)
 
-# LXC, for the benchmarks' side-by-side figures.
+# LXC: the benchmarks compare against it, tests run its containers.
 LXC_START := /usr/bin/lxc-start
 $(LXC_START):
 	$(call apt_install,lxc)
@@ -61,7 +61,7 @@ BUSYBOX := /bin/busybox
 $(BUSYBOX):
 	$(call apt_install,busybox-static)
 
-test: setup lint $(SSHD) $(DEBOOTSTRAP) $(BUSYBOX)
+test: setup lint $(SSHD) $(DEBOOTSTRAP) $(BUSYBOX) $(LXC_START)
 	$(PY) tests/debian_rootfs.py >/dev/null
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

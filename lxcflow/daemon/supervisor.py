@@ -49,6 +49,7 @@ from lxcflow.errors import (
 )
 from lxcflow.paths import Paths
 from lxcflow.runstate import ExitStatus, Interface
+from lxcflow.runtime import lxc
 from lxcflow.runtime.spec import RunMode
 from lxcflow.states import USER, Actor, Cause, State
 from lxcflow.validate import container_name
@@ -293,6 +294,9 @@ class Supervisor:
                         f"container {name!r} is already {c.state.value}",
                         container=name, state=c.state.value,
                     )
+                if not c.ephemeral and lxc.runs(self.paths.lxcpath, name):
+                    raise WrongState(f"container {name!r} is running under LXC: stop it with "
+                                     "lxc-stop first", container=name)
                 path = Path(config_file) if config_file else self.paths.config_file(name)
                 config = load_config(path)
                 if not command and again and c.last_run is not None:
