@@ -15,7 +15,6 @@ nothing else; the next supervisor re-adopts what is still running.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,8 +25,8 @@ import trio
 
 from lxcflow import states
 from lxcflow.cgroups import CgroupManager, ContainerCgroup
-from lxcflow.config import ContainerConfig, absolutize, load_config
-from lxcflow.daemon import hooks, templates
+from lxcflow.config import ContainerConfig, load_config
+from lxcflow.daemon import creation, hooks
 from lxcflow.daemon.adoption import Adoption
 from lxcflow.daemon.container import Container, LastRun
 from lxcflow.daemon.events import EventBus
@@ -44,7 +43,6 @@ from lxcflow.errors import (
     NotFound,
     OperationTimeout,
     StartFailed,
-    UsageError,
     WrongState,
 )
 from lxcflow.paths import Paths
@@ -179,53 +177,9 @@ class Supervisor:
         container_name(name)
         if name in self.containers or self.paths.container_dir(name).exists():
             raise AlreadyExists(f"container {name!r} already exists", container=name)
-        if config_file is None and template is None:
-            raise UsageError("create needs -f CONFIG, -t TEMPLATE or both")
-        text, networks = "", 0
-        if config_file is not None:
-            source = Path(config_file)
-            config = load_config(source)  # every error with file:line, before anything is written
-            text = absolutize(source.read_text(), source.parent)
-            networks = len(config.networks)
-            if template is not None and any(n.type == "none" for n in config.networks):
-                raise UsageError("a template's container needs a network of its own: "
-                                 "lxc.net.N.type = none shares the host's")
-        if template is not None:
-            if not networks:
-                # Never the host's network: a template's sshd must not bind
-                # the host's port 22.
-                text += "lxc.net.0.type = empty\n"
-            await self._create_from_template(name, text, templates.find(template),
-                                             template_args)
-        else:
-            self._write_config(name, text)
+        await creation.make(self.paths, name, config_file, template, template_args)
         self.containers[name] = Container(name, self.bus)
         self.bus.poke()  # a waiter for this name sees it appear
-
-    async def _create_from_template(self, name: str, text: str, template: Path,
-                                    args: Sequence[str]) -> None:
-        # In its final place: templates write absolute paths (the rootfs)
-        # into the config. Whatever goes wrong, none of it stays.
-        directory = self.paths.container_dir(name)
-        directory.mkdir(mode=0o755)
-        try:
-            (directory / "config").write_text(text)
-            await templates.run(template, name=name, directory=directory, args=args)
-            load_config(directory / "config")  # what the template wrote, checked now
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(shutil.rmtree, directory, True)
-            raise
-
-    def _write_config(self, name: str, text: str) -> None:
-        tmp = self.paths.lxcpath / f".{name}.creating"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            tmp.mkdir(mode=0o755)
-            (tmp / "config").write_text(text)
-            os.rename(tmp, self.paths.container_dir(name))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     async def destroy(self, name: str, *, force: bool = False) -> None:
         """Remove a created container; ``force`` stops it first."""
