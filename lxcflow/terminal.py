@@ -70,6 +70,10 @@ def run_on_pty(client: Client, start: Callable[[int], Iterator[Any]]) -> Any:
         tty.setraw(0)
         try:
             return _relay(master, client, stream)
+        except HungUp:
+            # Our caller's session is over: so is the command's (the daemon
+            # hangs it up when this connection closes). Ended as by SIGHUP.
+            return {"exit_code": None, "signal": int(_signal.SIGHUP)}
         finally:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
     finally:

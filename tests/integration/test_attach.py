@@ -212,3 +212,42 @@ def test_on_a_terminal_the_command_gets_a_pty(lxc: Env, box: str) -> None:
             pass
         os.close(terminal)
 
+
+def test_a_terminal_session_whose_cli_is_told_to_go_ends_cleanly(lxc: Env, box: str) -> None:
+    """SIGTERM to the CLI on a terminal: the terminal put back, no traceback,
+    128+SIGHUP as the exit code, and the command hung up."""
+    init = json.loads(lxc.ok("info", "-n", box, "--json"))["pid"]
+    pid, terminal = os.forkpty()
+    if pid == 0:
+        try:
+            os.execve(sys.executable, [sys.executable, "-m", "lxcflow", "attach", "-n", "box",
+                                       "--", "sh", "-c", "echo ready; exec sleep 1000"], lxc.env)
+        finally:
+            os._exit(127)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 15
+        while b"ready" not in seen and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.1)[0]:
+                seen += os.read(terminal, 4096)
+        assert b"ready" in seen, seen
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGHUP
+        try:
+            while select.select([terminal], [], [], 0.2)[0]:
+                seen += os.read(terminal, 4096)
+        except OSError:
+            pass  # the terminal's last holder is gone
+        assert b"Traceback" not in seen, seen
+        deadline = time.monotonic() + 10
+        while container_pids(lxc) != [init] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert container_pids(lxc) == [init]
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(terminal)
