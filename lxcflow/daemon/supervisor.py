@@ -24,7 +24,7 @@ import structlog
 import trio
 
 from lxcflow import states
-from lxcflow.cgroups import CgroupManager, ContainerCgroup, FreezerState
+from lxcflow.cgroups import CgroupManager, ContainerCgroup
 from lxcflow.config import ContainerConfig, load_config
 from lxcflow.daemon import creation, hooks
 from lxcflow.daemon.adoption import Adoption
@@ -379,9 +379,11 @@ class Supervisor:
                 c.transition(State.STOPPING, by)
                 run = c.run
                 if not kill and run is not None:
+                    halt = halt_signal(c.config, run.mode, run.shim.init_pid)
                     if was_frozen and run.cgroup is not None:
-                        await self._thaw_for_stop(c, run, run.cgroup)
-                    run.shim.signal_init(halt_signal(c.config, run.mode, run.shim.init_pid))
+                        # A frozen init takes the signal as it thaws.
+                        run.cgroup.request_freeze(False)
+                    run.shim.signal_init(halt)
                     with trio.move_on_after(grace):
                         await c.wait_until(lambda: c.state is State.STOPPED)
             # else STOPPING already: it is dying on its own; make sure of it.
@@ -421,15 +423,6 @@ class Supervisor:
         if c.run is run or c.state is not State.RUNNING:
             raise StartFailed(f"container {name!r} went down but did not start again",
                               container=name)
-
-    async def _thaw_for_stop(self, c: Container, run: Run, cg: ContainerCgroup) -> None:
-        """Thaw a container being stopped, and wait (within the freezer's
-        timeout) until the kernel says so: a halt signal that reached the init
-        while it was still thawing was, in 5 of 8 runs here, never acted on,
-        and the stop waited out its grace and killed."""
-        cg.request_freeze(False)
-        with trio.move_on_after(self.freezer.timeout):
-            await run.observe(lambda: cg.freezer_state() is FreezerState.THAWED, c.next_change)
 
     async def kill(self, name: str, sig: int, *, init_only: bool = False) -> int:
         """Send ``sig`` to every process of the container (or only its init,
