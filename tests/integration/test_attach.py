@@ -4,6 +4,7 @@ signals and the exit code passed on."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -164,16 +166,36 @@ def test_a_command_whose_caller_dies_is_hung_up(lxc: Env, box: str) -> None:
     assert container_pids(lxc) == [init]
 
 
-def test_on_a_terminal_the_command_gets_a_pty(lxc: Env, box: str) -> None:
-    """The CLI on a real terminal (a pty this test holds): raw mode, the window
-    size and its changes, ^C to the foreground command only, the exit code."""
+@contextlib.contextmanager
+def cli_on_a_terminal(lxc: Env, *args: str) -> Iterator[tuple[int, int]]:
+    """``lxcflow attach -n box ARGS`` on a real terminal (a pty this test
+    holds): its pid and the terminal's master; the CLI is ended after."""
     pid, terminal = os.forkpty()
     if pid == 0:  # the CLI, on the terminal
         try:
             os.execve(sys.executable, [sys.executable, "-m", "lxcflow", "attach", "-n", "box",
-                                       "--", "sh", "-i"], lxc.env)
+                                       *args], lxc.env)
         finally:
             os._exit(127)
+    try:
+        yield pid, terminal
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(terminal)
+
+
+def test_on_a_terminal_the_command_gets_a_pty(lxc: Env, box: str) -> None:
+    """The CLI on a real terminal (a pty this test holds): raw mode, the window
+    size and its changes, ^C to the foreground command only, the exit code."""
+    with cli_on_a_terminal(lxc, "--", "sh", "-i") as (pid, terminal):
+        talk_to_a_shell(pid, terminal)
+
+
+def talk_to_a_shell(pid: int, terminal: int) -> None:
     termios.tcsetwinsize(terminal, (30, 100))
     seen = b""
 
@@ -189,43 +211,28 @@ def test_on_a_terminal_the_command_gets_a_pty(lxc: Env, box: str) -> None:
                     break
         assert text in seen, seen
 
-    try:
-        until(b"# ")  # the shell's prompt: what is typed now reaches it
-        os.write(terminal, b"tty; stty size; echo $((6*7))\n")
-        until(b"42\r\n")
-        assert b"/dev/pts/" in seen
-        assert b"30 100\r\n" in seen
-        termios.tcsetwinsize(terminal, (40, 120))
-        time.sleep(0.2)  # the CLI passes SIGWINCH on
-        os.write(terminal, b"stty size; sleep 30; echo after\n")
-        until(b"40 120\r\n")
-        os.write(terminal, b"\x03")  # ^C: the sleep, not the shell
-        until(b"after\r\n")
-        os.write(terminal, b"exit 5\n")
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 5
-    finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        os.close(terminal)
+    until(b"# ")  # the shell's prompt: what is typed now reaches it
+    os.write(terminal, b"tty; stty size; echo $((6*7))\n")
+    until(b"42\r\n")
+    assert b"/dev/pts/" in seen
+    assert b"30 100\r\n" in seen
+    termios.tcsetwinsize(terminal, (40, 120))
+    time.sleep(0.2)  # the CLI passes SIGWINCH on
+    os.write(terminal, b"stty size; sleep 30; echo after\n")
+    until(b"40 120\r\n")
+    os.write(terminal, b"\x03")  # ^C: the sleep, not the shell
+    until(b"after\r\n")
+    os.write(terminal, b"exit 5\n")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 5
 
 
 def test_a_terminal_session_whose_cli_is_told_to_go_ends_cleanly(lxc: Env, box: str) -> None:
     """SIGTERM to the CLI on a terminal: the terminal put back, no traceback,
     128+SIGHUP as the exit code, and the command hung up."""
     init = json.loads(lxc.ok("info", "-n", box, "--json"))["pid"]
-    pid, terminal = os.forkpty()
-    if pid == 0:
-        try:
-            os.execve(sys.executable, [sys.executable, "-m", "lxcflow", "attach", "-n", "box",
-                                       "--", "sh", "-c", "echo ready; exec sleep 1000"], lxc.env)
-        finally:
-            os._exit(127)
-    seen = b""
-    try:
+    with cli_on_a_terminal(lxc, "--", "sh", "-c", "echo ready; exec sleep 1000") as (pid, terminal):
+        seen = b""
         deadline = time.monotonic() + 15
         while b"ready" not in seen and time.monotonic() < deadline:
             if select.select([terminal], [], [], 0.1)[0]:
@@ -240,14 +247,7 @@ def test_a_terminal_session_whose_cli_is_told_to_go_ends_cleanly(lxc: Env, box: 
         except OSError:
             pass  # the terminal's last holder is gone
         assert b"Traceback" not in seen, seen
-        deadline = time.monotonic() + 10
-        while container_pids(lxc) != [init] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert container_pids(lxc) == [init]
-    finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        os.close(terminal)
+    deadline = time.monotonic() + 10
+    while container_pids(lxc) != [init] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert container_pids(lxc) == [init]
