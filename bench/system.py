@@ -1,4 +1,4 @@
-"""12. A Debian bookworm with systemd (tests/debian_rootfs.py's cached tree):
+"""12. A Debian bookworm with systemd (the debian template's tree, tests/debian_rootfs.py):
 start until ``systemctl is-system-running --wait`` answers, and a polite stop
 until STOPPED, lxcflow beside lxc-start/lxc-stop on copies of the same tree.
 
@@ -60,10 +60,9 @@ def op_system(b: Bench) -> list[Operation]:
                                                                         LXCFLOW)
     lxc_boot = boot.add("lxc-start -d", LXC) if b.lxc else None
     lxc_halt = halt.add("lxc-stop", LXC) if b.lxc else None
-    cached = debian_rootfs.build()
     work = Path(tempfile.mkdtemp(prefix="lxcflow-bench-deb-"))
     try:
-        subprocess.run(["cp", "-a", str(cached), str(work / "ours")], check=True)
+        debian_rootfs.make(work / "ours")
         config = work / "deb.conf"
         config.write_text(f"lxc.uts.name = deb\nlxc.rootfs.path = {work / 'ours'}\n"
                           "lxc.net.0.type = empty\n")
@@ -72,8 +71,7 @@ def op_system(b: Bench) -> list[Operation]:
         lxc = b.lxc
         if lxc is not None:
             (lxc.lxcpath / "deb").mkdir()
-            subprocess.run(["cp", "-a", str(cached), str(lxc.lxcpath / "deb" / "rootfs")],
-                           check=True)
+            debian_rootfs.make(lxc.lxcpath / "deb" / "rootfs")
             (lxc.lxcpath / "deb" / "config").write_text(
                 f"lxc.uts.name = deb\nlxc.rootfs.path = dir:{lxc.lxcpath / 'deb' / 'rootfs'}\n"
                 "lxc.net.0.type = empty\n" + LXC_EXTRA)

@@ -118,6 +118,11 @@ class Cause(enum.Enum):
     HALT = "halt"
 
 
+#: how a system container's own reboot(2) ends it: asked for, never a failure,
+#: and nothing a restart policy undoes
+BY_ITS_INIT = frozenset({Cause.REBOOT, Cause.HALT})
+
+
 class Actor(str):
     """Who asked for something, spelled as the wire, the journal and hooks spell it:
     ``user``, ``rule:NAME`` or ``outside`` (seen by the kernel, asked by nobody

@@ -14,6 +14,7 @@ from lxcflow.config.values import (
     hwaddr,
     integer,
     keep,
+    mount_auto,
     net_type,
     signed_integer,
     words,
@@ -58,6 +59,14 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.console.logfile": (None, str),
     "lxc.autodev": (None, _zero_one),
     "lxc.hook.version": (None, _zero_one),
+}
+
+# Keys whose every line adds to a list: canonical key -> the ContainerConfig
+# field's items one value gives. (lxc.mount.entry is one too, read apart.)
+LIST_KEYS: dict[str, Callable[[str], tuple[Any, ...]]] = {
+    "lxc.mount.auto": mount_auto,
+    "lxc.environment": lambda v: (validate.environment_variable(v),),
+    "lxc.group": lambda v: tuple(v.split()),  # several, blank-separated
 }
 
 # Confinement the user asked for and this runtime cannot give: running without

@@ -13,6 +13,7 @@ from lxcflow.config.fstab import fstab_entries, parse_mount_entry, read_text
 from lxcflow.config.keys import (
     ALIASES,
     CGROUP_KEY_RE,
+    LIST_KEYS,
     NET_ATTRS,
     NET_DEFAULTS,
     NET_KEY_RE,
@@ -29,9 +30,8 @@ from lxcflow.config.model import (
     NetConfig,
 )
 from lxcflow.config.paths import resolve, resolve_command, rootfs
-from lxcflow.config.values import DIGITS_RE, mount_auto
+from lxcflow.config.values import DIGITS_RE
 from lxcflow.errors import ConfigError, UsageError
-from lxcflow.validate import environment_variable
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +79,9 @@ class _Builder:
         self.reading: list[str] = []  # real paths of the files open, outermost first
         self.values: dict[str, Any] = {}  # ContainerConfig fields of singleton keys
         self.fstab_entries: tuple[MountEntry, ...] = ()
-        self.entries: list[MountEntry] = []
-        self.mount_auto: list[str] = []
+        # list keys (LIST_KEYS and lxc.mount.entry) -> what they gathered so far
+        self.lists: dict[str, list[Any]] = {}
         self.cgroup: list[CgroupSetting] = []
-        self.environment: list[tuple[str, str]] = []
-        self.groups: list[str] = []
         self.hooks: dict[str, list[str]] = {}
         self.nets: dict[int, _Net] = {}
         self.last_old: _Net | None = None  # the network lxc.network.* keys apply to
@@ -145,26 +143,14 @@ class _Builder:
             if not value:  # LXC refuses it too
                 self.fail(f"empty value for {key}", line)
             self.read_fstab(value, line)
-        elif canon == "lxc.mount.entry":
-            if value:
-                self.entries.append(self.mount_entry(value, line))
+        elif canon in LIST_KEYS or canon == "lxc.mount.entry":
+            gathered = self.lists.setdefault(canon, [])
+            if not value:
+                gathered.clear()
+            elif canon == "lxc.mount.entry":  # its errors name the entry's own file:line
+                gathered.append(self.mount_entry(value, line))
             else:
-                self.entries.clear()
-        elif canon == "lxc.mount.auto":
-            if value:
-                self.mount_auto.extend(self.parse(key, value, line, mount_auto))
-            else:
-                self.mount_auto.clear()
-        elif canon == "lxc.group":  # a value may name several, blank-separated
-            if value:
-                self.groups.extend(g for g in value.split() if g not in self.groups)
-            else:
-                self.groups.clear()
-        elif canon == "lxc.environment":
-            if value:
-                self.environment.append(self.parse(key, value, line, environment_variable))
-            else:
-                self.environment.clear()
+                gathered.extend(self.parse(key, value, line, LIST_KEYS[canon]))
         elif canon.startswith(("lxc.cgroup.", "lxc.cgroup2.")):
             self.add_cgroup(key, value, line)
         elif canon.startswith("lxc.hook."):
@@ -328,13 +314,13 @@ class _Builder:
     def build(self) -> ContainerConfig:
         return ContainerConfig(
             file=self.source.file,
-            mount_entries=self.fstab_entries + tuple(self.entries),
-            mount_auto=tuple(self.mount_auto),
+            mount_entries=self.fstab_entries + tuple(self.lists.get("lxc.mount.entry", ())),
+            mount_auto=tuple(self.lists.get("lxc.mount.auto", ())),
             networks=self.networks(),
             cgroup=tuple(self.cgroup),
             hooks=MappingProxyType({kind: tuple(cmds) for kind, cmds in self.hooks.items()}),
-            environment=tuple(self.environment),
-            groups=tuple(self.groups),
+            environment=tuple(self.lists.get("lxc.environment", ())),
+            groups=tuple(dict.fromkeys(self.lists.get("lxc.group", ()))),
             **self.values,
         )
 

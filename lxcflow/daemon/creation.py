@@ -12,7 +12,7 @@ from pathlib import Path
 
 import trio
 
-from lxcflow.config import absolutize, load_config
+from lxcflow.config import NetConfig, absolutize, load_config
 from lxcflow.daemon import templates
 from lxcflow.errors import UsageError
 from lxcflow.paths import Paths
@@ -29,13 +29,14 @@ async def make(paths: Paths, name: str, config_file: str | None, template: str |
     """
     if config_file is None and template is None:
         raise UsageError("create needs -f CONFIG, -t TEMPLATE or both")
-    text, networks = "", 0
+    text = ""
+    networks: tuple[NetConfig, ...] = ()
     if config_file is not None:
         source = Path(config_file)
         config = load_config(source)  # every error with file:line, before anything is written
         text = absolutize(source.read_text(), source.parent)
-        networks = len(config.networks)
-        if template is not None and any(n.type == "none" for n in config.networks):
+        networks = config.networks
+        if template is not None and any(n.type == "none" for n in networks):
             raise UsageError("a template's container needs a network of its own: "
                              "lxc.net.N.type = none shares the host's")
     if template is not None:

@@ -38,7 +38,7 @@ from lxcflow.rules.model import Action, Every, OnTransition, RestartPolicy, Rule
 from lxcflow.rules.parse import RuleError, duplicates, load_text, rule_files
 from lxcflow.rules.restart import RestartBook, TokenBucket
 from lxcflow.runtime.spec import DEFAULT_PATH
-from lxcflow.states import Actor, Cause, Event, State
+from lxcflow.states import BY_ITS_INIT, Actor, Cause, Event, State
 
 log = structlog.get_logger("lxcflow.rules")
 
@@ -230,7 +230,7 @@ class RuleEngine:
             return  # forgotten once stopped: nothing to start again
         if name in self._user_stopped:
             return  # a user's stop is final, even over a policy's failed start
-        if event.cause in (Cause.REBOOT, Cause.HALT):
+        if event.cause in BY_ITS_INIT:
             return  # the init's own reboot(2): it starts again by itself, or was asked down
         if stopping is None and event.from_state is State.STOPPING:
             # A stop the last daemon began (this one resumed it silently):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lxcflow.states import Cause, Event, State
+from lxcflow.states import BY_ITS_INIT, Event, State
 
 RestartKind = Literal["on-failure", "always", "unless-stopped"]
 RESTART_KINDS: tuple[RestartKind, ...] = ("on-failure", "always", "unless-stopped")
@@ -147,7 +147,7 @@ class Condition:
         code = event.exit_code if event else None
         sig = event.signal if event else None
         # An init's reboot(2) ends it by SIGHUP or SIGINT: asked for, no failure.
-        asked = event is not None and event.cause in (Cause.REBOOT, Cause.HALT)
+        asked = event is not None and event.cause in BY_ITS_INIT
         if self.exit == "failure" and (asked or not (sig is not None
                                                      or (code is not None and code != 0))):
             return False

@@ -7,7 +7,6 @@ caller's own descriptors.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import trio
 
+from lxcflow.runtime.shim import spawn_with_fds
 from lxcflow.runtime.spec import encode_records
 
 #: what the attach shim exits with when it failed before the command ran
@@ -84,20 +84,9 @@ def spawn(binary: Path, spec: AttachSpec, *, stdio: Sequence[int], init_pidfd: i
     """
     data = spec.encode()
     memfd = os.memfd_create("lxcflow-attach", os.MFD_CLOEXEC)
-    sources: list[int] = []
     try:
         os.write(memfd, data)
-        # Copied above 9 first: a source that is itself 0-4 would otherwise be
-        # overwritten by an earlier dup2 before its own turn.
-        for fd in (*stdio, init_pidfd, memfd):
-            sources.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10))
-        actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(sources)]
-        # setsid: out of the daemon's session; the command makes its own
-        # when it gets a terminal.
-        pid = os.posix_spawn(str(binary), [str(binary), "attach"], {}, file_actions=actions,
-                             setsid=True)
+        pid = spawn_with_fds(binary, ["attach"], [*stdio, init_pidfd, memfd])
     finally:
         os.close(memfd)
-        for fd in sources:
-            os.close(fd)
     return Attached(pid, os.pidfd_open(pid))

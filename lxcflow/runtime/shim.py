@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,27 @@ def adopt(pid: int, start: int, init_pid: int) -> Shim | None:
     return Shim(pid, pidfd, init_pid, -1 if init_pidfd is None else init_pidfd, own_child=False)
 
 
+def spawn_with_fds(binary: Path, args: Sequence[str], fds: Sequence[int]) -> int:
+    """Start ``binary ARGS`` with ``fds`` as its descriptors 0, 1, 2, ... (and
+    no others), an empty environment, in a session of its own; its pid.
+
+    setsid: the shim (and so the container) must not share the daemon's
+    session or process group, or a terminal's ^C would reach it.
+    """
+    # Copied above 9 first: a source that is itself 3 or 4 would otherwise
+    # be overwritten by an earlier dup2 before its own turn.
+    sources: list[int] = []
+    try:
+        for fd in fds:
+            sources.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10))
+        actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(sources)]
+        return os.posix_spawn(str(binary), [str(binary), *args], {}, file_actions=actions,
+                              setsid=True)
+    finally:
+        for fd in sources:
+            os.close(fd)
+
+
 async def spawn(
     binary: Path, spec_file: Path, *, stdio: tuple[int, int, int], netns: int | None = None
 ) -> Shim:
@@ -127,19 +149,9 @@ async def spawn(
         StartFailed: with the shim's own words when setup or exec failed.
     """
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
-    wanted = [*stdio, report_w] + ([netns] if netns is not None else [])
-    # Copied above 9 first: a source that is itself 3 or 4 would otherwise
-    # be overwritten by an earlier dup2 before its own turn.
-    sources: list[int] = []
     try:
-        for fd in wanted:
-            sources.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10))
-        actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(sources)]
-        # setsid: the shim (and so the container) must not share the daemon's
-        # session or process group, or a terminal's ^C would reach it.
-        pid = os.posix_spawn(
-            str(binary), [str(binary), str(spec_file)], {}, file_actions=actions, setsid=True
-        )
+        pid = spawn_with_fds(binary, [str(spec_file)],
+                             [*stdio, report_w] + ([netns] if netns is not None else []))
     except BaseException as e:
         os.close(report_r)
         if isinstance(e, OSError):
@@ -147,8 +159,6 @@ async def spawn(
         raise
     finally:
         os.close(report_w)
-        for fd in sources:
-            os.close(fd)
     pidfd = -1
     try:
         pidfd = os.pidfd_open(pid)

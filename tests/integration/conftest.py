@@ -169,15 +169,14 @@ def bridge(lxc: Env) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def debian_rootfs() -> Iterator[Path]:
-    """A copy of the cached Debian root file system (systemd as its init), for
-    one test module: its boots write to it, the cache stays as built."""
+    """A Debian root file system (systemd as its init) from the debian
+    template's cache, for one test module: its boots write to it, the cache
+    stays as built."""
     if not ROOT:
         pytest.skip("needs root and the real kernel")
-    cached = debian_rootfs_cache.build()
     base = Path(tempfile.mkdtemp(prefix="lxcflow-deb-"))
     try:
-        # cp -a keeps owners, modes, devices and links; a copy takes seconds.
-        subprocess.run(["cp", "-a", str(cached), str(base / "rootfs")], check=True)
+        debian_rootfs_cache.make(base / "rootfs")
         yield base / "rootfs"
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -71,7 +71,7 @@ def test_bad_requests_are_one_line(lxc: Env) -> None:
 def test_debian_boots_systemd_and_a_second_create_copies_the_cache(lxc: Env) -> None:
     """The first create debootstraps (cached with the tests' Debian tree,
     outside the repository); the second copies that tree."""
-    lxc.env["LXCFLOW_TEMPLATE_CACHE"] = str(debian_rootfs.CACHE / "template-debian")
+    lxc.env["LXCFLOW_TEMPLATE_CACHE"] = str(debian_rootfs.TEMPLATE_CACHE)
     first = lxc.run("create", "-n", "deb1", "-t", "debian", "--", "--release", "bookworm",
                     timeout=600)  # a debootstrap when the cache is new: about a minute
     assert first.returncode == 0, first.stderr
