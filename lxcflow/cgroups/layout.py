@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from lxcflow.errors import CgroupError
@@ -85,3 +86,37 @@ def detect_layout(root: Path = DEFAULT_ROOT) -> Layout:
     if v1_hierarchies(root):
         return Layout.LEGACY
     raise CgroupError(f"no cgroup filesystem found at {root}", path=str(root), op="detect")
+
+
+@dataclass(frozen=True, slots=True)
+class Hierarchy:
+    """A cgroup file system mounted under the cgroup root, as a container
+    mounts its own view of it (``lxc.mount.auto = cgroup``)."""
+
+    directory: str  # relative to the root: "" (unified), "unified", "cpu", "systemd"
+    fstype: str  # "cgroup" or "cgroup2"
+    options: str  # the v1 mount's controllers or name=, as mount(2) takes them
+
+
+def mounted_hierarchies(root: Path = DEFAULT_ROOT,
+                        mountinfo: str = "/proc/self/mountinfo") -> list[Hierarchy]:
+    """The cgroup file systems mounted at ``root`` and directly below it."""
+    found: list[Hierarchy] = []
+    try:
+        with open(mountinfo) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        fields = line.split()
+        if " - " not in line:
+            continue
+        after = line.split(" - ", 1)[1].split()
+        point = Path(fields[4].replace("\\040", " "))
+        if after[0] not in ("cgroup", "cgroup2") or not (point == root or point.parent == root):
+            continue
+        options = [o for o in after[2].split(",") if o not in ("rw", "ro", "xattr")
+                   and not o.startswith(("release_agent=", "clone_children"))]
+        found.append(Hierarchy("" if point == root else point.name, after[0],
+                               ",".join(options) if after[0] == "cgroup" else ""))
+    return found

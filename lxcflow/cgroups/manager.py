@@ -11,8 +11,10 @@ from lxcflow.cgroups.base import ContainerCgroup
 from lxcflow.cgroups.hybrid import HybridCgroup
 from lxcflow.cgroups.layout import (
     DEFAULT_ROOT,
+    Hierarchy,
     Layout,
     detect_layout,
+    mounted_hierarchies,
     other_v1_hierarchies,
     v1_hierarchies,
 )
@@ -53,6 +55,10 @@ class CgroupManager:
         # resolved once (realpath costs a few lstat calls per directory).
         mounts = [(self._v2_root, True)] if self._v2_root is not None else []
         self._mount_list = mounts + [(path, False) for path in unique_dirs(self._v1)]
+        # The init joins a cgroup of its own in the others too, so that in
+        # its cgroup namespace every hierarchy is rooted at the container's
+        # (a systemd inside mounts name=systemd and writes there).
+        self._join_list = self._mount_list + [(path, False) for path in self._others]
         # Set once a create made (or found) the parent in every hierarchy:
         # later creates then need one mkdir per hierarchy.
         self._parents_ready = False
@@ -60,6 +66,11 @@ class CgroupManager:
 
     def __repr__(self) -> str:
         return f"<CgroupManager {self.layout.value} {self.root} parent={self.parent!r}>"
+
+    def hierarchies(self) -> list[Hierarchy]:
+        """The cgroup file systems mounted at the root: what a container
+        mounts, in its cgroup namespace, for ``lxc.mount.auto = cgroup``."""
+        return mounted_hierarchies(self.root)
 
     def parent_dirs(self) -> list[Path]:
         """The parent directory in every hierarchy used."""
@@ -91,14 +102,14 @@ class CgroupManager:
         validate.container_name(name)
         if self._parents_ready and self._create_in_parents(name):
             return self._cgroup(name)
-        for parent_dir in self.parent_dirs():
-            target = parent_dir / name
+        for mount, _ in self._join_list:
+            target = mount / self.parent / name
             if target.is_dir() and base.tree_pids(target):
                 raise CgroupError(f"cgroup {name} already has processes", name=name,
                                   path=str(target), op="mkdir")
         made: list[Path] = []
         try:
-            for mount, is_v2 in self._mount_list:
+            for mount, is_v2 in self._join_list:
                 current = mount
                 segments = self.parent.split("/")
                 for depth, segment in enumerate([*segments, name]):
@@ -126,9 +137,9 @@ class CgroupManager:
         same name, a parent removed since)."""
         made: list[Path] = []
         try:
-            for parent_dir in self.parent_dirs():
-                self._mkdir(parent_dir / name)
-                made.append(parent_dir / name)
+            for mount, _ in self._join_list:
+                self._mkdir(mount / self.parent / name)
+                made.append(mount / self.parent / name)
             if self._cpuset_parent is not None:
                 init_cpuset(self._cpuset_parent / name, self._cpuset_parent)
         except CgroupError as exc:

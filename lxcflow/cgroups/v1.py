@@ -57,7 +57,7 @@ class V1Cgroup(ContainerCgroup):
         self.others = tuple(others)
 
     def procs_files(self) -> list[Path]:
-        return [path / "cgroup.procs" for path in self._unique]
+        return [path / "cgroup.procs" for path in (*self._unique, *self.others)]
 
     def locate(self, key: str) -> Located | None:
         mapping = names.to_v1(key)

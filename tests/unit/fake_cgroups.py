@@ -82,6 +82,7 @@ class FakeCgroupTree:
         self.v2_root: Path | None = None
         self.v1_roots: dict[str, Path] = {}
         self._enabled: dict[Path, set[str]] = {}
+        self.named_roots: list[Path] = []
         if layout is not Layout.LEGACY:
             self.v2_root = root if layout is Layout.UNIFIED else root / "unified"
             self.v2_root.mkdir(parents=True, exist_ok=True)
@@ -98,9 +99,11 @@ class FakeCgroupTree:
                 directory.mkdir()
                 _fill(directory, {**V1_COMMON, **V1_ROOT_FILES[controller]})
                 self.v1_roots[controller] = directory
-            # name=systemd: a v1 hierarchy without controllers that lxcflow leaves alone.
+            # name=systemd: a v1 hierarchy without controllers, which lxcflow
+            # only gives the container's init a cgroup in (for its cgroup namespace).
             (root / "systemd").mkdir()
             _fill(root / "systemd", V1_COMMON)
+            self.named_roots = [root / "systemd"]
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Make the package's mkdir/rmdir behave as on cgroupfs, for this tree."""
@@ -141,6 +144,9 @@ class FakeCgroupTree:
                 state = sub / "freezer.state"
                 if state.exists() and state.read_text().strip() == "FREEZING":
                     state.write_text("FROZEN")
+        for directory in self.named_roots:
+            for sub in sorted(p for p in directory.rglob("*") if p.is_dir()):
+                _fill(sub, V1_COMMON)
 
     def _sync_v2(self, directory: Path, is_root: bool = False) -> bool:
         """Sync ``directory`` and below; returns whether it is populated."""
