@@ -10,13 +10,17 @@ from typing import Any, NamedTuple
 from lxcflow import validate
 from lxcflow.config.values import (
     absolute,
+    arch,
+    byte_size,
     hostname,
     hwaddr,
     integer,
     keep,
+    matching,
     mount_auto,
     net_type,
     signed_integer,
+    tty_dir,
     words,
 )
 
@@ -35,6 +39,7 @@ ALIASES = {
 }
 
 _count = integer(0, None, "a non-negative integer")
+MAX_TTYS = 64  # the keeper's table; LXC's templates ask for 4
 _zero_one = integer(0, 1, "0 or 1")
 # Singleton keys: canonical key -> (ContainerConfig field, or None for a key
 # accepted and ignored, parser).
@@ -43,7 +48,10 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.init.cmd": ("init_cmd", lambda v: tuple(shlex.split(v))),
     "lxc.init.cwd": ("init_cwd", absolute),
     "lxc.namespace.keep": ("namespaces_keep", keep),
-    "lxc.console.path": ("console_path", str),
+    # Every container has a console of its own; "none" takes it away (the
+    # output still reaches the log). LXC's other values name a host device.
+    "lxc.console.path": ("console_path", matching("none", "'none' (lxcflow gives every "
+                                                  "container a console of its own)")),
     "lxc.signal.halt": ("signal_halt", validate.signal_number),
     "lxc.signal.stop": ("signal_stop", validate.signal_number),
     "lxc.signal.reboot": ("signal_reboot", validate.signal_number),
@@ -51,13 +59,19 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.start.auto": ("start_auto", lambda v: bool(_zero_one(v))),
     "lxc.start.delay": ("start_delay", _count),
     "lxc.start.order": ("start_order", signed_integer("an integer")),
-    # Harmless to ignore here: this runtime gives a container no ttys of its own.
-    "lxc.tty.max": (None, _count),
-    "lxc.pty.max": (None, _count),
-    "lxc.tty.dir": (None, str),
-    "lxc.arch": (None, str),
-    "lxc.console.logfile": (None, str),
-    "lxc.autodev": (None, _zero_one),
+    # the container's devpts, ttys and console (shim/console.c)
+    "lxc.tty.max": ("tty_max", integer(0, MAX_TTYS, f"a number of ttys (0-{MAX_TTYS})")),
+    "lxc.pty.max": ("pty_max", _count),
+    "lxc.tty.dir": ("tty_dir", tty_dir),
+    "lxc.console.logfile": ("console_logfile", absolute),
+    "lxc.console.size": ("console_size", byte_size),
+    "lxc.autodev": ("autodev", lambda v: bool(_zero_one(v))),
+    "lxc.arch": ("arch", arch),
+    # The keeper is the monitor: it never mounts on the host (so it has
+    # nothing to unshare) and its death takes the init with this signal.
+    "lxc.monitor.unshare": (None, _zero_one),
+    "lxc.monitor.signal.pdeath": ("signal_pdeath", validate.signal_number),
+    # Hooks get both version 0's arguments and version 1's environment.
     "lxc.hook.version": (None, _zero_one),
 }
 

@@ -23,6 +23,7 @@ NAMESPACES = frozenset({"net", "ipc", "uts", "pid", "mnt", "user", "cgroup", "ti
 MOUNT_AUTO = frozenset(
     "proc proc:mixed proc:rw sys sys:ro sys:rw sys:mixed".split()
     + "cgroup cgroup:mixed cgroup:ro cgroup:rw".split()
+    + "cgroup-full cgroup-full:mixed cgroup-full:ro cgroup-full:rw".split()
 )
 
 
@@ -89,10 +90,19 @@ class ContainerConfig:
     signal_halt: int | None = None
     signal_stop: int | None = None
     signal_reboot: int | None = None
+    signal_pdeath: int = 9  # lxc.monitor.signal.pdeath: to the init if its keeper dies
     start_auto: bool = False  # lxc.start.auto
     start_delay: int = 0  # seconds to wait after starting it, in an autostart
     start_order: int = 0  # lower first
     groups: tuple[str, ...] = ()  # lxc.group
+    tty_max: int = 0  # lxc.tty.max: ttys of the container's own devpts on /dev/ttyN
+    pty_max: int = 0  # lxc.pty.max: the devpts's limit (0: the kernel's)
+    tty_dir: str | None = None  # lxc.tty.dir: ttys and console under /dev/DIR
+    console_logfile: str | None = None  # lxc.console.logfile (None: beside the config)
+    console_size: int = 4 << 20  # lxc.console.size: bytes of console log kept
+    autodev: bool = True  # lxc.autodev
+    arch: str | None = None  # lxc.arch: a 32-bit personality for i386 userlands
+    prlimits: tuple[tuple[str, int, int], ...] = ()  # lxc.prlimit.NAME: (name, soft, hard)
 
     def __post_init__(self) -> None:
         # A plain dict handed in by a caller must not make the value mutable.
@@ -108,11 +118,12 @@ class ContainerConfig:
     def new_namespaces(self) -> frozenset[str]:
         """The namespaces a start creates; the others are shared with the host.
 
-        pid, mnt, uts and ipc always; net only if a network other than "none"
-        is configured (a config naming no network shares the host's, as in
-        LXC 1.x); less whatever ``lxc.namespace.keep`` keeps.
+        pid, mnt, uts, ipc and cgroup always (LXC 5 makes a cgroup namespace
+        wherever the kernel has them); net only if a network other than
+        "none" is configured (a config naming no network shares the host's,
+        as in LXC 1.x); less whatever ``lxc.namespace.keep`` keeps.
         """
-        wanted = {"pid", "mnt", "uts", "ipc"}
+        wanted = {"pid", "mnt", "uts", "ipc", "cgroup"}
         if any(net.type != "none" for net in self.networks):
             wanted.add("net")
         return frozenset(wanted) - self.namespaces_keep

@@ -30,7 +30,7 @@ from lxcflow.config.model import (
     NetConfig,
 )
 from lxcflow.config.paths import resolve, resolve_command, rootfs
-from lxcflow.config.values import DIGITS_RE
+from lxcflow.config.values import DIGITS_RE, PRLIMITS, prlimit
 from lxcflow.errors import ConfigError, UsageError
 
 
@@ -83,6 +83,7 @@ class _Builder:
         self.lists: dict[str, list[Any]] = {}
         self.cgroup: list[CgroupSetting] = []
         self.hooks: dict[str, list[str]] = {}
+        self.prlimits: dict[str, tuple[int, int]] = {}
         self.nets: dict[int, _Net] = {}
         self.last_old: _Net | None = None  # the network lxc.network.* keys apply to
 
@@ -153,6 +154,8 @@ class _Builder:
                 gathered.extend(self.parse(key, value, line, LIST_KEYS[canon]))
         elif canon.startswith(("lxc.cgroup.", "lxc.cgroup2.")):
             self.add_cgroup(key, value, line)
+        elif canon.startswith("lxc.prlimit."):
+            self.add_prlimit(key, value, line)
         elif canon.startswith("lxc.hook."):
             self.add_hook(key, value, line)
         elif canon.startswith("lxc.network."):
@@ -227,6 +230,15 @@ class _Builder:
             self.cgroup.append(CgroupSetting(match[1], value, version, line))
         else:
             self.cgroup = [c for c in self.cgroup if (c.key, c.version) != (match[1], version)]
+
+    def add_prlimit(self, key: str, value: str, line: int) -> None:
+        resource = key.removeprefix("lxc.prlimit.")
+        if resource not in PRLIMITS:
+            self.fail(f"unknown key {key!r} (limits: {', '.join(sorted(PRLIMITS))})", line)
+        if value:
+            self.prlimits[resource] = self.parse(key, value, line, prlimit)
+        else:
+            self.prlimits.pop(resource, None)
 
     def add_hook(self, key: str, value: str, line: int) -> None:
         kind = key.removeprefix("lxc.hook.")
@@ -321,6 +333,7 @@ class _Builder:
             hooks=MappingProxyType({kind: tuple(cmds) for kind, cmds in self.hooks.items()}),
             environment=tuple(self.lists.get("lxc.environment", ())),
             groups=tuple(dict.fromkeys(self.lists.get("lxc.group", ()))),
+            prlimits=tuple((name, *limits) for name, limits in self.prlimits.items()),
             **self.values,
         )
 

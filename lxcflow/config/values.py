@@ -78,3 +78,62 @@ def keep(value: str) -> frozenset[str]:
             raise ValueError(f"lxcflow always gives a container its own {always_new} namespace")
     return kept
 mount_auto = words(MOUNT_AUTO, "an automatic mount")
+
+_SIZE_RE = re.compile(r"([0-9]+)\s*([kKmMgG]?)[bB]?")
+
+
+def byte_size(value: str) -> int:
+    """``lxc.console.size``: bytes, with kB/MB/GB (as LXC, powers of 1024)."""
+    match = _SIZE_RE.fullmatch(value)
+    if match is None or int(match[1]) < 4096 >> (10 * " kmg".index(match[2].lower() or " ")):
+        raise ValueError(f"{value!r} is not a size of at least 4096 bytes (as 4096, 64kB, 4MB)")
+    return int(match[1]) << (10 * " kmg".index(match[2].lower() or " "))
+
+
+def tty_dir(value: str) -> str:
+    """``lxc.tty.dir``: one directory name under /dev."""
+    if "/" in value or value in (".", ".."):
+        raise ValueError(f"{value!r} is not a directory name under /dev (no '/')")
+    return value
+
+
+# lxc.arch: the 32-bit names set a 32-bit personality (uname says i686), as
+# LXC does; the 64-bit names are this host's own. Other architectures would
+# need an emulator: refused rather than ignored.
+ARCHES = {
+    **dict.fromkeys("x86 i386 i486 i586 i686 linux32".split(), "linux32"),
+    **dict.fromkeys("x86_64 amd64 linux64".split(), "linux64"),
+}
+
+
+def arch(value: str) -> str:
+    if value not in ARCHES:
+        raise ValueError(f"{value!r} is not an architecture this host runs "
+                         f"({', '.join(sorted(ARCHES))})")
+    return ARCHES[value]
+
+
+#: lxc.prlimit.NAME -> RLIMIT_* number (<asm-generic/resource.h>)
+PRLIMITS = {
+    "cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6,
+    "nofile": 7, "memlock": 8, "as": 9, "locks": 10, "sigpending": 11, "msgqueue": 12,
+    "nice": 13, "rtprio": 14, "rttime": 15,
+}
+RLIM_INFINITY = (1 << 64) - 1
+
+
+def _limit(word: str) -> int:
+    if word == "unlimited":
+        return RLIM_INFINITY
+    if not DIGITS_RE.fullmatch(word) or int(word) >= RLIM_INFINITY:
+        raise ValueError(f"{word!r} is not a limit (a number or 'unlimited')")
+    return int(word)
+
+
+def prlimit(value: str) -> tuple[int, int]:
+    """``SOFT[:HARD]`` (one number sets both), as LXC reads it."""
+    soft, _, hard = value.partition(":")
+    pair = (_limit(soft), _limit(hard or soft))
+    if pair[0] > pair[1]:
+        raise ValueError(f"soft limit {soft} is above the hard limit {hard}")
+    return pair

@@ -99,7 +99,7 @@ def test_seed_ssh_config_old_dialect(ssh_dir: Path) -> None:
         MountEntry(f"/{d}", f"{ssh_dir}/rootfs/{d}", "none", ("ro", "bind"), fstab, n)
         for n, d in enumerate(("bin", "sbin", "lib"), start=1)
     )
-    assert config.new_namespaces == {"pid", "mnt", "uts", "ipc", "net"}
+    assert config.new_namespaces == {"pid", "mnt", "uts", "ipc", "net", "cgroup"}
     assert config.hooks == {}
     assert config.cgroup == ()
 
@@ -152,7 +152,7 @@ def test_comments_blanks_and_whitespace(tmp_path: Path) -> None:
 def test_a_config_that_sets_nothing(tmp_path: Path) -> None:
     config = parse_config("# only a comment\n", file="c", base_dir=tmp_path)
     assert config == ContainerConfig(file="c")
-    assert config.new_namespaces == {"pid", "mnt", "uts", "ipc"}
+    assert config.new_namespaces == {"pid", "mnt", "uts", "ipc", "cgroup"}
 
 
 def test_network_values(tmp_path: Path) -> None:
@@ -307,18 +307,31 @@ def test_signal_values(tmp_path: Path, value: str, number: int) -> None:
     assert config.signal_halt == number
 
 
-def test_ignored_keys_are_accepted(tmp_path: Path) -> None:
+def test_terminal_console_and_process_keys(tmp_path: Path) -> None:
     text = """\
 lxc.tty.max = 4
 lxc.pty.max = 1024
+lxc.tty.dir = lxc
 lxc.arch = amd64
 lxc.console.logfile = /var/log/c.log
-lxc.autodev = 1
+lxc.console.size = 64kB
+lxc.console.path = none
+lxc.autodev = 0
 lxc.hook.version = 0
+lxc.monitor.unshare = 1
+lxc.prlimit.nofile = 1024:4096
+lxc.prlimit.nproc = 100
 """
-    assert parse_config(text, file="c", base_dir=tmp_path) == ContainerConfig(file="c")
+    assert parse_config(text, file="c", base_dir=tmp_path) == ContainerConfig(
+        file="c", tty_max=4, pty_max=1024, tty_dir="lxc", arch="linux64",
+        console_logfile="/var/log/c.log", console_size=64 << 10, console_path="none",
+        autodev=False, prlimits=(("nofile", 1024, 4096), ("nproc", 100, 100)))
     old = "lxc.tty = 4\nlxc.pts = 1024\n"
-    assert parse_config(old, file="c", base_dir=tmp_path) == ContainerConfig(file="c")
+    assert parse_config(old, file="c", base_dir=tmp_path) == ContainerConfig(
+        file="c", tty_max=4, pty_max=1024)
+    # an empty value puts a limit back to the kernel's
+    cleared = "lxc.prlimit.nofile = 10\nlxc.prlimit.nofile =\n"
+    assert parse_config(cleared, file="c", base_dir=tmp_path).prlimits == ()
 
 
 def test_mount_entries_follow_the_fstab_whatever_the_line_order(tmp_path: Path) -> None:
@@ -814,6 +827,7 @@ ERRORS = [
         "lxc.mount.auto = proc sys:bogus\n",
         1,
         "bad value for lxc.mount.auto: 'sys:bogus' is not an automatic mount (cgroup,"
+        " cgroup-full, cgroup-full:mixed, cgroup-full:ro, cgroup-full:rw,"
         " cgroup:mixed, cgroup:ro, cgroup:rw, proc, proc:mixed, proc:rw, sys, sys:mixed,"
         " sys:ro, sys:rw)",
     ),
@@ -845,7 +859,7 @@ ERRORS = [
         "tty",
         "lxc.tty.max = many\n",
         1,
-        "bad value for lxc.tty.max: 'many' is not a non-negative integer",
+        "bad value for lxc.tty.max: 'many' is not a number of ttys (0-64)",
     ),
     ("autodev", "lxc.autodev = 2\n", 1, "bad value for lxc.autodev: '2' is not 0 or 1"),
     (
