@@ -148,6 +148,30 @@ def cmd_attach(a: Parsed, c: Client) -> int:
     return _exit_status(next(stream))
 
 
+def cmd_console(a: Parsed, c: Client) -> int:
+    from lxcflow import console
+
+    escape = console.escape_code(a.escape)
+    if a.tty < 0:
+        raise UsageError(f"-t {a.tty}: ttys are numbered from 1 (0 is the console)")
+    where = c.call("console", {"name": a.name, "tty": a.tty})
+    console.session(where["socket"], a.name, a.tty, escape)
+    return 0
+
+
+def cmd_logs(a: Parsed, c: Client) -> int:
+    from lxcflow import console
+
+    if a.lines is not None and a.lines < 0:
+        raise UsageError(f"--lines {a.lines}: give a number of lines, 0 or more")
+    where = c.call("logs", {"name": a.name})
+    try:
+        console.show_log(where["log"], where["socket"], follow=a.follow, lines=a.lines)
+    except BrokenPipeError:  # `logs | head`: the reader has what it wanted
+        return 0
+    return 0
+
+
 def cmd_autostart(a: Parsed, c: Client) -> int:
     chosen = [action for action, given in (("list", a.list), ("kill", a.kill),
                                            ("stop", a.shutdown), ("reboot", a.reboot)) if given]

@@ -84,6 +84,16 @@ class Paths:
     def run_dir(self, name: str) -> Path:
         return self.rundir / "containers" / name
 
+    def console_log(self, name: str, logfile: str | None, *, ephemeral: bool) -> Path:
+        """Where a container's console is logged: ``lxc.console.logfile``, else
+        beside its config (it outlives the run, for post-mortems), or in the
+        run directory of an ephemeral one, which has no other."""
+        if logfile:
+            from pathlib import Path
+
+            return Path(logfile)
+        return (self.run_dir(name) if ephemeral else self.container_dir(name)) / "console.log"
+
 
 def _getenv(name: str) -> str | None:
     """``os.environ.get(name)``, without importing os."""

@@ -21,7 +21,8 @@ EXIT_FILE = "exit"
 FROZEN_BY_FILE = "frozen_by"
 SPEC_FILE = "spec"
 CONFIG_FILE = "config"
-CONSOLE_LOG = "console.log"
+#: the keeper's socket: consoles, ttys, log followers (shim/console.c)
+CONSOLE_SOCKET = "console.sock"
 
 
 @dataclass(frozen=True, slots=True)

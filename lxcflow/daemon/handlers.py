@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from lxcflow import protocol
-from lxcflow.daemon import attach, autostart, replay, views
+from lxcflow.daemon import attach, autostart, console, replay, views
 from lxcflow.daemon.engine import RuleEngine
 from lxcflow.daemon.server import Dispatch, Reply
 from lxcflow.daemon.supervisor import Supervisor
@@ -146,6 +146,14 @@ async def _attach(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     await reply(protocol.ok({"pid": attached.pid}, more=True))
     code, sig = await attach.finish(attached)
     await reply(protocol.ok({"exit_code": code, "signal": sig}))
+
+
+async def _console(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    await reply(protocol.ok(console.terminal(s.supervisor, a.name(), a.get("tty", int, 1))))
+
+
+async def _logs(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    await reply(protocol.ok(console.log(s.supervisor, a.name())))
 
 
 async def _autostart(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
@@ -302,6 +310,8 @@ HANDLERS: dict[str, Handler] = {
     "start": _start,
     "execute": _execute,
     "attach": _attach,
+    "console": _console,
+    "logs": _logs,
     "autostart": _autostart,
     "stop": _stop,
     "kill": _kill,

@@ -26,13 +26,11 @@ import trio
 
 from lxcflow.config import ContainerConfig
 from lxcflow.daemon.events import EventBus
-from lxcflow.runtime.spec import DEFAULT_PATH
+from lxcflow.runtime.lxc_hooks import DEFAULT_PATH, lxc_argv, lxc_env
 from lxcflow.states import Event
 
 log = structlog.get_logger("lxcflow.hooks")
 
-#: hooks lxcflow runs on the host, and when
-HOST_HOOKS = ("pre-start", "start-host", "post-stop", "destroy")
 #: output kept in the log per hook run
 MAX_OUTPUT = 16 * 1024
 
@@ -109,25 +107,6 @@ def _stdin_fd(data: bytes) -> int:
     finally:
         os.close(w)
     return r
-
-
-def lxc_env(name: str, hook_type: str, config_file: str, rootfs: Path | None) -> dict[str, str]:
-    """LXC's hook environment."""
-    return {
-        "PATH": DEFAULT_PATH,
-        "LXC_NAME": name,
-        "LXC_HOOK_TYPE": hook_type,
-        "LXC_HOOK_SECTION": "lxc",
-        "LXC_CONFIG_FILE": config_file,
-        "LXC_ROOTFS_PATH": str(rootfs) if rootfs else "",
-        "LXC_ROOTFS_MOUNT": str(rootfs) if rootfs else "/",
-    }
-
-
-def lxc_argv(command: str, name: str, hook_type: str) -> list[str]:
-    """``sh -c`` the configured line, as LXC does; name, section and type follow
-    as positional arguments, so nothing of the container's is ever parsed."""
-    return ["/bin/sh", "-c", f'{command} "$@"', "sh", name, "lxc", hook_type]
 
 
 def global_env(event: Event) -> dict[str, str]:

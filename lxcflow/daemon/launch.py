@@ -25,9 +25,16 @@ from lxcflow.daemon.container import Container
 from lxcflow.daemon.run import CgroupTree, Run, release
 from lxcflow.errors import ConfigError, LxcflowError, NetworkError, StartFailed
 from lxcflow.paths import Paths
-from lxcflow.runstate import CONFIG_FILE, CONSOLE_LOG, EXIT_FILE, SPEC_FILE, Interface, RunState
+from lxcflow.runstate import (
+    CONFIG_FILE,
+    CONSOLE_SOCKET,
+    EXIT_FILE,
+    SPEC_FILE,
+    Interface,
+    RunState,
+)
 from lxcflow.runtime import proc, shim
-from lxcflow.runtime.spec import RunMode, build_spec, container_env, write_spec
+from lxcflow.runtime.spec import ConsoleLog, RunMode, build_spec, container_env, write_spec
 from lxcflow.states import Actor, Cause
 
 
@@ -39,7 +46,7 @@ class Launch:
     config_path: Path
     mode: RunMode
     command: list[str]
-    stdio: tuple[int, int, int] | None  # None: /dev/null in, console log out
+    stdio: tuple[int, int, int] | None  # None: a console the keeper logs and serves
     cwd: str | None  # the caller's directory (used only on the host's root)
     env: Mapping[str, str]  # added to the container's environment
     by: Actor | Cause  # who asked (a user, a rule), or REBOOT: the init itself
@@ -99,6 +106,7 @@ class Launcher:
         self.shim_binary = shim_binary
         self.claims = claims
         self.hook_timeout = hook_timeout
+        self.hierarchies = tree.manager.hierarchies()  # what lxc.mount.auto = cgroup mounts
 
     async def launch(self, c: Container, launch: Launch) -> Run:
         """Make the run; everything made is released again if it fails.
@@ -107,12 +115,11 @@ class Launcher:
             StartFailed, ConfigError, NetworkError, CgroupError, OSError: what stopped it.
         """
         config = launch.config
-        inside = sorted(set(config.hooks) - set(hooks.HOST_HOOKS))
-        if inside:
-            raise StartFailed(
-                f"lxc.hook.{inside[0]} runs inside the container, which lxcflow does not "
-                f"support (host hooks: {', '.join(hooks.HOST_HOOKS)})"
-            )
+        if "stop" in config.hooks:
+            # LXC runs it once the container is down, with handles on its
+            # namespaces passed as arguments: a keeper that has exited holds none.
+            raise StartFailed("lxc.hook.stop is not supported by lxcflow (lxc.hook.post-stop "
+                              "runs on the host after the container stopped)")
         if not await hooks.run_lxc(c.name, config, "pre-start", self.hook_timeout):
             raise StartFailed("lxc.hook.pre-start failed")
         run_dir = self.paths.run_dir(c.name)
@@ -139,20 +146,18 @@ class Launcher:
                 name=c.name, mode=launch.mode, config=config, command=launch.command,
                 cgroup_procs=cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
                 env=container_env(config, launch.env), cwd=launch.cwd, netns=prepared_netns,
+                hierarchies=self.hierarchies,
+                console=None if launch.stdio is not None else ConsoleLog(
+                    self.paths.console_log(c.name, config.console_logfile, ephemeral=c.ephemeral),
+                    config.console_size, run_dir / CONSOLE_SOCKET),
             )
             write_spec(run_dir / SPEC_FILE, spec)
             opened: list[int] = []
             try:
                 stdio = launch.stdio
                 if stdio is None:
-                    # What a system container prints outlives the run (for
-                    # post-mortems), beside its config; an ephemeral one has
-                    # only its run directory.
-                    log_dir = run_dir if c.ephemeral else self.paths.container_dir(c.name)
-                    opened.append(os.open(os.devnull, os.O_RDONLY))
-                    opened.append(os.open(log_dir / CONSOLE_LOG,
-                                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-                    stdio = (opened[0], opened[1], opened[1])
+                    opened.append(os.open(os.devnull, os.O_RDWR))
+                    stdio = (opened[0], opened[0], opened[0])
                 netns = None
                 if prepared_netns:
                     # Claimed while netlink works, so two starts cannot both

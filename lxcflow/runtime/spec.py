@@ -12,25 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lxcflow.config import ContainerConfig, MountEntry
-from lxcflow.errors import ConfigError, UsageError
-
-# <linux/mount.h>
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_SYNCHRONOUS = 16
-MS_DIRSYNC = 128
-MS_NOATIME = 1024
-MS_NODIRATIME = 2048
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
-MS_SHARED = 1 << 20
-MS_RELATIME = 1 << 21
-MS_STRICTATIME = 1 << 24
+from lxcflow.cgroups.layout import Hierarchy
+from lxcflow.config import ContainerConfig
+from lxcflow.config.values import PRLIMITS
+from lxcflow.errors import UsageError
+from lxcflow.runtime.automount import automounts
+from lxcflow.runtime.lxc_hooks import DEFAULT_PATH, INSIDE_HOOKS, lxc_argv, lxc_env
+from lxcflow.runtime.mountops import MountOp, mount_op
 
 # <linux/sched.h>; the pid namespace is always new and made by the shim itself.
 CLONE_FLAGS = {
@@ -41,116 +29,12 @@ CLONE_FLAGS = {
     "cgroup": 0x02000000,
 }
 
-# Option bits understood by the shim (shim/shim.h: M_*).
-OPT_OPTIONAL = 1
-OPT_MKDIR = 2
-OPT_MKFILE = 4
-OPT_BIND_RO = 8
-
-#: fstab option -> (flags to set, flags to clear)
-_FLAG_OPTIONS: dict[str, tuple[int, int]] = {
-    "defaults": (0, 0),
-    "ro": (MS_RDONLY, 0),
-    "rw": (0, MS_RDONLY),
-    "bind": (MS_BIND, 0),
-    "rbind": (MS_BIND | MS_REC, 0),
-    "nosuid": (MS_NOSUID, 0),
-    "suid": (0, MS_NOSUID),
-    "nodev": (MS_NODEV, 0),
-    "dev": (0, MS_NODEV),
-    "noexec": (MS_NOEXEC, 0),
-    "exec": (0, MS_NOEXEC),
-    "sync": (MS_SYNCHRONOUS, 0),
-    "async": (0, MS_SYNCHRONOUS),
-    "dirsync": (MS_DIRSYNC, 0),
-    "noatime": (MS_NOATIME, 0),
-    "nodiratime": (MS_NODIRATIME, 0),
-    "relatime": (MS_RELATIME, 0),
-    "strictatime": (MS_STRICTATIME, 0),
-    "private": (MS_PRIVATE, 0),
-    "rprivate": (MS_PRIVATE | MS_REC, 0),
-    "slave": (MS_SLAVE, 0),
-    "rslave": (MS_SLAVE | MS_REC, 0),
-    "shared": (MS_SHARED, 0),
-    "rshared": (MS_SHARED | MS_REC, 0),
-    # fstab(5) words that mean nothing to mount(2)
-    "auto": (0, 0),
-    "noauto": (0, 0),
-    "user": (0, 0),
-    "nouser": (0, 0),
-}
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 class RunMode(enum.StrEnum):
     """How a container runs its command (spelled so in the spec and state.json)."""
 
     SYSTEM = "system"  # the command is PID 1 (lxc-start)
     APP = "app"  # a minimal init is PID 1 and runs the command (lxc-execute)
-
-
-@dataclass(frozen=True, slots=True)
-class MountOp:
-    """One mount(2) call, as the shim makes it."""
-
-    source: str
-    target: str
-    fstype: str
-    flags: int
-    data: str
-    opts: int  # OPT_* bits
-
-
-def container_target(target: str, rootfs: Path | None) -> str:
-    """Where in the container an fstab target is: a relative target is
-    relative to the container's root, as is an absolute one (lxcflow's own
-    reading); one that names a path under the root file system as the host
-    sees it (``/var/lib/lxc/web/rootfs/bin``, as LXC's lxc-sshd writes
-    them) is mapped to the same place inside (``/bin``), as LXC maps it."""
-    if rootfs is not None and target.startswith("/"):
-        for prefix in dict.fromkeys((str(rootfs), os.path.realpath(rootfs))):
-            if target == prefix or target.startswith(prefix.rstrip("/") + "/"):
-                return "/" + target[len(prefix):].lstrip("/")
-    return target
-
-
-def mount_op(entry: MountEntry, rootfs: Path | None = None) -> MountOp:
-    """Translate an fstab entry into a mount(2) call (its target mapped by
-    :func:`container_target` for a container with root file system ``rootfs``).
-
-    Raises:
-        ConfigError: at the entry's file:line for what mount(2) cannot take.
-    """
-    flags = 0
-    opts = 0
-    data: list[str] = []
-    for option in entry.options:
-        if option in _FLAG_OPTIONS:
-            on, off = _FLAG_OPTIONS[option]
-            flags = (flags | on) & ~off
-        elif option == "create=dir":
-            opts |= OPT_MKDIR
-        elif option == "create=file":
-            opts |= OPT_MKFILE
-        elif option in ("optional", "nofail"):
-            opts |= OPT_OPTIONAL
-        elif any(c in option for c in "\x00\x1f"):
-            raise ConfigError(f"bad mount option {option!r}", file=entry.file, line=entry.line)
-        else:
-            data.append(option)  # filesystem-specific (size=, mode=, ...)
-    fstype = entry.fstype
-    if flags & MS_BIND:
-        fstype = ""
-        if flags & MS_RDONLY:
-            opts |= OPT_BIND_RO
-    elif fstype in ("none", ""):
-        raise ConfigError(
-            f"mount of {entry.source} on {entry.target} needs a filesystem type or 'bind'",
-            file=entry.file,
-            line=entry.line,
-        )
-    target = container_target(entry.target, rootfs)
-    return MountOp(entry.source, target, fstype, flags, ",".join(data), opts)
 
 
 def namespace_flags(names: Iterable[str]) -> int:
@@ -173,6 +57,28 @@ def container_env(
     return env
 
 
+@dataclass(frozen=True, slots=True)
+class ConsoleLog:
+    """Where a started container's console goes: the keeper writes it to
+    ``log`` (at most ``size`` bytes kept) and serves it, and the ttys, on
+    ``socket``."""
+
+    log: Path
+    size: int
+    socket: Path
+
+
+def tty_names(config: ContainerConfig, console: bool) -> list[str]:
+    """The ttys' names in the container's devpts, as ``container_ttys``
+    gives them to its init (systemd starts a getty on each): a fresh devpts
+    counts from pts/0, which is the console when there is one."""
+    return [f"pts/{n + (1 if console else 0)}" for n in range(config.tty_max)]
+
+
+def _mount_record(op: MountOp) -> str:
+    return "\x1f".join((op.source, op.target, op.fstype, str(op.flags), op.data, str(op.opts)))
+
+
 def build_spec(
     *,
     name: str,
@@ -184,10 +90,14 @@ def build_spec(
     env: Mapping[str, str],
     cwd: str | None = None,
     netns: bool = False,
+    hierarchies: Sequence[Hierarchy] = (),
+    console: ConsoleLog | None = None,
 ) -> bytes:
     """The spec file's bytes for one start of a container (``netns``: it joins
     a network namespace the daemon prepared, passed to the shim as fd 4;
-    otherwise a new one of its own has only lo, which the shim brings up).
+    otherwise a new one of its own has only lo, which the shim brings up;
+    ``hierarchies``: the cgroup file systems its ``lxc.mount.auto`` mounts;
+    ``console``: the keeper logs the output, else it goes to the shim's stdio).
 
     Raises:
         UsageError: a command or environment entry the kernel cannot take.
@@ -199,6 +109,7 @@ def build_spec(
         ("exit", str(exit_file)),
         # The caller's directory means something only on the host's root.
         ("cwd", config.init_cwd or (cwd if config.rootfs is None else None) or "/"),
+        ("pdeath", str(config.signal_pdeath)),
     ]
     if netns:
         records.append(("netns", "1"))
@@ -207,13 +118,37 @@ def build_spec(
     if "uts" in new:
         # As LXC: without lxc.uts.name the hostname is the container's name.
         records.append(("hostname", config.hostname or name))
+    env = dict(env)
     if config.rootfs is not None:
-        records += [("rootfs", str(config.rootfs)), ("autodev", "1")]
+        records += [("rootfs", str(config.rootfs)), ("autodev", str(int(config.autodev))),
+                    ("ttys", str(config.tty_max)), ("ptymax", str(config.pty_max))]
+        if config.tty_dir:
+            records.append(("ttydir", config.tty_dir))
+    has_console = (console is not None and config.rootfs is not None
+                   and config.console_path != "none")
+    if console is not None:
+        records += [("log", str(console.log)), ("logsize", str(console.size)),
+                    ("sock", str(console.socket)), ("console", str(int(has_console)))]
+    if config.rootfs is not None and config.tty_max:
+        env["container_ttys"] = " ".join(tty_names(config, has_console))
+    if config.arch:
+        records.append(("personality", config.arch))
+    records += [("prlimit", f"{PRLIMITS[resource]}:{soft}:{hard}")
+                for resource, soft, hard in config.prlimits]
     records += [("cgroup", str(p)) for p in cgroup_procs]
-    for entry in config.mount_entries:
-        op = mount_op(entry, config.rootfs)
-        fields = (op.source, op.target, op.fstype, str(op.flags), op.data, str(op.opts))
-        records.append(("mount", "\x1f".join(fields)))
+    before_dev, cgroup_mounts = automounts(
+        config.mount_auto, boots_init=mode is RunMode.SYSTEM, own_network="net" in new,
+        own_root=config.rootfs is not None, hierarchies=hierarchies)
+    records += [("automount", _mount_record(op)) for op in before_dev]
+    records += [("mount", _mount_record(mount_op(e, config.rootfs))) for e in config.mount_entries]
+    records += [("mount", _mount_record(op)) for op in cgroup_mounts]
+    hooks = [(kind, line) for kind in INSIDE_HOOKS for line in config.hooks.get(kind, ())]
+    if hooks:
+        records += [("hookenv", f"{key}={value}") for key, value in
+                    lxc_env(name, "", config.file, config.rootfs).items()
+                    if key != "LXC_HOOK_TYPE"]
+        records += [("hook", "\x1f".join([kind, *lxc_argv(line, name, kind)]))
+                    for kind, line in hooks]
     return encode_records(records, command, env)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -141,6 +142,69 @@ def lxc(shim_binary: Path) -> Iterator[Env]:
         e.kill_daemon(signal.SIGTERM)
         cleanup_cgroups(paths.cgroup_parent)
         shutil.rmtree(base, ignore_errors=True)
+
+
+class Terminal:
+    """The master of a pty a CLI runs on: what it printed so far, and typing."""
+
+    def __init__(self, pid: int, master: int) -> None:
+        self.pid = pid
+        self.master = master
+        self.seen = b""
+
+    def until(self, text: bytes, timeout: float = 15) -> bytes:
+        """Read until ``text`` has been printed; everything printed so far.
+
+        Raises:
+            AssertionError: not within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while text not in self.seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                try:
+                    self.seen += os.read(self.master, 4096)
+                except OSError:  # EIO: the CLI has ended
+                    break
+        assert text in self.seen, f"{text!r} never came; got {self.seen[-400:]!r}"
+        return self.seen
+
+    def type(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def wait(self, timeout: float = 15) -> int:
+        """The CLI's exit code, once it has ended."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.pid = -1
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.02)
+        raise AssertionError(f"the CLI did not end within {timeout} s")
+
+
+@contextlib.contextmanager
+def cli_on_a_terminal(lxc: Env, *args: str) -> Iterator[Terminal]:
+    """``lxcflow ARGS`` on a real terminal (a pty this test holds); the CLI is
+    ended after."""
+    pid, master = os.forkpty()
+    if pid == 0:  # the CLI, on the terminal
+        try:
+            os.execve(sys.executable, [sys.executable, "-m", "lxcflow", *args], lxc.env)
+        finally:
+            os._exit(127)
+    terminal = Terminal(pid, master)
+    try:
+        yield terminal
+    finally:
+        if terminal.pid > 0:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        os.close(master)
 
 
 HOST_ROOT_CONFIG = "lxc.uts.name = testbox\n"

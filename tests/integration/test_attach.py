@@ -4,7 +4,6 @@ signals and the exit code passed on."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import select
@@ -13,11 +12,11 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Env, needs_root
+from tests.integration.conftest import Env, Terminal, cli_on_a_terminal, needs_root
 
 pytestmark = needs_root
 
@@ -47,17 +46,21 @@ def test_the_command_runs_inside_every_namespace_and_the_cgroup(lxc: Env, box: s
     init = json.loads(lxc.ok("info", "-n", box, "--json"))["pid"]
     r = attach(lxc, "--", "sh", "-c",
                "hostname; grep NSpid /proc/self/status; cat /proc/1/cmdline | tr '\\0' ' ';"
-               " echo; readlink /proc/self/ns/mnt /proc/self/ns/pid_for_children;"
-               " cat /proc/self/cgroup")
+               " echo; readlink /proc/self/ns/mnt /proc/self/ns/pid_for_children"
+               " /proc/self/ns/cgroup; cat /proc/self/cgroup")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "box"
     assert len(lines[1].split()) == 2  # one pid: the container's /proc knows no other
     assert lines[2].strip() == "sleep 100000"  # PID 1 is the container's init
-    ns = [os.readlink(f"/proc/{init}/ns/mnt"), os.readlink(f"/proc/{init}/ns/pid")]
-    assert lines[3:5] == ns
-    # The cgroup2 tree (the only one on a unified host; beside v1 on a hybrid).
-    assert [ln for ln in lines[5:] if ln.startswith("0::")] == [
+    ns = [os.readlink(f"/proc/{init}/ns/{kind}") for kind in ("mnt", "pid", "cgroup")]
+    assert lines[3:6] == ns
+    # In the init's cgroup namespace, at its root, which the host sees as the
+    # container's cgroup (cgroup2: the only tree on a unified host, beside v1
+    # on a hybrid).
+    assert [ln for ln in lines[6:] if ln.startswith("0::")] == ["0::/"]
+    host_view = Path(f"/proc/{init}/cgroup").read_text().splitlines()
+    assert [ln for ln in host_view if ln.startswith("0::")] == [
         f"0::/{lxc.paths.cgroup_parent}/box"]
 
 
@@ -166,87 +169,45 @@ def test_a_command_whose_caller_dies_is_hung_up(lxc: Env, box: str) -> None:
     assert container_pids(lxc) == [init]
 
 
-@contextlib.contextmanager
-def cli_on_a_terminal(lxc: Env, *args: str) -> Iterator[tuple[int, int]]:
-    """``lxcflow attach -n box ARGS`` on a real terminal (a pty this test
-    holds): its pid and the terminal's master; the CLI is ended after."""
-    pid, terminal = os.forkpty()
-    if pid == 0:  # the CLI, on the terminal
-        try:
-            os.execve(sys.executable, [sys.executable, "-m", "lxcflow", "attach", "-n", "box",
-                                       *args], lxc.env)
-        finally:
-            os._exit(127)
-    try:
-        yield pid, terminal
-    finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        os.close(terminal)
-
-
 def test_on_a_terminal_the_command_gets_a_pty(lxc: Env, box: str) -> None:
     """The CLI on a real terminal (a pty this test holds): raw mode, the window
     size and its changes, ^C to the foreground command only, the exit code."""
-    with cli_on_a_terminal(lxc, "--", "sh", "-i") as (pid, terminal):
-        talk_to_a_shell(pid, terminal)
+    with cli_on_a_terminal(lxc, "attach", "-n", "box", "--", "sh", "-i") as terminal:
+        talk_to_a_shell(terminal)
 
 
-def talk_to_a_shell(pid: int, terminal: int) -> None:
-    termios.tcsetwinsize(terminal, (30, 100))
-    seen = b""
-
-    def until(text: bytes, timeout: float = 15) -> None:
-        nonlocal seen
-        deadline = time.monotonic() + timeout
-        while text not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([terminal], [], [], 0.1)
-            if ready:
-                try:
-                    seen += os.read(terminal, 4096)
-                except OSError:
-                    break
-        assert text in seen, seen
-
-    until(b"# ")  # the shell's prompt: what is typed now reaches it
-    os.write(terminal, b"tty; stty size; echo $((6*7))\n")
-    until(b"42\r\n")
+def talk_to_a_shell(terminal: Terminal) -> None:
+    termios.tcsetwinsize(terminal.master, (30, 100))
+    terminal.until(b"# ")  # the shell's prompt: what is typed now reaches it
+    terminal.type(b"tty; stty size; echo $((6*7))\n")
+    seen = terminal.until(b"42\r\n")
     assert b"/dev/pts/" in seen
     assert b"30 100\r\n" in seen
-    termios.tcsetwinsize(terminal, (40, 120))
+    termios.tcsetwinsize(terminal.master, (40, 120))
     time.sleep(0.2)  # the CLI passes SIGWINCH on
-    os.write(terminal, b"stty size; sleep 30; echo after\n")
-    until(b"40 120\r\n")
-    os.write(terminal, b"\x03")  # ^C: the sleep, not the shell
-    until(b"after\r\n")
-    os.write(terminal, b"exit 5\n")
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 5
+    terminal.type(b"stty size; sleep 30; echo after\n")
+    terminal.until(b"40 120\r\n")
+    terminal.type(b"\x03")  # ^C: the sleep, not the shell
+    terminal.until(b"after\r\n")
+    terminal.type(b"exit 5\n")
+    assert terminal.wait() == 5
 
 
 def test_a_terminal_session_whose_cli_is_told_to_go_ends_cleanly(lxc: Env, box: str) -> None:
     """SIGTERM to the CLI on a terminal: the terminal put back, no traceback,
     128+SIGHUP as the exit code, and the command hung up."""
     init = json.loads(lxc.ok("info", "-n", box, "--json"))["pid"]
-    with cli_on_a_terminal(lxc, "--", "sh", "-c", "echo ready; exec sleep 1000") as (pid, terminal):
-        seen = b""
-        deadline = time.monotonic() + 15
-        while b"ready" not in seen and time.monotonic() < deadline:
-            if select.select([terminal], [], [], 0.1)[0]:
-                seen += os.read(terminal, 4096)
-        assert b"ready" in seen, seen
-        os.kill(pid, signal.SIGTERM)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGHUP
+    with cli_on_a_terminal(lxc, "attach", "-n", "box", "--", "sh", "-c",
+                           "echo ready; exec sleep 1000") as terminal:
+        terminal.until(b"ready")
+        os.kill(terminal.pid, signal.SIGTERM)
+        assert terminal.wait() == 128 + signal.SIGHUP
         try:
-            while select.select([terminal], [], [], 0.2)[0]:
-                seen += os.read(terminal, 4096)
+            while select.select([terminal.master], [], [], 0.2)[0]:
+                terminal.seen += os.read(terminal.master, 4096)
         except OSError:
             pass  # the terminal's last holder is gone
-        assert b"Traceback" not in seen, seen
+        assert b"Traceback" not in terminal.seen, terminal.seen
     deadline = time.monotonic() + 10
     while container_pids(lxc) != [init] and time.monotonic() < deadline:
         time.sleep(0.05)

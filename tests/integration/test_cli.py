@@ -480,3 +480,26 @@ def test_an_error_in_an_included_file_names_it_and_the_including_line(lxc: Env) 
         f"lxcflow create: {inc}:2: unknown key 'lxc.bogus' (included from {config}:2)"
     )
     assert [p.name for p in lxc.paths.lxcpath.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_limits_and_a_32_bit_personality(lxc: Env) -> None:
+    config = lxc.config("lxc.prlimit.nofile = 123:456\nlxc.prlimit.core = 0\nlxc.arch = i686\n")
+    r = lxc.run("execute", "-n", "lim", "-f", str(config), "--",
+                "sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c; uname -m")
+    assert (r.returncode, r.stdout.split()) == (0, ["123", "456", "0", "i686"]), r.stderr
+
+
+def test_proc_and_sys_are_mixed_and_proc_sys_net_is_only_a_netns_owners(lxc: Env) -> None:
+    """LXC's proc:mixed and sys:mixed by default. Each write puts back the
+    value it read, so a protection that failed would still change nothing."""
+    rewrite = ("for f in /proc/sys/kernel/sysrq /proc/sys/net/ipv4/ip_forward; do"
+               " if cat $f > $f 2>/dev/null; then echo $f rw; else echo $f ro; fi; done;"
+               " grep -c ' /sys sysfs ro' /proc/self/mounts")
+    own = lxc.config("lxc.net.0.type = empty\n", name="own")
+    r = lxc.run("execute", "-n", "own", "-f", str(own), "--", "sh", "-c", rewrite)
+    assert r.stdout.split("\n")[:3] == [
+        "/proc/sys/kernel/sysrq ro", "/proc/sys/net/ipv4/ip_forward rw", "1"], r.stderr
+    shared = lxc.config("lxc.uts.name = shared\n", name="shared")
+    r = lxc.run("execute", "-n", "shared", "-f", str(shared), "--", "sh", "-c", rewrite)
+    assert r.stdout.split("\n")[:2] == [
+        "/proc/sys/kernel/sysrq ro", "/proc/sys/net/ipv4/ip_forward ro"], r.stderr

@@ -85,9 +85,9 @@ async def test_failing_start_host_stops_the_started_container(
     assert sup.cgroups.names() == []
 
 
-async def test_hooks_inside_the_container_are_refused(sup: Supervisor, lxc: Env) -> None:
-    await sup.create("web", str(lxc.config("lxc.hook.mount = /bin/true\n")))
-    with pytest.raises(StartFailed, match="lxc.hook.mount runs inside the container"):
+async def test_lxc_hook_stop_is_refused(sup: Supervisor, lxc: Env) -> None:
+    await sup.create("web", str(lxc.config("lxc.hook.stop = /bin/true\n")))
+    with pytest.raises(StartFailed, match="lxc.hook.stop is not supported"):
         await sup.start("web", command=["sleep", "1000"])
 
 

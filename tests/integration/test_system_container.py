@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Env, needs_root
+from tests.integration.conftest import Env, cli_on_a_terminal, needs_root
 
 pytestmark = needs_root
 
@@ -43,6 +43,7 @@ def cgroup_dirs(lxc: Env, name: str) -> list[Path]:
 def debian(lxc: Env, debian_rootfs: Path) -> str:
     config = lxc.config(
         f"lxc.rootfs.path = {debian_rootfs}\nlxc.uts.name = deb\nlxc.net.0.type = empty\n"
+        "lxc.tty.max = 2\n"
     )
     lxc.ok("create", "-n", "deb", "-f", str(config))
     return "deb"
@@ -88,6 +89,21 @@ def test_systemd_boots_and_halts_cleanly(lxc: Env, debian: str, debian_rootfs: P
     assert info(lxc, debian)["last_exit"] == {"code": None, "signal": 2}
     assert took < 30, f"the halt took {took:.1f} s"
     assert cgroup_dirs(lxc, debian) == []
+
+
+def test_a_getty_on_tty1_and_the_boot_in_the_log(lxc: Env, debian: str) -> None:
+    """systemd starts container-getty@N on the ttys container_ttys names,
+    and writes its boot to the console; both reach the user."""
+    assert boot(lxc, debian) in ("running", "degraded")
+    with cli_on_a_terminal(lxc, "console", "-n", debian, "-t", "1") as terminal:
+        terminal.type(b"\r")  # a getty started before we looked prompts again
+        terminal.until(b"login: ", timeout=20)
+        terminal.type(b"\x01q")
+        assert terminal.wait() == 0
+    assert "active" in inside(lxc, debian, "systemctl", "is-active", "container-getty@1")
+    log = lxc.ok("logs", "-n", debian)
+    assert "Welcome to" in log
+    assert "Debian GNU/Linux 12" in log
 
 
 def test_a_killed_systemd_container_leaves_no_cgroups(lxc: Env, debian: str) -> None:

@@ -4,7 +4,9 @@ LXC's do; busybox boots busybox's own init, debian systemd."""
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 from tests import debian_rootfs
 from tests.integration.conftest import Env, needs_root
@@ -99,3 +101,34 @@ def test_debian_boots_systemd_and_a_second_create_copies_the_cache(lxc: Env) -> 
     assert r.stdout == "deb2\n"
     lxc.ok("stop", "-n", "deb2", "-t", "60")
     assert info(lxc, "deb2")["last_exit"] == {"code": None, "signal": 2}
+
+
+def test_hooks_run_inside_at_lxcs_points(lxc: Env) -> None:
+    """pre-mount, mount and autodev in the container's namespaces before it
+    pivots (the host's files still in view), start inside its root."""
+    lxc.ok("create", "-n", "bb", "-t", "busybox")
+    record = lxc.base / "hooks"
+    config = lxc.paths.lxcpath / "bb" / "config"
+    with config.open("a") as f:
+        for kind in ("pre-mount", "mount", "autodev"):
+            f.write(f"lxc.hook.{kind} = echo $LXC_HOOK_TYPE $(readlink /proc/self/ns/mnt)"
+                    f" $(test -c $LXC_ROOTFS_MOUNT/dev/null && echo dev) >> {record}\n")
+        f.write("lxc.hook.start = echo inside >> /hooks-ran\n")
+    lxc.ok("start", "-n", "bb")
+    init = info(lxc, "bb")["pid"]
+    mnt = os.readlink(f"/proc/{init}/ns/mnt")
+    # (LXC's arguments follow the command: name, section, type)
+    assert record.read_text().splitlines() == [
+        f"pre-mount {mnt} bb lxc pre-mount", f"mount {mnt} dev bb lxc mount",
+        f"autodev {mnt} dev bb lxc autodev"]
+    rootfs = lxc.paths.lxcpath / "bb" / "rootfs"
+    assert (rootfs / "hooks-ran").read_text() == "inside bb lxc start\n"
+    lxc.ok("stop", "-n", "bb", "-k")
+
+    with config.open("a") as f:
+        f.write("lxc.hook.mount = echo no room at the inn; exit 3\n")
+    failed = lxc.run("start", "-n", "bb")
+    assert failed.returncode == 1
+    assert "lxc.hook.mount failed (exit 3): no room at the inn" in failed.stderr
+    assert info(lxc, "bb")["state"] == "STOPPED"
+    assert list(Path("/sys/fs/cgroup").glob(f"*/{lxc.paths.cgroup_parent}/bb")) == []

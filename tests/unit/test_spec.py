@@ -8,7 +8,7 @@ import pytest
 
 from lxcflow.config import MountEntry, parse_config
 from lxcflow.errors import ConfigError, UsageError
-from lxcflow.runtime import spec
+from lxcflow.runtime import mountops, spec
 
 
 def entry(options: str, fstype: str = "none") -> MountEntry:
@@ -16,32 +16,32 @@ def entry(options: str, fstype: str = "none") -> MountEntry:
 
 
 def test_readonly_bind_needs_the_remount_step() -> None:
-    op = spec.mount_op(entry("ro,bind"))
-    assert op.flags == spec.MS_BIND | spec.MS_RDONLY
-    assert op.opts == spec.OPT_BIND_RO
+    op = mountops.mount_op(entry("ro,bind"))
+    assert op.flags == mountops.MS_BIND | mountops.MS_RDONLY
+    assert op.opts == mountops.OPT_BIND_RO
     assert op.fstype == ""
 
 
 def test_rw_bind_and_recursive() -> None:
-    op = spec.mount_op(entry("rbind,nosuid,create=dir,optional"))
-    assert op.flags == spec.MS_BIND | spec.MS_REC | spec.MS_NOSUID
-    assert op.opts == spec.OPT_MKDIR | spec.OPT_OPTIONAL
+    op = mountops.mount_op(entry("rbind,nosuid,create=dir,optional"))
+    assert op.flags == mountops.MS_BIND | mountops.MS_REC | mountops.MS_NOSUID
+    assert op.opts == mountops.OPT_MKDIR | mountops.OPT_OPTIONAL
 
 
 def test_filesystem_options_pass_through_as_data() -> None:
-    op = spec.mount_op(entry("nodev,size=10m,mode=755", fstype="tmpfs"))
-    assert op.flags == spec.MS_NODEV
+    op = mountops.mount_op(entry("nodev,size=10m,mode=755", fstype="tmpfs"))
+    assert op.flags == mountops.MS_NODEV
     assert op.data == "size=10m,mode=755"
     assert op.fstype == "tmpfs"
 
 
 def test_later_option_wins() -> None:
-    assert spec.mount_op(entry("ro,rw,bind")).flags == spec.MS_BIND
+    assert mountops.mount_op(entry("ro,rw,bind")).flags == mountops.MS_BIND
 
 
 def test_non_bind_without_type_is_a_config_error_at_its_line() -> None:
     with pytest.raises(ConfigError, match=r"^/f:3: mount of /bin on bin needs"):
-        spec.mount_op(entry("ro"))
+        mountops.mount_op(entry("ro"))
 
 
 @pytest.mark.parametrize(
@@ -64,12 +64,12 @@ def test_fstab_targets_inside_the_container(tmp_path: Path, target: str,
     rootfs = tmp_path / "srv" / "r"
     # The cases are written for /srv: this tree's paths stand in for it.
     mapped = target.replace("/srv", str(tmp_path / "srv"), 1)
-    result = spec.container_target(mapped, rootfs)
+    result = mountops.container_target(mapped, rootfs)
     assert result == expected.replace("/srv", str(tmp_path / "srv"), 1)
 
 
 def test_fstab_targets_without_a_rootfs_stay_as_written() -> None:
-    assert spec.container_target("/srv/r/bin", None) == "/srv/r/bin"
+    assert mountops.container_target("/srv/r/bin", None) == "/srv/r/bin"
 
 
 def test_spec_records(tmp_path: Path) -> None:
@@ -92,9 +92,10 @@ def test_spec_records(tmp_path: Path) -> None:
     assert b"rootfs=/srv/r" in records
     assert b"cwd=/" in records  # the caller's cwd means nothing inside a rootfs
     flags = int(next(r for r in records if r.startswith(b"ns="))[3:])
-    assert flags == sum(spec.CLONE_FLAGS[n] for n in ("mnt", "uts", "ipc", "net"))
+    assert flags == sum(spec.CLONE_FLAGS[n] for n in ("mnt", "uts", "ipc", "net", "cgroup"))
     assert [r for r in records if r.startswith(b"arg=")] == [b"arg=sh", b"arg=-c", b"arg=echo hi"]
-    assert b"mount=/bin\x1fbin\x1f\x1f%d\x1f\x1f8" % (spec.MS_BIND | spec.MS_RDONLY) in records
+    bind_ro = mountops.MS_BIND | mountops.MS_RDONLY
+    assert b"mount=/bin\x1fbin\x1f\x1f%d\x1f\x1f8" % bind_ro in records
 
 
 def test_hostname_defaults_to_name_and_cwd_to_callers_on_host_root(tmp_path: Path) -> None:
@@ -121,3 +122,41 @@ def test_bad_environment_names_are_refused(tmp_path: Path, key: str) -> None:
     with pytest.raises(UsageError, match="invalid environment variable name"):
         spec.build_spec(name="w", mode=spec.RunMode.APP, config=config, command=["true"],
                         cgroup_procs=[], exit_file=Path("/e"), env={key: "1"})
+
+
+def records_of(tmp_path: Path, text: str, *, mode: spec.RunMode = spec.RunMode.SYSTEM,
+               console: bool = True) -> list[bytes]:
+    config = parse_config(text, file="/c", base_dir=tmp_path)
+    log = spec.ConsoleLog(Path("/l/console.log"), 1 << 20, Path("/r/console.sock"))
+    return spec.build_spec(
+        name="web", mode=mode, config=config, command=["/sbin/init"], cgroup_procs=[],
+        exit_file=Path("/e"), env={}, console=log if console else None,
+    ).split(b"\0")
+
+
+def test_ttys_are_announced_by_their_devpts_names(tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    records = records_of(tmp_path, "lxc.rootfs.path = r\nlxc.tty.max = 3\nlxc.tty.dir = lxc\n")
+    assert {b"ttys=3", b"ttydir=lxc", b"console=1", b"log=/l/console.log",
+            b"logsize=1048576", b"sock=/r/console.sock"} <= set(records)
+    # pts/0 is the console; systemd starts container-getty@N on each pts/N
+    assert b"env=container_ttys=pts/1 pts/2 pts/3" in records
+    without = records_of(tmp_path, "lxc.rootfs.path = r\nlxc.tty.max = 2\n"
+                                   "lxc.console.path = none\n")
+    assert b"console=0" in without
+    assert b"env=container_ttys=pts/0 pts/1" in without
+
+
+def test_a_foreground_start_has_no_console_log(tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    records = records_of(tmp_path, "lxc.rootfs.path = r\n", console=False)
+    assert not [r for r in records if r.startswith((b"log=", b"console=", b"sock="))]
+
+
+def test_limits_personality_and_the_keepers_death_signal(tmp_path: Path) -> None:
+    records = records_of(tmp_path, "lxc.prlimit.nofile = 1024:4096\nlxc.prlimit.core = unlimited\n"
+                                   "lxc.arch = i686\nlxc.monitor.signal.pdeath = SIGTERM\n")
+    assert b"prlimit=7:1024:4096" in records
+    assert b"prlimit=4:%d:%d" % (2**64 - 1, 2**64 - 1) in records
+    assert b"personality=linux32" in records
+    assert b"pdeath=15" in records

@@ -1,9 +1,10 @@
 /*
  * lxcflow-shim: the one process lxcflow keeps per container.
  *
- * It sets up the container (pid, mount, uts, ipc, net namespaces, cgroups,
- * rootfs, mounts), starts its init, then only waits: when the init dies it
- * writes the exit status to a file and exits. The daemon is not needed for
+ * It sets up the container (pid, mount, uts, ipc, net, cgroup namespaces,
+ * cgroups, rootfs, mounts, devpts and ttys), starts its init, then keeps it:
+ * holds its terminals and logs its console; when the init dies it writes
+ * the exit status to a file and exits. The daemon is not needed for
  * any of this, so containers outlive it and a restarted daemon still learns
  * how each container ended. A Python process per container would cost
  * megabytes; this costs a few pages.
@@ -26,14 +27,22 @@
  *   hostname=NAME  rootfs=DIR  cwd=DIR  exit=FILE  autodev=1
  *   cgroup=FILE       a cgroup.procs the init joins (repeatable)
  *   mount=SRC\x1fTARGET\x1fFSTYPE\x1fFLAGS\x1fDATA\x1fOPTS   (repeatable)
+ *   automount=...     as mount=, the /proc and /sys mounts made before /dev
+ *   ttys=N ttydir=DIR ptymax=N   the container's devpts and its ttys
+ *   log=FILE logsize=BYTES sock=PATH console=0|1   the keeper logs the
+ *                     output (console=1: a console pty, else a pipe) and
+ *                     serves the ttys on PATH (keeper.c)
+ *   pdeath=SIG  personality=linux32  prlimit=RESOURCE:SOFT:HARD (repeatable)
+ *   hook=TYPE\x1fARGV...  hookenv=KEY=VALUE   lxc.hook.* run inside (hooks.c)
  *   arg=ARG           the command line (repeatable, in order)
  *   env=KEY=VALUE     the command's environment (repeatable)
  *
- * This file holds main, the keeper's life (fork the init, pass its report
- * on, wait, write the exit record), and setup, what the init does before
- * its command runs, in order. The parts it calls: spec.c (reading the
- * spec), mounts.c, devices.c (autodev), init.c (the command and the app
- * init), report.c (fail, report, the exit file); shim.h declares them.
+ * This file holds main (fork the init, pass its report on, then keep it:
+ * keeper.c) and setup, what the init does before its command runs, in
+ * order. The parts it calls: spec.c (reading the spec), mounts.c, devices.c
+ * (autodev), terminals.c (devpts and ttys), keeper.c, hooks.c, init.c
+ * (the command and the app init), report.c (fail, report, the exit file);
+ * shim.h declares them.
  */
 #include "shim.h"
 
@@ -42,11 +51,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -78,15 +90,41 @@ static void loopback_up(int err)
     close(fd);
 }
 
-static void setup(int err, struct spec *s)
+/* What the command inherits besides the file system: limits, personality,
+ * and its stdio (the console, or the pipe to the keeper's log). */
+static void prepare_command(int err, struct spec *s, int console_peer, int log_pipe)
 {
-    char path[4096];
+    for (int i = 0; i < s->nprlimits; i++) {
+        char *p = s->prlimits[i];
+        int resource = (int)strtol(p, &p, 10);
+        struct rlimit rl;
+        rl.rlim_cur = strtoull(p + 1, &p, 10);
+        rl.rlim_max = strtoull(p + 1, &p, 10);
+        if (setrlimit(resource, &rl) < 0)
+            fail(err, "cannot set resource limit %d", resource);
+    }
+    if (s->linux32 && personality(PER_LINUX32) < 0)
+        fail(err, "cannot set a 32-bit personality");
+    if (console_peer >= 0) {
+        /* The console is the init's stdio but not its controlling terminal,
+         * as at a real boot: a shell the init starts there (busybox's
+         * askfirst) takes it, and job control works. */
+        if (setsid() < 0 || dup2(console_peer, 0) < 0 || dup2(console_peer, 1) < 0 ||
+            dup2(console_peer, 2) < 0)
+            fail(err, "cannot make /dev/console the init's stdio");
+    } else if (log_pipe >= 0 && (dup2(log_pipe, 1) < 0 || dup2(log_pipe, 2) < 0)) {
+        fail(err, "cannot send the command's output to the console log");
+    }
+}
 
+static void setup(int err, struct spec *s, int chan, int *console_peer)
+{
     /* Everything below mounts: outside a mount namespace of its own it
      * would rearrange the host's. spec.py never asks for that; refuse anyway. */
     if (!(s->ns & CLONE_NEWNS))
         fail(err, "refusing to run without a mount namespace");
-    /* Join the cgroups first: everything the init does is then accounted. */
+    /* Join the cgroups first: everything the init does is then accounted,
+     * and a cgroup namespace made below is rooted at the container's. */
     for (int i = 0; i < s->ncgroups; i++)
         write_str(err, s->cgroups[i], "0");
     if (s->netns) {
@@ -105,22 +143,22 @@ static void setup(int err, struct spec *s)
         fail(err, "cannot make / private");
     if (s->rootfs && mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         fail(err, "cannot bind rootfs %s", s->rootfs);
-    /* The system mounts first, so the user's entries can go on top of them
-     * (a fuse node under /dev, a file under /proc/sys), as in LXC. */
-    in_root(path, sizeof(path), s->rootfs, "/proc");
-    mkdir_p(err, path, 0);
-    if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-        fail(err, "cannot mount /proc");
-    if (s->rootfs) {
-        in_root(path, sizeof(path), s->rootfs, "/sys");
-        mkdir_p(err, path, 0);
-        if (mount("sysfs", path, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL) < 0)
-            fail(err, "cannot mount /sys");
-        if (s->autodev)
-            autodev(err, s->rootfs);
-    }
+    /* In LXC's order: /proc and /sys (lxc.mount.auto), /dev, the user's
+     * entries on top of them (a fuse node under /dev, a file under
+     * /proc/sys), the cgroup file systems (last among the mount records),
+     * then the terminals. */
+    run_hooks(err, s, "pre-mount");
+    for (int i = 0; i < s->nautomounts; i++)
+        do_mount(err, s->rootfs, s->automounts[i]);
+    if (s->rootfs && s->autodev)
+        autodev(err, s->rootfs);
     for (int i = 0; i < s->nmounts; i++)
         do_mount(err, s->rootfs, s->mounts[i]);
+    run_hooks(err, s, "mount");
+    if (s->rootfs && s->autodev)
+        run_hooks(err, s, "autodev");
+    if (s->rootfs)
+        make_terminals(err, s, chan, console_peer);
     if (s->rootfs) {
         if (chdir(s->rootfs) < 0)
             fail(err, "cannot enter rootfs %s", s->rootfs);
@@ -132,6 +170,7 @@ static void setup(int err, struct spec *s)
     }
     if (chdir(s->cwd ? s->cwd : "/") < 0)
         fail(err, "cannot change directory to %s", s->cwd ? s->cwd : "/");
+    run_hooks(err, s, "start");
 }
 
 /* Static, so untouched parts cost no memory (zero pages stay shared). */
@@ -141,7 +180,7 @@ int main(int argc, char **argv)
 {
     size_t len;
     char *buf;
-    int sync_pipe[2], status_pipe[2];
+    int sync_pipe[2], status_pipe[2], chan[2], log_pipe[2] = {-1, -1};
 
     if (argc == 2 && !strcmp(argv[1], "attach"))
         return attach_main();
@@ -156,7 +195,9 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0) {
+    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) < 0 ||
+        (s.log && !s.console && pipe2(log_pipe, O_CLOEXEC) < 0)) {
         report("error cannot create pipes: %s\n", strerror(errno));
         return 1;
     }
@@ -170,19 +211,28 @@ int main(int argc, char **argv)
         return 1;
     }
     if (init == 0) {
+        int console_peer = -1;
         close(sync_pipe[0]);
         close(status_pipe[0]);
+        close(chan[0]);
+        if (log_pipe[0] >= 0)
+            close(log_pipe[0]);
         close(report_fd);
         signal(SIGPIPE, SIG_DFL);
         /* The init dies with the shim: an orphaned container has no keeper. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        setup(sync_pipe[1], &s);
+        prctl(PR_SET_PDEATHSIG, s.pdeath ? s.pdeath : SIGKILL);
+        setup(sync_pipe[1], &s, chan[1], &console_peer);
+        close(chan[1]);
+        prepare_command(sync_pipe[1], &s, console_peer, log_pipe[1]);
         if (s.app)
             _exit(app_init(sync_pipe[1], status_pipe[1], &s));
         exec_command(sync_pipe[1], &s);
     }
     close(sync_pipe[1]);
     close(status_pipe[1]);
+    close(chan[1]);
+    if (log_pipe[1] >= 0)
+        close(log_pipe[1]);
     if (s.netns)
         close(NETNS_FD); /* the container's processes keep it alive, not us */
 
@@ -216,11 +266,5 @@ int main(int argc, char **argv)
     for (int fd = 0; fd < 3 && devnull >= 0; fd++)
         dup2(devnull, fd);
 
-    int status = 0, app_status;
-    while (waitpid(init, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (s.app && read(status_pipe[0], &app_status, sizeof(app_status)) == sizeof(app_status))
-        status = app_status;
-    write_exit_file(s.exit_file, status);
-    return 0;
+    keep(&s, init, chan[0], log_pipe[0], status_pipe[0]);
 }

@@ -60,6 +60,16 @@ void do_mount(int err, const char *root, char *entry)
     int opts = atoi(f[5]);
     int optional = opts & M_OPTIONAL;
     in_root(target, sizeof(target), root, f[1]);
+    if (opts & M_REMOUNT) {
+        if (mount(NULL, target, NULL, MS_REMOUNT | flags, *f[4] ? f[4] : NULL) < 0 && !optional)
+            fail(err, "cannot remount %s", f[1]);
+        return;
+    }
+    char source[4096];
+    if (opts & M_SRC_IN_ROOT) {
+        in_root(source, sizeof(source), root, f[0]);
+        f[0] = source;
+    }
     if (opts & M_MKDIR)
         mkdir_p(err, target, optional);
     if (opts & M_MKFILE) {

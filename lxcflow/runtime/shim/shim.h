@@ -9,6 +9,7 @@
 
 #define _GNU_SOURCE
 #include <stddef.h>
+#include <sys/types.h>
 
 #define MAX_ITEMS 4096
 
@@ -17,6 +18,10 @@
 #define M_MKDIR 2       /* create the target directory */
 #define M_MKFILE 4      /* create the target as an empty file */
 #define M_BIND_RO 8     /* read-only bind: needs a second, remount call */
+#define M_SRC_IN_ROOT 16 /* the source is a path inside the container, too */
+#define M_REMOUNT 32    /* change the flags of what is mounted on the target */
+
+#define MAX_TTYS 64     /* config/keys.py: MAX_TTYS */
 
 struct spec {
     int app;
@@ -24,7 +29,22 @@ struct spec {
     int netns;
     int loopback;
     int autodev;
+    int console;        /* a console pty is the command's stdio */
+    int ttys;           /* lxc.tty.max */
+    int ptymax;         /* lxc.pty.max, 0: the kernel's limit */
+    int pdeath;         /* the init's signal when the keeper dies */
+    int linux32;        /* lxc.arch: a 32-bit personality */
+    long logsize;
+    const char *ttydir, *log, *sock;
     const char *hostname, *rootfs, *cwd, *exit_file;
+    char *prlimits[16];  /* "RESOURCE:SOFT:HARD" */
+    int nprlimits;
+    char *automounts[64]; /* the system's mounts, before /dev */
+    int nautomounts;
+    char *hooks[64];     /* "TYPE\x1fARGV0\x1fARGV1..." */
+    int nhooks;
+    char *hookenv[16];   /* what every hook's environment holds */
+    int nhookenv;
     const char *cgroups[64];
     int ncgroups;
     char *mounts[512];
@@ -52,8 +72,18 @@ void mkdir_p(int err, const char *path, int optional);
 void in_root(char *out, size_t size, const char *root, const char *target);
 void do_mount(int err, const char *root, char *entry);
 
+/* hooks.c: lxc.hook.* commands run in the container's namespaces */
+void run_hooks(int err, struct spec *s, const char *type);
+
 /* devices.c: the container's /dev */
 void autodev(int err, const char *root);
+
+/* terminals.c: the container's devpts, console and ttys */
+void make_terminals(int err, struct spec *s, int chan, int *console_peer);
+
+/* keeper.c: holding the terminals, the console log, the exit record */
+__attribute__((noreturn))
+void keep(struct spec *s, pid_t init, int chan, int log_pipe, int status_fd);
 
 /* attach.c: "lxcflow-shim attach", a command run inside a running container */
 int attach_main(void);

@@ -66,6 +66,32 @@ int parse_spec(char *buf, size_t len, struct spec *s)
             s->exit_file = v;
         else if (!strcmp(rec, "cgroup") && s->ncgroups < 64)
             s->cgroups[s->ncgroups++] = v;
+        else if (!strcmp(rec, "console"))
+            s->console = atoi(v);
+        else if (!strcmp(rec, "ttys"))
+            s->ttys = atoi(v) > MAX_TTYS ? MAX_TTYS : atoi(v);
+        else if (!strcmp(rec, "ptymax"))
+            s->ptymax = atoi(v);
+        else if (!strcmp(rec, "ttydir"))
+            s->ttydir = v;
+        else if (!strcmp(rec, "log"))
+            s->log = v;
+        else if (!strcmp(rec, "logsize"))
+            s->logsize = atol(v);
+        else if (!strcmp(rec, "sock"))
+            s->sock = v;
+        else if (!strcmp(rec, "pdeath"))
+            s->pdeath = atoi(v);
+        else if (!strcmp(rec, "personality"))
+            s->linux32 = !strcmp(v, "linux32");
+        else if (!strcmp(rec, "prlimit") && s->nprlimits < 16)
+            s->prlimits[s->nprlimits++] = v;
+        else if (!strcmp(rec, "hook") && s->nhooks < 64)
+            s->hooks[s->nhooks++] = v;
+        else if (!strcmp(rec, "hookenv") && s->nhookenv < 15)
+            s->hookenv[s->nhookenv++] = v;
+        else if (!strcmp(rec, "automount") && s->nautomounts < 64)
+            s->automounts[s->nautomounts++] = v;
         else if (!strcmp(rec, "mount") && s->nmounts < 512)
             s->mounts[s->nmounts++] = v;
         else if (!strcmp(rec, "arg") && s->nargs < MAX_ITEMS)
