@@ -171,6 +171,8 @@ def write_chart(path: Path, ops: list[Operation]) -> None:
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     shown = [op for op in ops if any(s.samples_s for s in op.series)]
+    if not shown:
+        return  # figures only (a memory run, say): no distribution to draw
     cols = 2
     rows = (len(shown) + cols - 1) // cols
     # Each row as tall as its longest list of series: 16 freeze rows need room.

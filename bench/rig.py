@@ -7,6 +7,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,16 @@ from lxcflow.client import Client
 
 LXCFLOW_CLI = str(Path(sys.executable).parent / "lxcflow")
 TRUE = ["/bin/true"]
+
+
+def in_parallel(fn: Callable[[str], object], names: list[str], workers: int) -> float:
+    """Seconds to run ``fn(name)`` for all names, ``workers`` at a time; the
+    first error is raised."""
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(fn, name) for name in names]:
+            future.result()
+    return time.perf_counter() - t0
 
 
 def timed(fn: Callable[..., object], *args: Any, **kwargs: Any) -> float:

@@ -34,7 +34,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -52,9 +51,10 @@ from common import (
     run,
     stop_all,
 )
+from keepers import op_keepers
 from lxc_side import Lxc, version
 from report import FLOOR, LXC, LXCFLOW, Check, Operation, Scalar
-from rig import LXCFLOW_CLI, TRUE, Bench, timed
+from rig import LXCFLOW_CLI, TRUE, Bench, in_parallel, timed
 from system import op_system
 
 from lxcflow.cgroups import open_manager
@@ -64,10 +64,10 @@ from lxcflow.runstate import RunState
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"n": 100, "wait": 30, "transitions": 1000, "kills": 100, "deaths": 200,
              "scale": 1000, "parallel": 16, "crashloop": 100, "warmup": 5.0, "window": 30.0,
-             "idle_window": 10.0, "ls": 20},
+             "idle_window": 10.0, "ls": 20, "keepers": 100},
     "quick": {"n": 10, "wait": 3, "transitions": 100, "kills": 10, "deaths": 20,
               "scale": 20, "parallel": 8, "crashloop": 10, "warmup": 2.0, "window": 4.0,
-              "idle_window": 2.0, "ls": 5},
+              "idle_window": 2.0, "ls": 5, "keepers": 10},
 }
 UNSHARE = ["unshare", "--fork", "--pid", "--mount-proc", "--mount", "--uts", "--ipc", "--net"]
 CGROUP2 = Path("/sys/fs/cgroup/unified") if Path("/sys/fs/cgroup/unified/cgroup.procs").exists() \
@@ -468,16 +468,6 @@ def op_cli_cost(b: Bench) -> Operation:
     return op
 
 
-def _in_parallel(fn: Callable[[str], object], names: list[str], workers: int) -> float:
-    """Seconds to run ``fn(name)`` for all names, ``workers`` at a time; the
-    first error is raised."""
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        for future in [pool.submit(fn, name) for name in names]:
-            future.result()
-    return time.perf_counter() - t0
-
-
 def op_scale(b: Bench) -> Operation:
     count, workers = b.size["scale"], b.size["parallel"]
     op = Operation("scale", f"9. scale: {count} running containers")
@@ -485,12 +475,12 @@ def op_scale(b: Bench) -> Operation:
     for name in names:
         b.create(name, IDLE)
     try:
-        ours = _in_parallel(lambda n: b.cli("start", "-n", n), names, workers)
+        ours = in_parallel(lambda n: b.cli("start", "-n", n), names, workers)
         op.scalars.append(Scalar(f"start all from the CLI, {workers} at a time", LXCFLOW,
                                  ours, "s"))
         if b.lxc:
             lxc = b.lxc
-            theirs = _in_parallel(lambda n: run(lxc.argv("start", n, "-d")), names, workers)
+            theirs = in_parallel(lambda n: run(lxc.argv("start", n, "-d")), names, workers)
             op.scalars += [Scalar(f"lxc-start -d all, {workers} at a time", LXC, theirs, "s"),
                            Scalar("ratio lxcflow / LXC, start all", LXCFLOW, ours / theirs, "x")]
         time.sleep(1.0)
@@ -523,12 +513,12 @@ def op_scale(b: Bench) -> Operation:
                 lxc_ls.samples_s.append(timed(run, lxc.argv("ls", None, "-f")))
         if lxc_ls:
             op.pairs = [(ls_f.label, lxc_ls.label)]
-        stop_ours = _in_parallel(lambda n: b.cli("stop", "-n", n, "-k"), names, workers)
+        stop_ours = in_parallel(lambda n: b.cli("stop", "-n", n, "-k"), names, workers)
         op.scalars.append(Scalar(f"stop -k all from the CLI, {workers} at a time", LXCFLOW,
                                  stop_ours, "s"))
         if b.lxc:
             lxc = b.lxc
-            stop_theirs = _in_parallel(lambda n: run(lxc.argv("stop", n, "-k")), names, workers)
+            stop_theirs = in_parallel(lambda n: run(lxc.argv("stop", n, "-k")), names, workers)
             op.scalars.append(Scalar(f"lxc-stop -k all, {workers} at a time", LXC,
                                      stop_theirs, "s"))
         op.checks = [Check("lxcflow memory in all (daemon + shims, PSS)", total_mb, 150.0, "MiB"),
@@ -574,7 +564,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 KEYS = ("execute", "start", "freeze", "wait", "events", "restart", "cli", "scale", "crashloop",
-        "attach", "system")
+        "attach", "system", "keepers")
 
 
 def main() -> int:
@@ -620,6 +610,7 @@ def main() -> int:
             ("crashloop", lambda: op_crashloop(b, rules, empty)),
             ("attach", lambda: op_attach(b)),
             ("system", lambda: op_system(b)),
+            ("keepers", lambda: op_keepers(b)),
         ]
         for key, step in steps:
             if key in wanted:

@@ -51,6 +51,9 @@ def test_the_ttys_are_the_containers_own(lxc: Env, bb: str) -> None:
     assert os.readlink(f"/proc/{init}/fd/1") == "/dev/pts/0"
     assert os.stat(f"/proc/{init}/fd/1").st_dev != os.stat("/dev/pts/ptmx").st_dev
     assert host_pts == {p.name for p in Path("/dev/pts").iterdir()}  # none taken from the host
+    # the rest of LXC's autodev /dev
+    assert inside(lxc, "stat", "-c", "%a", "/dev/shm").strip() == "1777"
+    assert inside(lxc, "readlink", "/dev/fd").strip() == "/proc/self/fd"
 
 
 def test_console_reaches_the_getty_and_the_console_shell(lxc: Env, bb: str) -> None:

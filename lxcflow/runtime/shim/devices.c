@@ -37,5 +37,7 @@ void autodev(int err, const char *root)
     snprintf(path, sizeof(path), "%s/pts", dev);
     mkdir(path, 0755);
     snprintf(path, sizeof(path), "%s/shm", dev);
-    mkdir(path, 01777);
+    /* chmod: the daemon's umask must not take the sticky, world-writable bits */
+    if ((mkdir(path, 01777) < 0 && errno != EEXIST) || chmod(path, 01777) < 0)
+        fail(err, "cannot create /dev/shm");
 }
