@@ -12,6 +12,7 @@ from lxcflow.config.values import (
     absolute,
     arch,
     byte_size,
+    capabilities,
     hostname,
     hwaddr,
     integer,
@@ -81,12 +82,14 @@ LIST_KEYS: dict[str, Callable[[str], tuple[Any, ...]]] = {
     "lxc.mount.auto": mount_auto,
     "lxc.environment": lambda v: (validate.environment_variable(v),),
     "lxc.group": lambda v: tuple(v.split()),  # several, blank-separated
+    "lxc.cap.drop": capabilities,
+    "lxc.cap.keep": capabilities,
 }
 
 # Confinement the user asked for and this runtime cannot give: running without
 # it would be silently less safe than they believe.
 REFUSED = frozenset(
-    "lxc.cap.drop lxc.cap.keep lxc.idmap lxc.id_map lxc.seccomp lxc.aa_profile"
+    "lxc.idmap lxc.id_map lxc.seccomp lxc.aa_profile"
     " lxc.aa_allow_incomplete lxc.se_context lxc.no_new_privs".split()
 )
 REFUSED_PREFIXES = ("lxc.apparmor.", "lxc.seccomp.", "lxc.selinux.")

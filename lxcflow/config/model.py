@@ -102,7 +102,11 @@ class ContainerConfig:
     console_size: int = 4 << 20  # lxc.console.size: bytes of console log kept
     autodev: bool = True  # lxc.autodev
     arch: str | None = None  # lxc.arch: a 32-bit personality for i386 userlands
-    prlimits: tuple[tuple[str, int, int], ...] = ()  # lxc.prlimit.NAME: (name, soft, hard)
+    prlimits: tuple[tuple[str, int, int], ...] = ()
+    # lxc.cap.*: None when the config never names the key (keep: all but
+    # drop; drop: LXC's common set); () when it cleared it
+    cap_drop: tuple[str, ...] | None = None
+    cap_keep: tuple[str, ...] | None = None  # lxc.prlimit.NAME: (name, soft, hard)
 
     def __post_init__(self) -> None:
         # A plain dict handed in by a caller must not make the value mutable.

@@ -152,6 +152,16 @@ class _Builder:
                 gathered.append(self.mount_entry(value, line))
             else:
                 gathered.extend(self.parse(key, value, line, LIST_KEYS[canon]))
+            other = {"lxc.cap.drop": "lxc.cap.keep", "lxc.cap.keep": "lxc.cap.drop"}.get(canon)
+            if other and gathered and self.lists.get(other):
+                self.fail(f"{key}: lxc.cap.drop and lxc.cap.keep cannot both be set "
+                          f"(clear the other with '{other} =')", line)
+            if "none" in gathered:
+                if canon != "lxc.cap.keep":
+                    self.fail(f"{key}: 'none' is a word of lxc.cap.keep only", line)
+                # LXC: 'none' forgets what was kept so far; alone, it keeps nothing
+                last = len(gathered) - 1 - gathered[::-1].index("none")
+                gathered[:] = ["none", *(g for g in gathered[last + 1:] if g != "none")]
         elif canon.startswith(("lxc.cgroup.", "lxc.cgroup2.")):
             self.add_cgroup(key, value, line)
         elif canon.startswith("lxc.prlimit."):
@@ -334,6 +344,8 @@ class _Builder:
             environment=tuple(self.lists.get("lxc.environment", ())),
             groups=tuple(dict.fromkeys(self.lists.get("lxc.group", ()))),
             prlimits=tuple((name, *limits) for name, limits in self.prlimits.items()),
+            cap_drop=tuple(self.lists["lxc.cap.drop"]) if "lxc.cap.drop" in self.lists else None,
+            cap_keep=tuple(self.lists["lxc.cap.keep"]) if "lxc.cap.keep" in self.lists else None,
             **self.values,
         )
 

@@ -137,3 +137,26 @@ def prlimit(value: str) -> tuple[int, int]:
     if pair[0] > pair[1]:
         raise ValueError(f"soft limit {soft} is above the hard limit {hard}")
     return pair
+
+
+#: capability names, by number (<linux/capability.h>), as lxc.cap.* spells them
+CAPABILITIES = (
+    "chown dac_override dac_read_search fowner fsetid kill setgid setuid setpcap"
+    " linux_immutable net_bind_service net_broadcast net_admin net_raw ipc_lock ipc_owner"
+    " sys_module sys_rawio sys_chroot sys_ptrace sys_pacct sys_admin sys_boot sys_nice"
+    " sys_resource sys_time sys_tty_config mknod lease audit_write audit_control setfcap"
+    " mac_override mac_admin syslog wake_alarm block_suspend audit_read perfmon bpf"
+    " checkpoint_restore"
+).split()
+
+
+def capabilities(value: str) -> tuple[str, ...]:
+    """``lxc.cap.drop`` / ``lxc.cap.keep`` words: names with or without
+    ``CAP_``, any case (``none``, for keep, is kept as the word)."""
+    names = []
+    for word in value.split():
+        name = word.lower().removeprefix("cap_")
+        if name not in CAPABILITIES and name != "none":
+            raise ValueError(f"{word!r} is not a capability (as sys_admin or CAP_SYS_ADMIN)")
+        names.append(name)
+    return tuple(names)

@@ -16,6 +16,7 @@ import trio
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import WrongState
 from lxcflow.runtime import attach
+from lxcflow.runtime.capabilities import kept_mask
 from lxcflow.runtime.spec import container_env
 from lxcflow.states import State
 
@@ -53,6 +54,7 @@ def start(
     spec = attach.AttachSpec(
         init_pid=run.init_pid, cgroup_procs=tuple(cgroup.procs_files()), command=tuple(command),
         env=env, uid=uid, gid=gid, cwd=cwd, cwd_strict=cwd_strict, tty=tty,
+        caps_kept=kept_mask(c.config) if c.config is not None else -1,
     )
     return attach.spawn(supervisor.shim_binary, spec, stdio=stdio,
                         init_pidfd=run.shim.init_pidfd)

@@ -35,6 +35,7 @@ class AttachSpec:
     cwd: str | None = None
     cwd_strict: bool = False  # a missing cwd is an error (else: /)
     tty: bool = False
+    caps_kept: int = -1  # the bounding set's mask (capabilities.kept_mask); -1: all
 
     def encode(self) -> bytes:
         """The NUL-terminated records attach.c reads.
@@ -47,6 +48,8 @@ class AttachSpec:
         if self.cwd is not None:
             records += [("cwd", self.cwd), ("cwd_strict", "1" if self.cwd_strict else "0")]
         records += [("cgroup", str(p)) for p in self.cgroup_procs]
+        if self.caps_kept >= 0:
+            records.append(("capkeep", f"{self.caps_kept:x}"))
         return encode_records(records, self.command, self.env)
 
 

@@ -17,6 +17,7 @@ from lxcflow.config import ContainerConfig
 from lxcflow.config.values import PRLIMITS
 from lxcflow.errors import UsageError
 from lxcflow.runtime.automount import automounts
+from lxcflow.runtime.capabilities import kept_mask
 from lxcflow.runtime.lxc_hooks import DEFAULT_PATH, INSIDE_HOOKS, lxc_argv, lxc_env
 from lxcflow.runtime.mountops import MountOp, mount_op
 
@@ -110,6 +111,7 @@ def build_spec(
         # The caller's directory means something only on the host's root.
         ("cwd", config.init_cwd or (cwd if config.rootfs is None else None) or "/"),
         ("pdeath", str(config.signal_pdeath)),
+        ("capkeep", f"{kept_mask(config):x}"),
     ]
     if netns:
         records.append(("netns", "1"))

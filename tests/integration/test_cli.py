@@ -503,3 +503,25 @@ def test_proc_and_sys_are_mixed_and_proc_sys_net_is_only_a_netns_owners(lxc: Env
     r = lxc.run("execute", "-n", "shared", "-f", str(shared), "--", "sh", "-c", rewrite)
     assert r.stdout.split("\n")[:2] == [
         "/proc/sys/kernel/sysrq ro", "/proc/sys/net/ipv4/ip_forward ro"], r.stderr
+
+
+def capability_sets(status: str) -> dict[str, int]:
+    return {line.split(":")[0]: int(line.split()[1], 16) for line in status.splitlines()
+            if line.startswith("Cap")}
+
+
+def test_capabilities_are_bounded_as_lxcs_defaults(lxc: Env) -> None:
+    dropped = (1 << 16) | (1 << 17) | (1 << 25) | (1 << 32) | (1 << 33)  # module rawio time mac*
+    config = lxc.config("lxc.uts.name = caps\n")
+    sets = capability_sets(lxc.ok("execute", "-n", "caps", "-f", str(config), "--",
+                                  "cat", "/proc/self/status"))
+    assert sets["CapBnd"] & dropped == 0
+    assert sets["CapEff"] & dropped == 0
+    assert sets["CapEff"] & (1 << 21)  # sys_admin stays, as in LXC
+    lxc.ok("create", "-n", "caps", "-f", str(lxc.config("lxc.cap.keep = chown kill\n",
+                                                        name="keep")))
+    lxc.ok("start", "-n", "caps", "--", "sleep", "1000")
+    for command in (["cat", "/proc/1/status"], ["cat", "/proc/self/status"]):  # init, attach
+        sets = capability_sets(lxc.ok("attach", "-n", "caps", "--", *command))
+        assert (sets["CapBnd"], sets["CapEff"], sets["CapInh"], sets["CapAmb"]) == (
+            0b100001, 0b100001, 0, 0)

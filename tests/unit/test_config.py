@@ -743,8 +743,6 @@ ERRORS = [
     ("network-type-empty", "lxc.network.type =\n", 1, "empty value for lxc.network.type"),
     ("include-missing", "lxc.include = nope.conf\n", 1,
      "cannot read included config {dir}/nope.conf: No such file or directory"),
-    ("cap-drop", "lxc.cap.drop = sys_admin\n", 1, f"lxc.cap.drop {REFUSED}"),
-    ("cap-keep", "lxc.cap.keep = chown\n", 1, f"lxc.cap.keep {REFUSED}"),
     ("no-new-privs", "lxc.no_new_privs = 1\n", 1, f"lxc.no_new_privs {REFUSED}"),
     ("apparmor", "lxc.apparmor.profile = generated\n", 1, f"lxc.apparmor.profile {REFUSED}"),
     ("seccomp", "lxc.seccomp.profile = /x\n", 1, f"lxc.seccomp.profile {REFUSED}"),

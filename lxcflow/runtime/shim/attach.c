@@ -52,7 +52,8 @@ struct attach {
     pid_t init;
     uid_t uid;
     gid_t gid;
-    int tty, cwd_strict;
+    int tty, cwd_strict, has_capkeep;
+    unsigned long long capkeep;
     const char *cwd;
     const char *cgroups[64];
     int ncgroups;
@@ -98,7 +99,10 @@ static int parse(char *buf, size_t len, struct attach *a)
             a->cwd = v;
         else if (!strcmp(rec, "cwd_strict"))
             a->cwd_strict = atoi(v);
-        else if (!strcmp(rec, "tty"))
+        else if (!strcmp(rec, "capkeep")) {
+            a->capkeep = strtoull(v, NULL, 16);
+            a->has_capkeep = 1;
+        } else if (!strcmp(rec, "tty"))
             a->tty = atoi(v);
         else if (!strcmp(rec, "cgroup") && a->ncgroups < 64)
             a->cgroups[a->ncgroups++] = v;
@@ -183,6 +187,9 @@ static void run_command(struct attach *a, const int *procs, int cgroup_ns)
     }
     if (a->args[0] == NULL)
         a->args[0] = login_shell(a->uid);
+    /* the container's init is bound so: so is everything that enters it */
+    if (a->has_capkeep && bound_capabilities(a->capkeep) < 0)
+        die(SETUP_FAILED, "cannot drop capabilities: %s", strerror(errno));
     if ((a->uid || a->gid) && (setgroups(0, NULL) < 0 || setgid(a->gid) < 0
                                || setuid(a->uid) < 0))
         die(SETUP_FAILED, "cannot run as %u:%u: %s", a->uid, a->gid, strerror(errno));

@@ -33,6 +33,7 @@
  *                     output (console=1: a console pty, else a pipe) and
  *                     serves the ttys on PATH (keeper.c)
  *   pdeath=SIG  personality=linux32  prlimit=RESOURCE:SOFT:HARD (repeatable)
+ *   capkeep=HEX       the capabilities the command keeps (caps.c)
  *   hook=TYPE\x1fARGV...  hookenv=KEY=VALUE   lxc.hook.* run inside (hooks.c)
  *   arg=ARG           the command line (repeatable, in order)
  *   env=KEY=VALUE     the command's environment (repeatable)
@@ -105,6 +106,8 @@ static void prepare_command(int err, struct spec *s, int console_peer, int log_p
     }
     if (s->linux32 && personality(PER_LINUX32) < 0)
         fail(err, "cannot set a 32-bit personality");
+    if (s->has_capkeep && bound_capabilities(s->capkeep) < 0)
+        fail(err, "cannot drop capabilities");
     if (console_peer >= 0) {
         /* The console is the init's stdio but not its controlling terminal,
          * as at a real boot: a shell the init starts there (busybox's

@@ -34,6 +34,8 @@ struct spec {
     int ptymax;         /* lxc.pty.max, 0: the kernel's limit */
     int pdeath;         /* the init's signal when the keeper dies */
     int linux32;        /* lxc.arch: a 32-bit personality */
+    int has_capkeep;
+    unsigned long long capkeep; /* the bounding set's mask */
     long logsize;
     const char *ttydir, *log, *sock;
     const char *hostname, *rootfs, *cwd, *exit_file;
@@ -71,6 +73,9 @@ int parse_spec(char *buf, size_t len, struct spec *s);
 void mkdir_p(int err, const char *path, int optional);
 void in_root(char *out, size_t size, const char *root, const char *target);
 void do_mount(int err, const char *root, char *entry);
+
+/* caps.c: the capabilities a container's processes keep */
+int bound_capabilities(unsigned long long keep);
 
 /* hooks.c: lxc.hook.* commands run in the container's namespaces */
 void run_hooks(int err, struct spec *s, const char *type);

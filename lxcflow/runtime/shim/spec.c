@@ -82,7 +82,10 @@ int parse_spec(char *buf, size_t len, struct spec *s)
             s->sock = v;
         else if (!strcmp(rec, "pdeath"))
             s->pdeath = atoi(v);
-        else if (!strcmp(rec, "personality"))
+        else if (!strcmp(rec, "capkeep")) {
+            s->capkeep = strtoull(v, NULL, 16);
+            s->has_capkeep = 1;
+        } else if (!strcmp(rec, "personality"))
             s->linux32 = !strcmp(v, "linux32");
         else if (!strcmp(rec, "prlimit") && s->nprlimits < 16)
             s->prlimits[s->nprlimits++] = v;
