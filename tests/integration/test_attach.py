@@ -176,6 +176,24 @@ def test_on_a_terminal_the_command_gets_a_pty(lxc: Env, box: str) -> None:
         talk_to_a_shell(terminal)
 
 
+def until_in_the_foreground(argv: list[str], timeout: float = 15) -> None:
+    """Until a process running ``argv`` is its terminal's foreground group
+    (before that, a ^C would reach the shell that is starting it)."""
+    wanted = ("\0".join(argv) + "\0").encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").iterdir():
+            try:
+                if (proc / "cmdline").read_bytes() == wanted:
+                    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                    if fields[2] == fields[5]:  # pgrp == tpgid
+                        return
+            except OSError:
+                continue
+        time.sleep(0.02)
+    raise AssertionError(f"{argv} never ran in the foreground")
+
+
 def talk_to_a_shell(terminal: Terminal) -> None:
     termios.tcsetwinsize(terminal.master, (30, 100))
     terminal.until(b"# ")  # the shell's prompt: what is typed now reaches it
@@ -187,6 +205,7 @@ def talk_to_a_shell(terminal: Terminal) -> None:
     time.sleep(0.2)  # the CLI passes SIGWINCH on
     terminal.type(b"stty size; sleep 30; echo after\n")
     terminal.until(b"40 120\r\n")
+    until_in_the_foreground(["sleep", "30"])
     terminal.type(b"\x03")  # ^C: the sleep, not the shell
     terminal.until(b"after\r\n")
     terminal.type(b"exit 5\n")
