@@ -3,6 +3,8 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# libseccomp-dev's header (installed below): the shim is built against it
+SECCOMP_H := /usr/include/seccomp.h
 
 .PHONY: setup run test lint bench bench-quick clean
 
@@ -10,7 +12,8 @@ setup: $(VENV)/.installed
 
 # pip's lxcflow wrapper runs Python with site and imports re; the launcher
 # replacing it does neither (see lxcflow/launcher.py).
-$(VENV)/.installed: pyproject.toml $(wildcard lxcflow/runtime/shim/*.[ch]) lxcflow/launcher.py
+$(VENV)/.installed: pyproject.toml $(wildcard lxcflow/runtime/shim/*.[ch]) lxcflow/launcher.py \
+		$(SECCOMP_H)
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
 		--config-settings editable_mode=compat -e '.[test]'
@@ -39,6 +42,11 @@ define apt_install
 	    --no-install-recommends $(1) >/dev/null; rc=$$?; \
 	if [ $$own = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc
 endef
+
+# The keeper compiles seccomp profiles with libseccomp (its static library
+# is linked in, so no container depends on the host's copy at run time).
+$(SECCOMP_H):
+	$(call apt_install,libseccomp-dev)
 
 # The ssh container test runs the distribution's own sshd.
 SSHD := /usr/sbin/sshd

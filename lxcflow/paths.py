@@ -84,6 +84,11 @@ class Paths:
     def run_dir(self, name: str) -> Path:
         return self.rundir / "containers" / name
 
+    @property
+    def seccomp_cache(self) -> Path:
+        """Compiled seccomp programs, one per profile (runtime/seccomp.py)."""
+        return self.rundir / "seccomp"
+
     def console_log(self, name: str, logfile: str | None, *, ephemeral: bool) -> Path:
         """Where a container's console is logged: ``lxc.console.logfile``, else
         beside its config (it outlives the run, for post-mortems), or in the

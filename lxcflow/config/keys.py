@@ -28,6 +28,7 @@ from lxcflow.config.values import (
 # Old spellings -> today's, so that setting both is caught as a duplicate.
 ALIASES = {
     "lxc.utsname": "lxc.uts.name",
+    "lxc.seccomp": "lxc.seccomp.profile",
     "lxc.rootfs": "lxc.rootfs.path",
     "lxc.mount": "lxc.mount.fstab",
     "lxc.tty": "lxc.tty.max",
@@ -72,6 +73,10 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     # nothing to unshare) and its death takes the init with this signal.
     "lxc.monitor.unshare": (None, _zero_one),
     "lxc.monitor.signal.pdeath": ("signal_pdeath", validate.signal_number),
+    # seccomp (runtime/seccomp.py); the profile is a path, read apart
+    "lxc.no_new_privs": ("no_new_privs", lambda v: bool(_zero_one(v))),
+    # Filters stack in the kernel: a container that loads its own needs nothing.
+    "lxc.seccomp.allow_nesting": (None, _zero_one),
     # Hooks get both version 0's arguments and version 1's environment.
     "lxc.hook.version": (None, _zero_one),
 }
@@ -89,10 +94,9 @@ LIST_KEYS: dict[str, Callable[[str], tuple[Any, ...]]] = {
 # Confinement the user asked for and this runtime cannot give: running without
 # it would be silently less safe than they believe.
 REFUSED = frozenset(
-    "lxc.idmap lxc.id_map lxc.seccomp lxc.aa_profile"
-    " lxc.aa_allow_incomplete lxc.se_context lxc.no_new_privs".split()
+    "lxc.idmap lxc.id_map lxc.aa_profile lxc.aa_allow_incomplete lxc.se_context".split()
 )
-REFUSED_PREFIXES = ("lxc.apparmor.", "lxc.seccomp.", "lxc.selinux.")
+REFUSED_PREFIXES = ("lxc.apparmor.", "lxc.selinux.", "lxc.seccomp.notify.")
 
 
 class _Attr(NamedTuple):

@@ -106,7 +106,9 @@ class ContainerConfig:
     # lxc.cap.*: None when the config never names the key (keep: all but
     # drop; drop: LXC's common set); () when it cleared it
     cap_drop: tuple[str, ...] | None = None
-    cap_keep: tuple[str, ...] | None = None  # lxc.prlimit.NAME: (name, soft, hard)
+    cap_keep: tuple[str, ...] | None = None
+    seccomp_profile: Path | None = None  # lxc.seccomp.profile; None: LXC's common.seccomp
+    no_new_privs: bool = False  # lxc.prlimit.NAME: (name, soft, hard)
 
     def __post_init__(self) -> None:
         # A plain dict handed in by a caller must not make the value mutable.

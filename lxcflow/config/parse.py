@@ -140,6 +140,11 @@ class _Builder:
                 )
             else:
                 self.values.pop("rootfs", None)
+        elif canon == "lxc.seccomp.profile":
+            if value:
+                self.values["seccomp_profile"] = Path(resolve(value, self.source.base_dir))
+            else:
+                self.values.pop("seccomp_profile", None)
         elif canon == "lxc.mount.fstab":
             if not value:  # LXC refuses it too
                 self.fail(f"empty value for {key}", line)

@@ -15,7 +15,7 @@ import trio
 
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import WrongState
-from lxcflow.runtime import attach
+from lxcflow.runtime import attach, seccomp
 from lxcflow.runtime.capabilities import kept_mask
 from lxcflow.runtime.spec import container_env
 from lxcflow.states import State
@@ -24,7 +24,7 @@ from lxcflow.states import State
 HANGUP_GRACE = 5.0
 
 
-def start(
+async def start(
     supervisor: Supervisor,
     name: str,
     *,
@@ -48,13 +48,20 @@ def start(
     if c.state is not State.RUNNING:
         hint = ": unfreeze it first" if c.state is State.FROZEN else ""
         raise WrongState(f"container {name!r} is {c.state.value}{hint}", container=name)
-    env = container_env(c.config) if c.config is not None else {}
+    config = c.config
+    assert config is not None  # a running container has its run's config
+    env = container_env(config)
     env.update(caller_env)
     env.update(set_env)
+    # the program its init was started under: compiled then, found in the cache now
+    seccomp_filter = await trio.to_thread.run_sync(
+        seccomp.compiled, supervisor.shim_binary, config.seccomp_profile,
+        supervisor.paths.seccomp_cache)
     spec = attach.AttachSpec(
         init_pid=run.init_pid, cgroup_procs=tuple(cgroup.procs_files()), command=tuple(command),
         env=env, uid=uid, gid=gid, cwd=cwd, cwd_strict=cwd_strict, tty=tty,
-        caps_kept=kept_mask(c.config) if c.config is not None else -1,
+        caps_kept=kept_mask(config), seccomp_filter=seccomp_filter,
+        no_new_privs=config.no_new_privs,
     )
     return attach.spawn(supervisor.shim_binary, spec, stdio=stdio,
                         init_pidfd=run.shim.init_pidfd)

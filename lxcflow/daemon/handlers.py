@@ -134,7 +134,7 @@ async def _attach(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     if len(fds) != 3:
         raise ProtocolError("attach needs the caller's stdin, stdout and stderr")
     cwd = a.get("cwd", str, None)
-    attached = attach.start(
+    attached = await attach.start(
         s.supervisor, a.name(), command=a.strings("command"), stdio=fds,
         caller_env=_string_map(a, "env"), set_env=_string_map(a, "set"),
         uid=user_id(a.get("uid", int, 0), "uid"), gid=user_id(a.get("gid", int, 0), "gid"),

@@ -33,7 +33,7 @@ from lxcflow.runstate import (
     Interface,
     RunState,
 )
-from lxcflow.runtime import proc, shim
+from lxcflow.runtime import proc, seccomp, shim
 from lxcflow.runtime.spec import ConsoleLog, RunMode, build_spec, container_env, write_spec
 from lxcflow.states import Actor, Cause
 
@@ -142,11 +142,15 @@ class Launcher:
                 except LxcflowError as e:
                     raise ConfigError(str(e), file=config.file, line=setting.line) from None
             prepared_netns = "net" in config.new_namespaces and config.makes_interfaces
+            # compiled once per profile: after that, a lookup in the cache
+            seccomp_filter = await trio.to_thread.run_sync(
+                seccomp.compiled, self.shim_binary, config.seccomp_profile,
+                self.paths.seccomp_cache)
             spec = build_spec(
                 name=c.name, mode=launch.mode, config=config, command=launch.command,
                 cgroup_procs=cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
                 env=container_env(config, launch.env), cwd=launch.cwd, netns=prepared_netns,
-                hierarchies=self.hierarchies,
+                hierarchies=self.hierarchies, seccomp_filter=seccomp_filter,
                 console=None if launch.stdio is not None else ConsoleLog(
                     self.paths.console_log(c.name, config.console_logfile, ephemeral=c.ephemeral),
                     config.console_size, run_dir / CONSOLE_SOCKET),

@@ -36,6 +36,8 @@ class AttachSpec:
     cwd_strict: bool = False  # a missing cwd is an error (else: /)
     tty: bool = False
     caps_kept: int = -1  # the bounding set's mask (capabilities.kept_mask); -1: all
+    seccomp_filter: Path | None = None  # the container's compiled program
+    no_new_privs: bool = False
 
     def encode(self) -> bytes:
         """The NUL-terminated records attach.c reads.
@@ -50,6 +52,10 @@ class AttachSpec:
         records += [("cgroup", str(p)) for p in self.cgroup_procs]
         if self.caps_kept >= 0:
             records.append(("capkeep", f"{self.caps_kept:x}"))
+        if self.seccomp_filter is not None:
+            records.append(("seccomp", str(self.seccomp_filter)))
+        if self.no_new_privs:
+            records.append(("nonewprivs", "1"))
         return encode_records(records, self.command, self.env)
 
 

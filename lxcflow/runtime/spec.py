@@ -93,12 +93,14 @@ def build_spec(
     netns: bool = False,
     hierarchies: Sequence[Hierarchy] = (),
     console: ConsoleLog | None = None,
+    seccomp_filter: Path | None = None,
 ) -> bytes:
     """The spec file's bytes for one start of a container (``netns``: it joins
     a network namespace the daemon prepared, passed to the shim as fd 4;
     otherwise a new one of its own has only lo, which the shim brings up;
     ``hierarchies``: the cgroup file systems its ``lxc.mount.auto`` mounts;
-    ``console``: the keeper logs the output, else it goes to the shim's stdio).
+    ``console``: the keeper logs the output, else it goes to the shim's stdio;
+    ``seccomp_filter``: the compiled program the command runs under).
 
     Raises:
         UsageError: a command or environment entry the kernel cannot take.
@@ -113,6 +115,10 @@ def build_spec(
         ("pdeath", str(config.signal_pdeath)),
         ("capkeep", f"{kept_mask(config):x}"),
     ]
+    if seccomp_filter is not None:
+        records.append(("seccomp", str(seccomp_filter)))
+    if config.no_new_privs:
+        records.append(("nonewprivs", "1"))
     if netns:
         records.append(("netns", "1"))
     elif "net" in new:

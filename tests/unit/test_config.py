@@ -307,6 +307,17 @@ def test_signal_values(tmp_path: Path, value: str, number: int) -> None:
     assert config.signal_halt == number
 
 
+def test_seccomp_keys(tmp_path: Path) -> None:
+    config = parse_config("lxc.seccomp.profile = common.seccomp\nlxc.no_new_privs = 1\n"
+                          "lxc.seccomp.allow_nesting = 1\n", file="c", base_dir=tmp_path)
+    assert (config.seccomp_profile, config.no_new_privs) == (tmp_path / "common.seccomp", True)
+    old = parse_config("lxc.seccomp = /usr/share/lxc/config/common.seccomp\n", file="c",
+                       base_dir=tmp_path)
+    assert old.seccomp_profile == Path("/usr/share/lxc/config/common.seccomp")
+    cleared = "lxc.seccomp.profile = /p\nlxc.seccomp.profile =\n"
+    assert parse_config(cleared, file="c", base_dir=tmp_path).seccomp_profile is None
+
+
 def test_terminal_console_and_process_keys(tmp_path: Path) -> None:
     text = """\
 lxc.tty.max = 4
@@ -743,9 +754,12 @@ ERRORS = [
     ("network-type-empty", "lxc.network.type =\n", 1, "empty value for lxc.network.type"),
     ("include-missing", "lxc.include = nope.conf\n", 1,
      "cannot read included config {dir}/nope.conf: No such file or directory"),
-    ("no-new-privs", "lxc.no_new_privs = 1\n", 1, f"lxc.no_new_privs {REFUSED}"),
+    ("no-new-privs", "lxc.no_new_privs = yes\n", 1,
+     "bad value for lxc.no_new_privs: 'yes' is not 0 or 1"),
     ("apparmor", "lxc.apparmor.profile = generated\n", 1, f"lxc.apparmor.profile {REFUSED}"),
-    ("seccomp", "lxc.seccomp.profile = /x\n", 1, f"lxc.seccomp.profile {REFUSED}"),
+    ("seccomp-notify", "lxc.seccomp.notify.proxy = unix:/run/p\n", 1,
+     f"lxc.seccomp.notify.proxy {REFUSED}"),
+    ("seccomp-unknown", "lxc.seccomp.bogus = 1\n", 1, "unknown key 'lxc.seccomp.bogus'"),
     ("idmap", "lxc.idmap = u 0 100000 65536\n", 1, f"lxc.idmap {REFUSED}"),
     ("id-map", "lxc.id_map = u 0 100000 65536\n", 1, f"lxc.id_map {REFUSED}"),
     ("selinux", "lxc.selinux.context = x\n", 1, f"lxc.selinux.context {REFUSED}"),

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -52,9 +53,9 @@ struct attach {
     pid_t init;
     uid_t uid;
     gid_t gid;
-    int tty, cwd_strict, has_capkeep;
+    int tty, cwd_strict, has_capkeep, no_new_privs;
     unsigned long long capkeep;
-    const char *cwd;
+    const char *cwd, *seccomp;
     const char *cgroups[64];
     int ncgroups;
     char *args[MAX_ITEMS + 1];
@@ -99,6 +100,10 @@ static int parse(char *buf, size_t len, struct attach *a)
             a->cwd = v;
         else if (!strcmp(rec, "cwd_strict"))
             a->cwd_strict = atoi(v);
+        else if (!strcmp(rec, "seccomp"))
+            a->seccomp = v;
+        else if (!strcmp(rec, "nonewprivs"))
+            a->no_new_privs = atoi(v);
         else if (!strcmp(rec, "capkeep")) {
             a->capkeep = strtoull(v, NULL, 16);
             a->has_capkeep = 1;
@@ -190,6 +195,11 @@ static void run_command(struct attach *a, const int *procs, int cgroup_ns)
     /* the container's init is bound so: so is everything that enters it */
     if (a->has_capkeep && bound_capabilities(a->capkeep) < 0)
         die(SETUP_FAILED, "cannot drop capabilities: %s", strerror(errno));
+    /* while CAP_SYS_ADMIN is still effective: before the switch of user */
+    if (a->seccomp && load_filter(a->seccomp, a->no_new_privs) < 0)
+        die(SETUP_FAILED, "cannot load the seccomp filter: %s", strerror(errno));
+    if (!a->seccomp && a->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        die(SETUP_FAILED, "cannot set no_new_privs: %s", strerror(errno));
     if ((a->uid || a->gid) && (setgroups(0, NULL) < 0 || setgid(a->gid) < 0
                                || setuid(a->uid) < 0))
         die(SETUP_FAILED, "cannot run as %u:%u: %s", a->uid, a->gid, strerror(errno));

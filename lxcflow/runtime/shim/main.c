@@ -9,7 +9,8 @@
  * how each container ended. A Python process per container would cost
  * megabytes; this costs a few pages.
  *
- * Usage: lxcflow-shim SPECFILE        (and "lxcflow-shim attach": attach.c)
+ * Usage: lxcflow-shim SPECFILE        (and "lxcflow-shim attach": attach.c,
+ *                                     "lxcflow-shim seccomp": seccomp.c)
  *   fd 0-2  the container's stdio
  *   fd 3    report pipe to the daemon: one line, "ok PID" or "error TEXT"
  *   fd 4    with netns=1: the network namespace the daemon prepared
@@ -34,6 +35,7 @@
  *                     serves the ttys on PATH (keeper.c)
  *   pdeath=SIG  personality=linux32  prlimit=RESOURCE:SOFT:HARD (repeatable)
  *   capkeep=HEX       the capabilities the command keeps (caps.c)
+ *   seccomp=FILE nonewprivs=1   the compiled filter it runs under (seccomp.c)
  *   hook=TYPE\x1fARGV...  hookenv=KEY=VALUE   lxc.hook.* run inside (hooks.c)
  *   arg=ARG           the command line (repeatable, in order)
  *   env=KEY=VALUE     the command's environment (repeatable)
@@ -108,6 +110,11 @@ static void prepare_command(int err, struct spec *s, int console_peer, int log_p
         fail(err, "cannot set a 32-bit personality");
     if (s->has_capkeep && bound_capabilities(s->capkeep) < 0)
         fail(err, "cannot drop capabilities");
+    /* The filter last: nothing the shim itself still calls is filtered. */
+    if (s->seccomp && load_filter(s->seccomp, s->no_new_privs) < 0)
+        fail(err, "cannot load the seccomp filter %s", s->seccomp);
+    else if (!s->seccomp && s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        fail(err, "cannot set no_new_privs");
     if (console_peer >= 0) {
         /* The console is the init's stdio but not its controlling terminal,
          * as at a real boot: a shell the init starts there (busybox's
@@ -187,8 +194,11 @@ int main(int argc, char **argv)
 
     if (argc == 2 && !strcmp(argv[1], "attach"))
         return attach_main();
+    if (argc == 2 && !strcmp(argv[1], "seccomp"))
+        return seccomp_compile_main();
     if (argc != 2) {
-        fprintf(stderr, "usage: lxcflow-shim SPECFILE | lxcflow-shim attach\n");
+        fprintf(stderr, "usage: lxcflow-shim SPECFILE | lxcflow-shim attach | "
+                        "lxcflow-shim seccomp\n");
         return 2;
     }
     fcntl(report_fd, F_SETFD, FD_CLOEXEC);

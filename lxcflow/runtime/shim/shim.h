@@ -34,7 +34,8 @@ struct spec {
     int ptymax;         /* lxc.pty.max, 0: the kernel's limit */
     int pdeath;         /* the init's signal when the keeper dies */
     int linux32;        /* lxc.arch: a 32-bit personality */
-    int has_capkeep;
+    int has_capkeep, no_new_privs;
+    const char *seccomp;  /* the compiled filter (seccomp.c) */
     unsigned long long capkeep; /* the bounding set's mask */
     long logsize;
     const char *ttydir, *log, *sock;
@@ -76,6 +77,10 @@ void do_mount(int err, const char *root, char *entry);
 
 /* caps.c: the capabilities a container's processes keep */
 int bound_capabilities(unsigned long long keep);
+
+/* seccomp.c: "lxcflow-shim seccomp" (compile a profile), and loading one */
+int seccomp_compile_main(void);
+int load_filter(const char *path, int no_new_privs);
 
 /* hooks.c: lxc.hook.* commands run in the container's namespaces */
 void run_hooks(int err, struct spec *s, const char *type);

@@ -82,6 +82,10 @@ int parse_spec(char *buf, size_t len, struct spec *s)
             s->sock = v;
         else if (!strcmp(rec, "pdeath"))
             s->pdeath = atoi(v);
+        else if (!strcmp(rec, "seccomp"))
+            s->seccomp = v;
+        else if (!strcmp(rec, "nonewprivs"))
+            s->no_new_privs = atoi(v);
         else if (!strcmp(rec, "capkeep")) {
             s->capkeep = strtoull(v, NULL, 16);
             s->has_capkeep = 1;

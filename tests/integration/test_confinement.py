@@ -1,0 +1,81 @@
+"""Confinement on the real kernel: the seccomp filter every container gets
+(LXC's common.seccomp unless the config names a profile), compiled once by
+the shim, loaded for the init and every attach; no_new_privs."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from tests.integration.conftest import Env, needs_root
+
+pytestmark = needs_root
+
+#: init_module(NULL, 0, ""): EPERM under the filter; root without one gets EFAULT
+INIT_MODULE = ("import ctypes, os; libc = ctypes.CDLL(None, use_errno=True);"
+               " r = libc.syscall(175, None, 0, b''); print(os.strerror(ctypes.get_errno()))")
+AUDIT_ARCH = {"x86_64": 0xC000003E, "i386": 0x40000003}
+
+
+def status(text: str, key: str) -> str:
+    return next(line.split()[1] for line in text.splitlines() if line.startswith(key + ":"))
+
+
+def programs(lxc: Env) -> list[Path]:
+    return sorted((lxc.paths.rundir / "seccomp").glob("*.bpf"))
+
+
+def test_the_default_filter_for_the_init_and_every_attach(lxc: Env) -> None:
+    lxc.ok("create", "-n", "sc", "-f", str(lxc.config("lxc.uts.name = sc\n")))
+    lxc.ok("start", "-n", "sc", "--", "sleep", "1000")
+    init = json.loads(lxc.ok("info", "-n", "sc", "--json"))["pid"]
+    assert status(Path(f"/proc/{init}/status").read_text(), "Seccomp") == "2"
+    assert lxc.ok("attach", "-n", "sc", "--", "python3", "-c", INIT_MODULE).strip() == \
+        "Operation not permitted"
+    attached = lxc.ok("attach", "-n", "sc", "--", "cat", "/proc/self/status")
+    assert status(attached, "Seccomp") == "2"
+    assert status(attached, "NoNewPrivs") == "0"
+    [program] = programs(lxc)
+    # [all]: this machine's arch and its compat ones, each checked in the program
+    ks = {struct.unpack_from("<HBBI", program.read_bytes(), i)[3]
+          for i in range(0, program.stat().st_size, 8)}
+    assert set(AUDIT_ARCH.values()) <= ks
+    # compiled once: a second start finds it
+    before = program.stat().st_mtime_ns
+    lxc.ok("stop", "-n", "sc", "-k")
+    lxc.ok("start", "-n", "sc", "--", "sleep", "1000")
+    assert programs(lxc) == [program]
+    assert program.stat().st_mtime_ns == before
+
+
+def test_a_profile_of_the_users_and_no_new_privs(lxc: Env) -> None:
+    profile = lxc.base / "no-mkdir.seccomp"
+    profile.write_text("2\ndenylist\n[all]\nmkdir errno 13  # no new directories\n"
+                       "mkdirat errno 13\n")
+    config = lxc.config(f"lxc.seccomp.profile = {profile}\nlxc.no_new_privs = 1\n")
+    r = lxc.run("execute", "-n", "nm", "-f", str(config), "--", "sh", "-c",
+                f"mkdir {lxc.base}/made; grep NoNewPrivs /proc/self/status")
+    assert "Permission denied" in r.stderr
+    assert "NoNewPrivs:\t1" in r.stdout
+    assert not (lxc.base / "made").exists()
+
+
+def test_a_profile_that_does_not_parse_stops_the_start_at_its_line(lxc: Env) -> None:
+    profile = lxc.base / "bad.seccomp"
+    profile.write_text("2\ndenylist\nmkdir explode\n")
+    config = lxc.config(f"lxc.seccomp.profile = {profile}\n")
+    lxc.ok("create", "-n", "bad", "-f", str(config))
+    r = lxc.run("start", "-n", "bad", "--", "sleep", "1000")
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        f"lxcflow start: container 'bad' failed to start: {profile}:3: seccomp profile: "
+        "unknown action 'explode' "
+        "(kill, errno N, trap, allow, notify)"]
+    assert json.loads(lxc.ok("info", "-n", "bad", "--json"))["state"] == "STOPPED"
+    assert list(Path("/sys/fs/cgroup").glob(f"*/{lxc.paths.cgroup_parent}/bad")) == []
+    profile.write_text("2\ndenylist\nno_such_syscall errno 1\n")
+    r = lxc.run("start", "-n", "bad", "--", "sleep", "1000")
+    assert r.stderr.strip() == (f"lxcflow start: container 'bad' failed to start: {profile}:3: "
+                                "seccomp profile: unknown "
+                                "syscall no_such_syscall")
