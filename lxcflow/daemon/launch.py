@@ -23,7 +23,7 @@ from lxcflow.config import ContainerConfig
 from lxcflow.daemon import hooks
 from lxcflow.daemon.container import Container
 from lxcflow.daemon.run import CgroupTree, Run, release
-from lxcflow.errors import ConfigError, LxcflowError, NetworkError, StartFailed
+from lxcflow.errors import ConfigError, LxcflowError, NetworkError, StartFailed, UsageError
 from lxcflow.paths import Paths
 from lxcflow.runstate import (
     CONFIG_FILE,
@@ -34,6 +34,7 @@ from lxcflow.runstate import (
     RunState,
 )
 from lxcflow.runtime import proc, seccomp, shim
+from lxcflow.runtime.device_rules import default_rules
 from lxcflow.runtime.spec import ConsoleLog, RunMode, build_spec, container_env, write_spec
 from lxcflow.states import Actor, Cause
 
@@ -136,6 +137,7 @@ class Launcher:
             if config.rootfs is not None and not config.rootfs.is_dir():
                 raise StartFailed(f"rootfs {config.rootfs} is not a directory")
             cgroup = await self.tree.create(c.name)
+            self._default_device_rules(c, cgroup, config)
             for setting in config.cgroup:
                 try:
                     cgroup.set(setting.key, setting.value)
@@ -194,6 +196,18 @@ class Launcher:
         finally:
             self.claims.drop(claimed)
         return run
+
+    def _default_device_rules(self, c: Container, cgroup: ContainerCgroup,
+                              config: ContainerConfig) -> None:
+        """LXC's device list for a config that has none of its own."""
+        try:
+            for key, value in default_rules(config):
+                cgroup.set(key, value)
+        except UsageError:
+            # no v1 devices controller: cgroup2 needs a BPF program, not yet
+            # made here; said every time rather than hidden
+            c.log.warning("devices_not_confined",
+                          reason="no v1 devices controller on this host")
 
     async def started(self, c: Container, config: ContainerConfig) -> None:
         """LXC runs start-host just before the init starts; here the init has

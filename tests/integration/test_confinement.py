@@ -79,3 +79,45 @@ def test_a_profile_that_does_not_parse_stops_the_start_at_its_line(lxc: Env) -> 
     assert r.stderr.strip() == (f"lxcflow start: container 'bad' failed to start: {profile}:3: "
                                 "seccomp profile: unknown "
                                 "syscall no_such_syscall")
+
+
+def opens(lxc: Env, config: Path, *nodes: tuple[str, str, int, int]) -> list[str]:
+    """For each (name, type, major, minor): mknod it in the test's directory
+    inside the container, then try to read it."""
+    script = "; ".join(
+        f"mknod {lxc.base}/{name} {kind} {major} {minor} || echo {name} no-mknod;"
+        f" if head -c0 {lxc.base}/{name} 2>/dev/null; then echo {name} opens;"
+        f" else echo {name} refused; fi; rm -f {lxc.base}/{name}"
+        for name, kind, major, minor in nodes)
+    r = lxc.run("execute", "-n", "dev", "-f", str(config), "--", "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split("\n")[:-1]
+
+
+def test_devices_but_lxcs_short_list_are_refused(lxc: Env) -> None:
+    """mknod works (LXC allows it), opening what is not on the list does not."""
+    default = lxc.config("lxc.uts.name = dev\n")
+    assert opens(lxc, default, ("loop0", "b", 7, 0), ("kmsg", "c", 1, 11),
+                 ("null", "c", 1, 3), ("urandom", "c", 1, 9)) == [
+        "loop0 refused", "kmsg refused", "null opens", "urandom opens"]
+    # rules of the config's own replace the default, as in LXC
+    own = lxc.config("lxc.cgroup.devices.deny = a\nlxc.cgroup.devices.allow = c 1:3 rwm\n"
+                     "lxc.cgroup.devices.allow = c *:* m\n", name="own")
+    assert opens(lxc, own, ("null", "c", 1, 3), ("urandom", "c", 1, 9)) == [
+        "null opens", "urandom refused"]
+
+
+def test_a_system_container_in_its_own_root_is_confined_the_same(lxc: Env) -> None:
+    """The program and the capabilities reach past pivot_root: the init and
+    an attach in a busybox tree (the filter is read while the host's run
+    directory is in view)."""
+    lxc.ok("create", "-n", "bb", "-t", "busybox")
+    lxc.ok("start", "-n", "bb")
+    init = json.loads(lxc.ok("info", "-n", "bb", "--json"))["pid"]
+    for text in (Path(f"/proc/{init}/status").read_text(),
+                 lxc.ok("attach", "-n", "bb", "--", "cat", "/proc/self/status")):
+        assert status(text, "Seccomp") == "2"
+        assert int(status(text, "CapBnd"), 16) & (1 << 16) == 0  # sys_module
+    # /sys read-only, as LXC's sys:mixed
+    r = lxc.run("attach", "-n", "bb", "--", "sh", "-c", "touch /sys/kernel/x")
+    assert "Read-only file system" in r.stderr

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -65,6 +66,7 @@ struct attach {
 };
 
 static pid_t command_pid = -1;
+static struct sock_fprog filter; /* the container's seccomp program */
 
 __attribute__((noreturn, format(printf, 2, 3)))
 static void die(int code, const char *fmt, ...)
@@ -196,7 +198,7 @@ static void run_command(struct attach *a, const int *procs, int cgroup_ns)
     if (a->has_capkeep && bound_capabilities(a->capkeep) < 0)
         die(SETUP_FAILED, "cannot drop capabilities: %s", strerror(errno));
     /* while CAP_SYS_ADMIN is still effective: before the switch of user */
-    if (a->seccomp && load_filter(a->seccomp, a->no_new_privs) < 0)
+    if (a->seccomp && install_filter(&filter, a->no_new_privs) < 0)
         die(SETUP_FAILED, "cannot load the seccomp filter: %s", strerror(errno));
     if (!a->seccomp && a->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         die(SETUP_FAILED, "cannot set no_new_privs: %s", strerror(errno));
@@ -237,7 +239,9 @@ int attach_main(void)
     close(SPEC_FD);
     a.args[a.nargs] = NULL;
     a.envs[a.nenvs] = NULL;
-    /* Opened while the host's /sys is still in view. */
+    /* Opened and read while the host's /sys and run directory are in view. */
+    if (a.seccomp && read_filter(a.seccomp, &filter) < 0)
+        die(SETUP_FAILED, "cannot read the seccomp filter %s: %s", a.seccomp, strerror(errno));
     for (int i = 0; i < a.ncgroups; i++)
         if ((procs[i] = open(a.cgroups[i], O_WRONLY | O_CLOEXEC)) < 0)
             die(SETUP_FAILED, "cannot open %s: %s", a.cgroups[i], strerror(errno));

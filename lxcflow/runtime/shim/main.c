@@ -56,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -93,6 +94,9 @@ static void loopback_up(int err)
     close(fd);
 }
 
+/* the compiled seccomp program, read while the host's files are in view */
+static struct sock_fprog filter;
+
 /* What the command inherits besides the file system: limits, personality,
  * and its stdio (the console, or the pipe to the keeper's log). */
 static void prepare_command(int err, struct spec *s, int console_peer, int log_pipe)
@@ -111,7 +115,7 @@ static void prepare_command(int err, struct spec *s, int console_peer, int log_p
     if (s->has_capkeep && bound_capabilities(s->capkeep) < 0)
         fail(err, "cannot drop capabilities");
     /* The filter last: nothing the shim itself still calls is filtered. */
-    if (s->seccomp && load_filter(s->seccomp, s->no_new_privs) < 0)
+    if (s->seccomp && install_filter(&filter, s->no_new_privs) < 0)
         fail(err, "cannot load the seccomp filter %s", s->seccomp);
     else if (!s->seccomp && s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         fail(err, "cannot set no_new_privs");
@@ -205,6 +209,10 @@ int main(int argc, char **argv)
     buf = read_file(argv[1], &len);
     if (!buf || parse_spec(buf, len, &s) < 0) {
         report("error cannot read spec %s\n", argv[1]);
+        return 1;
+    }
+    if (s.seccomp && read_filter(s.seccomp, &filter) < 0) {
+        report("error cannot read the seccomp filter %s: %s\n", s.seccomp, strerror(errno));
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);

@@ -1,8 +1,9 @@
 /*
  * Seccomp: "lxcflow-shim seccomp" compiles a profile (as runtime/seccomp.py
  * reads LXC's format) into a BPF program once, with libseccomp; the keeper
- * and attach only load the compiled program (load_filter), so no start
- * pays for compiling and the keeper touches none of libseccomp's pages.
+ * and attach only load the compiled program, so no start
+ * pays for compiling and the keeper touches none of libseccomp's pages
+ * (read_filter, then install_filter).
  *
  * The compiler reads lines on stdin and writes the program to stdout:
  *   default ACTION                the action of every syscall no rule names
@@ -171,19 +172,26 @@ int seccomp_compile_main(void)
     return 0;
 }
 
-int load_filter(const char *path, int no_new_privs)
+/* Read before the process leaves the host's mount namespace or root: the
+ * program's file is in the daemon's run directory. */
+int read_filter(const char *path, struct sock_fprog *out)
 {
     size_t len;
     char *prog = read_file(path, &len);
 
-    if (!prog || len == 0 || len % sizeof(struct sock_filter))
+    if (!prog || len == 0 || len % sizeof(struct sock_filter)) {
+        free(prog);
         return -1;
-    struct sock_fprog fprog = {.len = len / sizeof(struct sock_filter),
-                               .filter = (struct sock_filter *)prog};
+    }
+    out->len = len / sizeof(struct sock_filter);
+    out->filter = (struct sock_filter *)prog;
+    return 0;
+}
+
+int install_filter(struct sock_fprog *prog, int no_new_privs)
+{
     if (no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return -1;
     /* CAP_SYS_ADMIN is still effective here (caps.c leaves it to execve) */
-    int rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog);
-    free(prog);
-    return rc;
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog);
 }

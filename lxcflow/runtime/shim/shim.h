@@ -79,8 +79,10 @@ void do_mount(int err, const char *root, char *entry);
 int bound_capabilities(unsigned long long keep);
 
 /* seccomp.c: "lxcflow-shim seccomp" (compile a profile), and loading one */
+struct sock_fprog;
 int seccomp_compile_main(void);
-int load_filter(const char *path, int no_new_privs);
+int read_filter(const char *path, struct sock_fprog *out);
+int install_filter(struct sock_fprog *prog, int no_new_privs);
 
 /* hooks.c: lxc.hook.* commands run in the container's namespaces */
 void run_hooks(int err, struct spec *s, const char *type);
