@@ -58,6 +58,12 @@ LXC_START := /usr/bin/lxc-start
 $(LXC_START):
 	$(call apt_install,lxc)
 
+# LXC's own templates: a container made by lxc-create -t debian must run
+# under lxcflow unchanged (the template copies its cache with rsync).
+LXC_DEBIAN := /usr/share/lxc/templates/lxc-debian
+$(LXC_DEBIAN): $(LXC_START)
+	$(call apt_install,lxc-templates rsync)
+
 # The system container tests boot a Debian root file system: debootstrap
 # builds it once from Debian's packages, cached in /var/cache/lxcflow-tests.
 DEBOOTSTRAP := /usr/sbin/debootstrap
@@ -69,7 +75,7 @@ BUSYBOX := /bin/busybox
 $(BUSYBOX):
 	$(call apt_install,busybox-static)
 
-test: setup lint $(SSHD) $(DEBOOTSTRAP) $(BUSYBOX) $(LXC_START)
+test: setup lint $(SSHD) $(DEBOOTSTRAP) $(BUSYBOX) $(LXC_START) $(LXC_DEBIAN)
 	$(PY) tests/debian_rootfs.py >/dev/null
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -234,6 +234,8 @@ def cmd_info(a: Parsed, c: Client) -> int:
         rows.append(("CPU use", f"{info['cpu_ns'] / 1e9:.2f} seconds"))
     if info["memory_bytes"] is not None:
         rows.append(("Memory use", _human_bytes(info["memory_bytes"])))
+    if info.get("apparmor"):
+        rows.append(("AppArmor", info["apparmor"]))
     if info["frozen_by"] is not None:
         rows.append(("Frozen by", info["frozen_by"]))
     if info["frozen_total_ns"]:

@@ -29,6 +29,8 @@ from lxcflow.config.values import (
 ALIASES = {
     "lxc.utsname": "lxc.uts.name",
     "lxc.seccomp": "lxc.seccomp.profile",
+    "lxc.aa_profile": "lxc.apparmor.profile",
+    "lxc.aa_allow_incomplete": "lxc.apparmor.allow_incomplete",
     "lxc.rootfs": "lxc.rootfs.path",
     "lxc.mount": "lxc.mount.fstab",
     "lxc.tty": "lxc.tty.max",
@@ -75,6 +77,13 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.monitor.signal.pdeath": ("signal_pdeath", validate.signal_number),
     # seccomp (runtime/seccomp.py); the profile is a path, read apart
     "lxc.no_new_privs": ("no_new_privs", lambda v: bool(_zero_one(v))),
+    # AppArmor (runtime/apparmor.py decides what they mean on this kernel)
+    "lxc.apparmor.profile": ("apparmor_profile", str),
+    "lxc.apparmor.allow_incomplete": ("apparmor_allow_incomplete",
+                                      lambda v: bool(_zero_one(v))),
+    # they shape the profile LXC generates, which lxcflow never does: with
+    # AppArmor enabled, "generated" takes LXC's loaded default instead
+    "lxc.apparmor.allow_nesting": (None, _zero_one),
     # Filters stack in the kernel: a container that loads its own needs nothing.
     "lxc.seccomp.allow_nesting": (None, _zero_one),
     # Hooks get both version 0's arguments and version 1's environment.
@@ -93,10 +102,8 @@ LIST_KEYS: dict[str, Callable[[str], tuple[Any, ...]]] = {
 
 # Confinement the user asked for and this runtime cannot give: running without
 # it would be silently less safe than they believe.
-REFUSED = frozenset(
-    "lxc.idmap lxc.id_map lxc.aa_profile lxc.aa_allow_incomplete lxc.se_context".split()
-)
-REFUSED_PREFIXES = ("lxc.apparmor.", "lxc.selinux.", "lxc.seccomp.notify.")
+REFUSED = frozenset("lxc.idmap lxc.id_map lxc.se_context".split())
+REFUSED_PREFIXES = ("lxc.selinux.", "lxc.seccomp.notify.")
 
 
 class _Attr(NamedTuple):

@@ -108,7 +108,9 @@ class ContainerConfig:
     cap_drop: tuple[str, ...] | None = None
     cap_keep: tuple[str, ...] | None = None
     seccomp_profile: Path | None = None  # lxc.seccomp.profile; None: LXC's common.seccomp
-    no_new_privs: bool = False  # lxc.prlimit.NAME: (name, soft, hard)
+    no_new_privs: bool = False
+    apparmor_profile: str | None = None  # None: LXC's "generated"
+    apparmor_allow_incomplete: bool = False  # lxc.prlimit.NAME: (name, soft, hard)
 
     def __post_init__(self) -> None:
         # A plain dict handed in by a caller must not make the value mutable.

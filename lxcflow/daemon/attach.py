@@ -15,7 +15,7 @@ import trio
 
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import WrongState
-from lxcflow.runtime import attach, seccomp
+from lxcflow.runtime import apparmor, attach, seccomp
 from lxcflow.runtime.capabilities import kept_mask
 from lxcflow.runtime.spec import container_env
 from lxcflow.states import State
@@ -57,11 +57,14 @@ async def start(
     seccomp_filter = await trio.to_thread.run_sync(
         seccomp.compiled, supervisor.shim_binary, config.seccomp_profile,
         supervisor.paths.seccomp_cache)
+    enabled, loaded = apparmor.host_state()
+    confined = apparmor.decide(config.apparmor_profile, config.apparmor_allow_incomplete,
+                               enabled=enabled, loaded=loaded)
     spec = attach.AttachSpec(
         init_pid=run.init_pid, cgroup_procs=tuple(cgroup.procs_files()), command=tuple(command),
         env=env, uid=uid, gid=gid, cwd=cwd, cwd_strict=cwd_strict, tty=tty,
         caps_kept=kept_mask(config), seccomp_filter=seccomp_filter,
-        no_new_privs=config.no_new_privs,
+        no_new_privs=config.no_new_privs, apparmor_profile=confined.profile,
     )
     return attach.spawn(supervisor.shim_binary, spec, stdio=stdio,
                         init_pidfd=run.shim.init_pidfd)

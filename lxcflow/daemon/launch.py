@@ -33,8 +33,8 @@ from lxcflow.runstate import (
     Interface,
     RunState,
 )
-from lxcflow.runtime import proc, seccomp, shim
-from lxcflow.runtime.device_rules import default_rules
+from lxcflow.runtime import apparmor, proc, seccomp, shim
+from lxcflow.runtime.device_rules import device_rules
 from lxcflow.runtime.spec import ConsoleLog, RunMode, build_spec, container_env, write_spec
 from lxcflow.states import Actor, Cause
 
@@ -137,13 +137,21 @@ class Launcher:
             if config.rootfs is not None and not config.rootfs.is_dir():
                 raise StartFailed(f"rootfs {config.rootfs} is not a directory")
             cgroup = await self.tree.create(c.name)
-            self._default_device_rules(c, cgroup, config)
+            self._device_rules(c, cgroup, config)
             for setting in config.cgroup:
+                if setting.key.startswith("devices."):
+                    continue  # written above, the native set
                 try:
                     cgroup.set(setting.key, setting.value)
                 except LxcflowError as e:
                     raise ConfigError(str(e), file=config.file, line=setting.line) from None
             prepared_netns = "net" in config.new_namespaces and config.makes_interfaces
+            enabled, loaded = apparmor.host_state()
+            confined = apparmor.decide(config.apparmor_profile, config.apparmor_allow_incomplete,
+                                       enabled=enabled, loaded=loaded)
+            if confined.outcome is apparmor.Outcome.INCOMPLETE:
+                c.log.warning("apparmor_incomplete", reason="lxc.apparmor.allow_incomplete: "
+                              "running without an AppArmor profile")
             # compiled once per profile: after that, a lookup in the cache
             seccomp_filter = await trio.to_thread.run_sync(
                 seccomp.compiled, self.shim_binary, config.seccomp_profile,
@@ -153,6 +161,7 @@ class Launcher:
                 cgroup_procs=cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
                 env=container_env(config, launch.env), cwd=launch.cwd, netns=prepared_netns,
                 hierarchies=self.hierarchies, seccomp_filter=seccomp_filter,
+                apparmor_profile=confined.profile,
                 console=None if launch.stdio is not None else ConsoleLog(
                     self.paths.console_log(c.name, config.console_logfile, ephemeral=c.ephemeral),
                     config.console_size, run_dir / CONSOLE_SOCKET),
@@ -197,17 +206,26 @@ class Launcher:
             self.claims.drop(claimed)
         return run
 
-    def _default_device_rules(self, c: Container, cgroup: ContainerCgroup,
-                              config: ContainerConfig) -> None:
-        """LXC's device list for a config that has none of its own."""
-        try:
-            for key, value in default_rules(config):
+    def _device_rules(self, c: Container, cgroup: ContainerCgroup,
+                      config: ContainerConfig) -> None:
+        """The devices the container may use (runtime/device_rules.py).
+
+        Raises:
+            ConfigError: the kernel refused a rule of the config's.
+        """
+        for key, value, line in device_rules(config):
+            try:
                 cgroup.set(key, value)
-        except UsageError:
-            # no v1 devices controller: cgroup2 needs a BPF program, not yet
-            # made here; said every time rather than hidden
-            c.log.warning("devices_not_confined",
-                          reason="no v1 devices controller on this host")
+            except UsageError:
+                # no v1 devices controller: cgroup2 needs a BPF program, not
+                # yet made here; said every time rather than hidden
+                c.log.warning("devices_not_confined",
+                              reason="no v1 devices controller on this host")
+                return
+            except LxcflowError as e:
+                if line is None:
+                    raise
+                raise ConfigError(str(e), file=config.file, line=line) from None
 
     async def started(self, c: Container, config: ContainerConfig) -> None:
         """LXC runs start-host just before the init starts; here the init has

@@ -9,7 +9,7 @@ from typing import Any
 from lxcflow.cgroups import ContainerCgroup
 from lxcflow.daemon.container import Container
 from lxcflow.errors import CgroupError, LxcflowError
-from lxcflow.runtime import proc
+from lxcflow.runtime import apparmor, proc
 from lxcflow.states import State
 
 
@@ -31,6 +31,14 @@ def info(c: Container) -> dict[str, Any]:
         "frozen_total_ns": c.frozen_total_ns + (
             time.time_ns() - c.frozen_since_ns if c.frozen_since_ns else 0),
     }
+    if c.config is not None and run is not None:
+        enabled, loaded = apparmor.host_state()
+        try:
+            out["apparmor"] = apparmor.decide(
+                c.config.apparmor_profile, c.config.apparmor_allow_incomplete,
+                enabled=enabled, loaded=loaded).describe(c.config.apparmor_profile)
+        except LxcflowError as e:  # unloaded since the start
+            out["apparmor"] = str(e)
     if run is not None and run.cgroup is not None and c.state is not State.STOPPED:
         try:
             out["cpu_ns"] = run.cgroup.cpu_usage_ns()

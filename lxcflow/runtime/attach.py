@@ -38,6 +38,7 @@ class AttachSpec:
     caps_kept: int = -1  # the bounding set's mask (capabilities.kept_mask); -1: all
     seccomp_filter: Path | None = None  # the container's compiled program
     no_new_privs: bool = False
+    apparmor_profile: str | None = None  # the AppArmor profile the command execs into
 
     def encode(self) -> bytes:
         """The NUL-terminated records attach.c reads.
@@ -56,6 +57,8 @@ class AttachSpec:
             records.append(("seccomp", str(self.seccomp_filter)))
         if self.no_new_privs:
             records.append(("nonewprivs", "1"))
+        if self.apparmor_profile is not None:
+            records.append(("apparmor", self.apparmor_profile))
         return encode_records(records, self.command, self.env)
 
 

@@ -1,6 +1,6 @@
-"""Which devices a container may open when its config lists none: LXC's
-common.conf list, on the v1 devices controller (``devices.deny`` /
-``devices.allow``): deny all, then mknod of any node (opening one still
+"""Which devices a container may open: its config's rules, or when it lists
+none LXC's common.conf list, on the v1 devices controller (``devices.deny``
+/ ``devices.allow``): deny all, then mknod of any node (opening one still
 fails) and the harmless ones."""
 
 from __future__ import annotations
@@ -29,9 +29,13 @@ DEFAULT_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
-def default_rules(config: ContainerConfig) -> tuple[tuple[str, str], ...]:
-    """LXC's default list, unless the config has device rules of its own
-    (in either dialect: they replace the default, as in LXC)."""
-    if any(s.key.startswith("devices.") for s in config.cgroup):
-        return ()
-    return DEFAULT_RULES
+def device_rules(config: ContainerConfig) -> list[tuple[str, str, int | None]]:
+    """(key, value, config line or None) for the v1 devices controller:
+    the config's ``lxc.cgroup.devices.*``, else its ``lxc.cgroup2.devices.*``
+    (the same rule syntax; on a v1 host LXC reads only the former, so they
+    are taken only when the native set is absent), else LXC's list."""
+    own = [s for s in config.cgroup if s.key.startswith("devices.")]
+    native = [s for s in own if s.version == 1] or own
+    if native:
+        return [(s.key, s.value, s.line) for s in native]
+    return [(key, value, None) for key, value in DEFAULT_RULES]

@@ -94,13 +94,15 @@ def build_spec(
     hierarchies: Sequence[Hierarchy] = (),
     console: ConsoleLog | None = None,
     seccomp_filter: Path | None = None,
+    apparmor_profile: str | None = None,
 ) -> bytes:
     """The spec file's bytes for one start of a container (``netns``: it joins
     a network namespace the daemon prepared, passed to the shim as fd 4;
     otherwise a new one of its own has only lo, which the shim brings up;
     ``hierarchies``: the cgroup file systems its ``lxc.mount.auto`` mounts;
     ``console``: the keeper logs the output, else it goes to the shim's stdio;
-    ``seccomp_filter``: the compiled program the command runs under).
+    ``seccomp_filter``: the compiled program the command runs under;
+    ``apparmor_profile``: the AppArmor profile it execs into).
 
     Raises:
         UsageError: a command or environment entry the kernel cannot take.
@@ -119,6 +121,8 @@ def build_spec(
         records.append(("seccomp", str(seccomp_filter)))
     if config.no_new_privs:
         records.append(("nonewprivs", "1"))
+    if apparmor_profile is not None:
+        records.append(("apparmor", apparmor_profile))
     if netns:
         records.append(("netns", "1"))
     elif "net" in new:

@@ -56,7 +56,7 @@ struct attach {
     gid_t gid;
     int tty, cwd_strict, has_capkeep, no_new_privs;
     unsigned long long capkeep;
-    const char *cwd, *seccomp;
+    const char *cwd, *seccomp, *apparmor;
     const char *cgroups[64];
     int ncgroups;
     char *args[MAX_ITEMS + 1];
@@ -106,6 +106,8 @@ static int parse(char *buf, size_t len, struct attach *a)
             a->seccomp = v;
         else if (!strcmp(rec, "nonewprivs"))
             a->no_new_privs = atoi(v);
+        else if (!strcmp(rec, "apparmor"))
+            a->apparmor = v;
         else if (!strcmp(rec, "capkeep")) {
             a->capkeep = strtoull(v, NULL, 16);
             a->has_capkeep = 1;
@@ -197,6 +199,9 @@ static void run_command(struct attach *a, const int *procs, int cgroup_ns)
     /* the container's init is bound so: so is everything that enters it */
     if (a->has_capkeep && bound_capabilities(a->capkeep) < 0)
         die(SETUP_FAILED, "cannot drop capabilities: %s", strerror(errno));
+    if (a->apparmor && apparmor_on_exec(a->apparmor) < 0)
+        die(SETUP_FAILED, "cannot change to AppArmor profile %s: %s", a->apparmor,
+            strerror(errno));
     /* while CAP_SYS_ADMIN is still effective: before the switch of user */
     if (a->seccomp && install_filter(&filter, a->no_new_privs) < 0)
         die(SETUP_FAILED, "cannot load the seccomp filter: %s", strerror(errno));

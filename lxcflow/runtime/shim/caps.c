@@ -1,4 +1,6 @@
 /*
+ * What a container's processes may do, beyond the seccomp filter.
+ *
  * Capabilities: bound a container's processes to the set its config keeps
  * (lxc.cap.drop / lxc.cap.keep, spec.py's capkeep mask), as LXC does it:
  * drop the rest from the bounding set, and from the inheritable and ambient
@@ -9,6 +11,7 @@
  */
 #include "shim.h"
 
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,4 +45,23 @@ int bound_capabilities(unsigned long long keep)
     data[0].inheritable &= (unsigned int)keep;
     data[1].inheritable &= (unsigned int)(keep >> 32);
     return syscall(SYS_capset, &head, data) < 0 ? -1 : 0;
+}
+
+/* AppArmor: the profile the next execve enters (the kernel's interface, as
+ * LXC writes it; /proc/self/attr/exec on kernels before 5.1). */
+int apparmor_on_exec(const char *profile)
+{
+    static const char *files[] = {"/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"};
+    char text[512];
+    int n = snprintf(text, sizeof(text), "exec %s", profile);
+
+    for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
+        int fd = open(files[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        int rc = write(fd, text, n) == n ? 0 : -1;
+        close(fd);
+        return rc;
+    }
+    return -1;
 }

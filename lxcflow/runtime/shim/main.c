@@ -36,6 +36,7 @@
  *   pdeath=SIG  personality=linux32  prlimit=RESOURCE:SOFT:HARD (repeatable)
  *   capkeep=HEX       the capabilities the command keeps (caps.c)
  *   seccomp=FILE nonewprivs=1   the compiled filter it runs under (seccomp.c)
+ *   apparmor=PROFILE  the AppArmor profile it execs into (caps.c)
  *   hook=TYPE\x1fARGV...  hookenv=KEY=VALUE   lxc.hook.* run inside (hooks.c)
  *   arg=ARG           the command line (repeatable, in order)
  *   env=KEY=VALUE     the command's environment (repeatable)
@@ -114,6 +115,8 @@ static void prepare_command(int err, struct spec *s, int console_peer, int log_p
         fail(err, "cannot set a 32-bit personality");
     if (s->has_capkeep && bound_capabilities(s->capkeep) < 0)
         fail(err, "cannot drop capabilities");
+    if (s->apparmor && apparmor_on_exec(s->apparmor) < 0)
+        fail(err, "cannot change to AppArmor profile %s", s->apparmor);
     /* The filter last: nothing the shim itself still calls is filtered. */
     if (s->seccomp && install_filter(&filter, s->no_new_privs) < 0)
         fail(err, "cannot load the seccomp filter %s", s->seccomp);

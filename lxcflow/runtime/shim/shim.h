@@ -36,6 +36,7 @@ struct spec {
     int linux32;        /* lxc.arch: a 32-bit personality */
     int has_capkeep, no_new_privs;
     const char *seccomp;  /* the compiled filter (seccomp.c) */
+    const char *apparmor; /* the profile the command execs into */
     unsigned long long capkeep; /* the bounding set's mask */
     long logsize;
     const char *ttydir, *log, *sock;
@@ -75,8 +76,9 @@ void mkdir_p(int err, const char *path, int optional);
 void in_root(char *out, size_t size, const char *root, const char *target);
 void do_mount(int err, const char *root, char *entry);
 
-/* caps.c: the capabilities a container's processes keep */
+/* caps.c: the capabilities a container's processes keep; AppArmor */
 int bound_capabilities(unsigned long long keep);
+int apparmor_on_exec(const char *profile);
 
 /* seccomp.c: "lxcflow-shim seccomp" (compile a profile), and loading one */
 struct sock_fprog;

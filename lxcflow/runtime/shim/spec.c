@@ -84,6 +84,8 @@ int parse_spec(char *buf, size_t len, struct spec *s)
             s->pdeath = atoi(v);
         else if (!strcmp(rec, "seccomp"))
             s->seccomp = v;
+        else if (!strcmp(rec, "apparmor"))
+            s->apparmor = v;
         else if (!strcmp(rec, "nonewprivs"))
             s->no_new_privs = atoi(v);
         else if (!strcmp(rec, "capkeep")) {
