@@ -46,6 +46,22 @@ def _favordynmods() -> bool:
                for f in (line.split() for line in mounts))
 
 
+def _seccomp_filters() -> bool:
+    try:
+        # the file comes with CONFIG_SECCOMP_FILTER; lxcflow's programs use errno and kill
+        actions = Path("/proc/sys/kernel/seccomp/actions_avail").read_text().split()
+        return {"errno", "kill_process"} <= set(actions)
+    except OSError:
+        return False
+
+
+def _user_namespaces() -> bool:
+    try:
+        return int(Path("/proc/sys/user/max_user_namespaces").read_text()) > 0
+    except (OSError, ValueError):
+        return False
+
+
 def checks(root: Path = Path("/sys/fs/cgroup")) -> list[tuple[str, str, bool, bool]]:
     """(section, feature, present, required) for every check."""
     out = []
@@ -67,6 +83,16 @@ def checks(root: Path = Path("/sys/fs/cgroup")) -> list[tuple[str, str, bool, bo
     out.append(("Processes", "pidfd (pidfd_open)", _pidfd(), True))
     out.append(("Processes", f"lxcflow-shim built ({binary_path()})", binary_path().exists(),
                 False))
+    # every container runs under a seccomp filter (runtime/seccomp.py)
+    out.append(("Confinement", "seccomp filters", _seccomp_filters(), True))
+    out.append(("Confinement", "devices controller (v1, what lxcflow writes device rules to)",
+                (root / "devices" / "devices.allow").exists(), False))
+    out.append(("Confinement", "cgroup device programs (BPF, cgroup2; not used yet)",
+                v2 and _kernel_at_least(4, 15), False))
+    out.append(("Confinement", "user namespaces (not used yet)", _user_namespaces(), False))
+    out.append(("Confinement", "idmapped mounts (not used yet)", _kernel_at_least(5, 12), False))
+    out.append(("Confinement", "AppArmor (lxc.apparmor.* take effect)",
+                Path("/sys/kernel/security/apparmor/profiles").exists(), False))
     out.append(("Host settings", "cgroup2 favordynmods (starts skip an RCU grace period)",
                 v2 and _favordynmods(), False))
     return out

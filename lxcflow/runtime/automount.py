@@ -52,6 +52,16 @@ def _variant(words: Sequence[str], family: str, default: str | None) -> str | No
     return chosen
 
 
+#: host kernel state a container has no business reading (what crun and
+#: Docker mask): /dev/null bound on the files, an empty read-only tmpfs on
+#: the directories; each only where this kernel has it
+MASKED_FILES = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+                "/proc/latency_stats")
+MASKED_DIRS = ("/proc/acpi", "/proc/scsi")
+#: and what it may read but not change, besides /proc/sys
+READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq")
+
+
 def proc_ops(variant: str, own_network: bool) -> list[MountOp]:
     ops = [MountOp("proc", "/proc", "proc", _SAFE, "", OPT_MKDIR)]
     if variant == "mixed":
@@ -61,6 +71,12 @@ def proc_ops(variant: str, own_network: bool) -> list[MountOp]:
             ops.append(_bind_self("/proc/sys/net", read_only=False))
         ops += [_bind_self("/proc/sys", read_only=True, recursive=True),
                 _bind_self("/proc/sysrq-trigger", read_only=True, optional=True)]
+        ops += [_bind_self(path, read_only=True, optional=True) for path in READ_ONLY]
+        # the host's /dev/null (the container's /dev is not made yet)
+        ops += [MountOp("/dev/null", path, "", MS_BIND, "", OPT_OPTIONAL | OPT_BIND_RO)
+                for path in MASKED_FILES]
+        ops += [MountOp("tmpfs", path, "tmpfs", _SAFE | MS_RDONLY, "mode=555", OPT_OPTIONAL)
+                for path in MASKED_DIRS]
     return ops
 
 

@@ -389,6 +389,10 @@ def test_checkconfig(lxc: Env) -> None:
                    for f in (line.split() for line in mounts))
     setting = "on" if favoured else "off"
     assert f"cgroup2 favordynmods (starts skip an RCU grace period): {setting}" in r.stdout
+    assert "seccomp filters: enabled" in r.stdout  # every container gets one
+    apparmor = "enabled" if Path("/sys/kernel/security/apparmor/profiles").exists() \
+        else "not available"
+    assert f"AppArmor (lxc.apparmor.* take effect): {apparmor}" in r.stdout
 
 
 def test_system_container_output_goes_to_its_console_log(

@@ -8,6 +8,9 @@ import json
 import struct
 from pathlib import Path
 
+import pytest
+
+from lxcflow.runtime.automount import MASKED_FILES
 from tests.integration.conftest import Env, needs_root
 
 pytestmark = needs_root
@@ -121,3 +124,13 @@ def test_a_system_container_in_its_own_root_is_confined_the_same(lxc: Env) -> No
     # /sys read-only, as LXC's sys:mixed
     r = lxc.run("attach", "-n", "bb", "--", "sh", "-c", "touch /sys/kernel/x")
     assert "Read-only file system" in r.stderr
+
+
+def test_the_hosts_kernel_state_in_proc_is_masked(lxc: Env) -> None:
+    present = [f for f in MASKED_FILES if Path(f).exists()]
+    if not present:
+        pytest.skip("this kernel has none of the masked /proc files")
+    config = lxc.config("lxc.uts.name = masked\n")
+    r = lxc.run("execute", "-n", "masked", "-f", str(config), "--", "sh", "-c",
+                "; ".join(f"echo {f} $(wc -c < {f})" for f in present))
+    assert r.stdout.splitlines() == [f"{f} 0" for f in present], r.stderr

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from lxcflow.cgroups.layout import Hierarchy
-from lxcflow.runtime.automount import automounts
+from lxcflow.runtime.automount import MASKED_DIRS, MASKED_FILES, READ_ONLY, automounts
 from lxcflow.runtime.mountops import (
     MS_BIND,
     MS_RDONLY,
     MS_REC,
     OPT_BIND_RO,
+    OPT_OPTIONAL,
     OPT_REMOUNT,
     OPT_SRC_IN_ROOT,
     MountOp,
@@ -37,11 +38,12 @@ def binds(ops: list[MountOp]) -> list[str]:
 
 def test_the_default_is_mixed_proc_and_sys_and_cgroup_for_an_init() -> None:
     first, cgroup = mounts([])
-    assert [op.fstype for op in first if op.fstype] == ["proc", "sysfs"]
+    assert [op.fstype for op in first if op.fstype in ("proc", "sysfs")] == ["proc", "sysfs"]
     # /proc/sys/net stays the container's own: bound before /proc/sys goes read-only
-    assert binds(first) == ["/proc/sys/net", "/proc/sys", "/proc/sysrq-trigger",
+    assert binds(first) == ["/proc/sys/net", "/proc/sys", "/proc/sysrq-trigger", *READ_ONLY,
                             "/sys/devices/virtual/net", "/sys"]
-    assert read_only(first) == {"/proc/sys", "/proc/sysrq-trigger", "/sys"}
+    assert read_only(first) == {"/proc/sys", "/proc/sysrq-trigger", *READ_ONLY,
+                                *MASKED_FILES, *MASKED_DIRS, "/sys"}
     recursive = {op.target for op in first if op.flags & MS_REC}
     assert recursive == {"/proc/sys", "/sys"}  # the writable binds inside come along
     assert [op.target for op in cgroup] == [
@@ -68,7 +70,19 @@ def test_variants_named_in_the_config_win_per_family() -> None:
     assert read_only(first) == {"/sys"}
     assert not read_only(cgroup)  # rw: the tmpfs stays writable too
     first, _ = mounts(["sys:rw"])
-    assert read_only(first) == {"/proc/sys", "/proc/sysrq-trigger"}
+    assert "/sys" not in read_only(first)
+    assert "/proc/sys" in read_only(first)
+
+
+def test_mixed_proc_masks_the_hosts_kernel_state() -> None:
+    first, _ = mounts([])
+    masks = {op.target: op for op in first if op.target in (*MASKED_FILES, *MASKED_DIRS)}
+    assert masks["/proc/kcore"].source == "/dev/null"  # the host's, before /dev is made
+    assert masks["/proc/kcore"].opts & OPT_OPTIONAL  # a kernel may not have it
+    assert masks["/proc/acpi"].fstype == "tmpfs"
+    rw, _ = mounts(["proc:rw"])
+    assert [op.target for op in rw] [:1] == ["/proc"]
+    assert not {op.target for op in rw} & set(MASKED_FILES)
 
 
 def test_cgroup_full_is_cgroup_inside_a_cgroup_namespace() -> None:
