@@ -13,6 +13,7 @@ from typing import Any
 
 from common import Daemon, Monitor, run
 from lxc_side import Lxc
+from report import Check, Operation
 
 from lxcflow.client import Client
 
@@ -28,6 +29,11 @@ def in_parallel(fn: Callable[[str], object], names: list[str], workers: int) -> 
         for future in [pool.submit(fn, name) for name in names]:
             future.result()
     return time.perf_counter() - t0
+
+
+def ratio_check(op: Operation, ours: str, theirs: str, limit: float) -> Check:
+    """The target ``ours / theirs <= limit``, on medians."""
+    return Check(f"{ours} / {theirs}, median", op.median_ratio(ours, theirs) or 0.0, limit, "x")
 
 
 def timed(fn: Callable[..., object], *args: Any, **kwargs: Any) -> float:

@@ -51,10 +51,11 @@ from common import (
     run,
     stop_all,
 )
+from confinement import op_confinement
 from keepers import op_keepers
 from lxc_side import Lxc, version
 from report import FLOOR, LXC, LXCFLOW, Check, Operation, Scalar
-from rig import LXCFLOW_CLI, TRUE, Bench, in_parallel, timed
+from rig import LXCFLOW_CLI, TRUE, Bench, in_parallel, ratio_check, timed
 from system import op_system
 
 from lxcflow.cgroups import open_manager
@@ -110,10 +111,6 @@ def op_execute(b: Bench) -> Operation:
         op.checks = [ratio_check(op, sock.label, theirs.label, 0.5),
                      ratio_check(op, cli.label, theirs.label, 1.5)]
     return op
-
-
-def ratio_check(op: Operation, ours: str, theirs: str, limit: float) -> Check:
-    return Check(f"{ours} / {theirs}, median", op.median_ratio(ours, theirs) or 0.0, limit, "x")
 
 
 def p99_check(op: Operation, label: str, limit_ms: float) -> Check:
@@ -564,7 +561,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 KEYS = ("execute", "start", "freeze", "wait", "events", "restart", "cli", "scale", "crashloop",
-        "attach", "system", "keepers")
+        "attach", "system", "keepers", "confinement")
 
 
 def main() -> int:
@@ -611,6 +608,7 @@ def main() -> int:
             ("attach", lambda: op_attach(b)),
             ("system", lambda: op_system(b)),
             ("keepers", lambda: op_keepers(b)),
+            ("confinement", lambda: op_confinement(b)),
         ]
         for key, step in steps:
             if key in wanted:

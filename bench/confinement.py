@@ -1,0 +1,63 @@
+"""15. What confinement costs a start: start until RUNNING (then stop -k)
+of a container with lxcflow's default confinement (LXC's common capability
+drop, common.seccomp's list, LXC's device list), beside the same container
+with it relaxed (no capability dropped, an allow-all seccomp program, every
+device allowed; lxcflow always loads a program, so this is its least), and
+beside ``lxc-start -d`` of the same container under LXC's common
+confinement.
+"""
+
+from __future__ import annotations
+
+from common import IDLE, LXC_CONFIG, run
+from report import LXC, LXCFLOW, Operation
+from rig import Bench, ratio_check, timed
+
+from lxcflow.runtime.capabilities import DEFAULT_DROP
+
+BASE = f"lxc.net.0.type = empty\nlxc.init.cmd = {' '.join(IDLE)}\n"
+LXC_COMMON = (f"lxc.cap.drop = {' '.join(DEFAULT_DROP)}\n"
+              "lxc.seccomp.profile = /usr/share/lxc/config/common.seccomp\n"
+              "lxc.cgroup.devices.deny = a\nlxc.cgroup.devices.allow = c *:* m\n"
+              "lxc.cgroup.devices.allow = b *:* m\n"
+              + "".join(f"lxc.cgroup.devices.allow = c {n} rwm\n"
+                        for n in ("1:3", "1:5", "1:7", "1:8", "1:9", "5:0", "5:1", "5:2",
+                                  "136:*", "10:229")))
+
+
+def op_confinement(b: Bench) -> Operation:
+    op = Operation("confinement", "15. start until RUNNING: confinement's cost")
+    allow_all = b.base / "allow-all.seccomp"
+    allow_all.write_text("2\ndenylist\n")
+    configs = {"cf-on": BASE, "cf-off": BASE + "lxc.cap.drop =\n"
+               f"lxc.seccomp.profile = {allow_all}\nlxc.cgroup.devices.allow = a\n"}
+    for name, text in configs.items():
+        path = b.base / f"{name}.conf"
+        path.write_text(f"lxc.uts.name = {name}\n" + text)
+        b.call("create", name=name, config=str(path))
+    on = op.add("lxcflow socket, default confinement", LXCFLOW)
+    off = op.add("lxcflow socket, confinement relaxed", LXCFLOW)
+    lxc_on = op.add("lxc-start -d, LXC's common confinement", LXC) if b.lxc else None
+    lxc = b.lxc
+    if lxc is not None:
+        (lxc.lxcpath / "cf-lxc").mkdir(exist_ok=True)
+        (lxc.lxcpath / "cf-lxc" / "config").write_text(
+            LXC_CONFIG.replace("bench", "cf-lxc") + f"lxc.init.cmd = {' '.join(IDLE)}\n"
+            + LXC_COMMON)
+    try:
+        for _ in range(b.size["n"]):
+            on.samples_s.append(timed(b.call, "start", name="cf-on"))
+            b.call("stop", name="cf-on", kill=True)
+            off.samples_s.append(timed(b.call, "start", name="cf-off"))
+            b.call("stop", name="cf-off", kill=True)
+            if lxc is not None and lxc_on is not None:
+                lxc_on.samples_s.append(timed(run, lxc.argv("start", "cf-lxc", "-d")))
+                run(lxc.argv("stop", "cf-lxc", "-k"))
+    finally:
+        for name in configs:
+            b.call("destroy", name=name, force=True)
+    op.pairs = [(on.label, off.label)] + ([(on.label, lxc_on.label)] if lxc_on else [])
+    op.checks = [ratio_check(op, on.label, off.label, 1.2)]
+    if lxc_on:
+        op.checks.append(ratio_check(op, on.label, lxc_on.label, 0.65))
+    return op
