@@ -87,7 +87,7 @@ def checks(root: Path = Path("/sys/fs/cgroup")) -> list[tuple[str, str, bool, bo
     out.append(("Confinement", "seccomp filters", _seccomp_filters(), True))
     out.append(("Confinement", "devices controller (v1, what lxcflow writes device rules to)",
                 (root / "devices" / "devices.allow").exists(), False))
-    out.append(("Confinement", "cgroup device programs (BPF, cgroup2; not used yet)",
+    out.append(("Confinement", "cgroup device programs (BPF, where cgroup2 is alone)",
                 v2 and _kernel_at_least(4, 15), False))
     out.append(("Confinement", "user namespaces (not used yet)", _user_namespaces(), False))
     out.append(("Confinement", "idmapped mounts (not used yet)", _kernel_at_least(5, 12), False))

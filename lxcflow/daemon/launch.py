@@ -18,12 +18,12 @@ from pathlib import Path
 
 import trio
 
-from lxcflow.cgroups import ContainerCgroup
+from lxcflow.cgroups import ContainerCgroup, V2Cgroup
 from lxcflow.config import ContainerConfig
 from lxcflow.daemon import hooks
 from lxcflow.daemon.container import Container
 from lxcflow.daemon.run import CgroupTree, Run, release
-from lxcflow.errors import ConfigError, LxcflowError, NetworkError, StartFailed, UsageError
+from lxcflow.errors import ConfigError, LxcflowError, NetworkError, StartFailed
 from lxcflow.paths import Paths
 from lxcflow.runstate import (
     CONFIG_FILE,
@@ -33,7 +33,7 @@ from lxcflow.runstate import (
     Interface,
     RunState,
 )
-from lxcflow.runtime import apparmor, proc, seccomp, shim
+from lxcflow.runtime import apparmor, device_program, proc, seccomp, shim
 from lxcflow.runtime.device_rules import device_rules
 from lxcflow.runtime.spec import ConsoleLog, RunMode, build_spec, container_env, write_spec
 from lxcflow.states import Actor, Cause
@@ -208,20 +208,26 @@ class Launcher:
 
     def _device_rules(self, c: Container, cgroup: ContainerCgroup,
                       config: ContainerConfig) -> None:
-        """The devices the container may use (runtime/device_rules.py).
+        """The devices the container may use (runtime/device_rules.py): on
+        the v1 controller, or as a device program on a cgroup2-only host.
 
         Raises:
-            ConfigError: the kernel refused a rule of the config's.
+            ConfigError: the kernel refused a rule of the config's, or one
+                does not parse.
+            LxcflowError: the device program could not be attached.
         """
+        if isinstance(cgroup, V2Cgroup):
+            rules = []
+            for key, value, line in device_rules(config, cgroup2=True):
+                try:
+                    rules.append(device_program.parse_rule(key == "devices.allow", value))
+                except ValueError as e:
+                    raise ConfigError(str(e), file=config.file, line=line) from None
+            device_program.attach(cgroup.path, rules)
+            return
         for key, value, line in device_rules(config):
             try:
                 cgroup.set(key, value)
-            except UsageError:
-                # no v1 devices controller: cgroup2 needs a BPF program, not
-                # yet made here; said every time rather than hidden
-                c.log.warning("devices_not_confined",
-                              reason="no v1 devices controller on this host")
-                return
             except LxcflowError as e:
                 if line is None:
                     raise

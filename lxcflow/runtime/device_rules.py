@@ -1,7 +1,7 @@
 """Which devices a container may open: its config's rules, or when it lists
-none LXC's common.conf list, on the v1 devices controller (``devices.deny``
-/ ``devices.allow``): deny all, then mknod of any node (opening one still
-fails) and the harmless ones."""
+none LXC's common.conf list (deny all, then mknod of any node, opening one
+still failing, and the harmless ones), for the v1 devices controller or a
+cgroup2 device program (device_program.py)."""
 
 from __future__ import annotations
 
@@ -29,13 +29,14 @@ DEFAULT_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
-def device_rules(config: ContainerConfig) -> list[tuple[str, str, int | None]]:
-    """(key, value, config line or None) for the v1 devices controller:
-    the config's ``lxc.cgroup.devices.*``, else its ``lxc.cgroup2.devices.*``
-    (the same rule syntax; on a v1 host LXC reads only the former, so they
-    are taken only when the native set is absent), else LXC's list."""
+def device_rules(config: ContainerConfig, *, cgroup2: bool = False
+                 ) -> list[tuple[str, str, int | None]]:
+    """(key, value, config line or None): the config's rules of the set
+    native to the host (``lxc.cgroup.devices.*`` for the v1 controller,
+    ``lxc.cgroup2.devices.*`` with ``cgroup2``, for a device program), the
+    other set only when the native one is absent (as LXC 5), else LXC's list."""
     own = [s for s in config.cgroup if s.key.startswith("devices.")]
-    native = [s for s in own if s.version == 1] or own
+    native = [s for s in own if s.version == (2 if cgroup2 else 1)] or own
     if native:
         return [(s.key, s.value, s.line) for s in native]
     return [(key, value, None) for key, value in DEFAULT_RULES]

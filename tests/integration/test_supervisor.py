@@ -116,6 +116,20 @@ async def test_natural_death_reports_exit_code(sup: Supervisor, host_root_config
     assert events[-1].cause is Cause.KERNEL
 
 
+async def test_devices_are_confined_on_every_layout(sup: Supervisor,
+                                                   host_root_config: Path) -> None:
+    """The v1 devices controller on hybrid and legacy, a cgroup2 device
+    program on unified: /dev/null opens, /dev/kmsg does not."""
+    await sup.create("web", str(host_root_config))
+    c = await sup.start("web", command=[
+        "sh", "-c", "head -c0 /dev/null || exit 1; head -c0 /dev/kmsg 2>/dev/null && exit 2;"
+        " exit 3"])
+    with trio.fail_after(10):
+        await c.wait_until(lambda: c.state is S.STOPPED)
+    assert c.last_exit is not None
+    assert c.last_exit.code == 3
+
+
 async def test_freeze_from_outside_is_observed(sup: Supervisor, host_root_config: Path) -> None:
     await sup.create("web", str(host_root_config))
     if sup.cgroups.layout is Layout.LEGACY:
