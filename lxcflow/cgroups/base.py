@@ -11,7 +11,7 @@ import abc
 import enum
 import errno as errno_mod
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,6 +256,28 @@ class ContainerCgroup(abc.ABC):
             raise UsageError(f"cgroup attribute {key} is managed by lxcflow", key=key)
         found = self._resolve(key)  # validates the key
         write_text(found.path, found.to_file(value))
+
+    def set_each(self, key: str, values: Sequence[str]) -> None:
+        """Write several values to one attribute, a write(2) each, through one
+        open (``devices.allow`` takes one rule per write).
+
+        Raises:
+            UsageError, CgroupError: as :meth:`set`, at the first that fails.
+        """
+        if key in MANAGED_FILES:
+            raise UsageError(f"cgroup attribute {key} is managed by lxcflow", key=key)
+        found = self._resolve(key)
+        try:
+            fd = os.open(found.path, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _error(found.path, "write", exc) from exc
+        try:
+            for value in values:
+                os.write(fd, found.to_file(value).encode())
+        except OSError as exc:
+            raise _error(found.path, "write", exc) from exc
+        finally:
+            os.close(fd)
 
     def get(self, key: str) -> str:
         """Read an attribute, converted into the naming ``key`` used."""

@@ -54,9 +54,9 @@ async def start(
     env.update(caller_env)
     env.update(set_env)
     # the program its init was started under: compiled then, found in the cache now
-    seccomp_filter = await trio.to_thread.run_sync(
-        seccomp.compiled, supervisor.shim_binary, config.seccomp_profile,
-        supervisor.paths.seccomp_cache)
+    seccomp_filter = seccomp.known(config.seccomp_profile, supervisor.paths.seccomp_cache) \
+        or await trio.to_thread.run_sync(seccomp.compiled, supervisor.shim_binary,
+                                         config.seccomp_profile, supervisor.paths.seccomp_cache)
     enabled, loaded = apparmor.host_state()
     confined = apparmor.decide(config.apparmor_profile, config.apparmor_allow_incomplete,
                                enabled=enabled, loaded=loaded)

@@ -9,6 +9,7 @@ fails at any step releases what it made before the error leaves.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import time
@@ -153,9 +154,9 @@ class Launcher:
                 c.log.warning("apparmor_incomplete", reason="lxc.apparmor.allow_incomplete: "
                               "running without an AppArmor profile")
             # compiled once per profile: after that, a lookup in the cache
-            seccomp_filter = await trio.to_thread.run_sync(
-                seccomp.compiled, self.shim_binary, config.seccomp_profile,
-                self.paths.seccomp_cache)
+            seccomp_filter = seccomp.known(config.seccomp_profile, self.paths.seccomp_cache) \
+                or await trio.to_thread.run_sync(seccomp.compiled, self.shim_binary,
+                                                 config.seccomp_profile, self.paths.seccomp_cache)
             spec = build_spec(
                 name=c.name, mode=launch.mode, config=config, command=launch.command,
                 cgroup_procs=cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
@@ -217,21 +218,31 @@ class Launcher:
             LxcflowError: the device program could not be attached.
         """
         if isinstance(cgroup, V2Cgroup):
-            rules = []
+            program = []
             for key, value, line in device_rules(config, cgroup2=True):
                 try:
-                    rules.append(device_program.parse_rule(key == "devices.allow", value))
+                    program.append(device_program.parse_rule(key == "devices.allow", value))
                 except ValueError as e:
                     raise ConfigError(str(e), file=config.file, line=line) from None
-            device_program.attach(cgroup.path, rules)
+            device_program.attach(cgroup.path, program)
             return
-        for key, value, line in device_rules(config):
-            try:
-                cgroup.set(key, value)
-            except LxcflowError as e:
-                if line is None:
-                    raise
-                raise ConfigError(str(e), file=config.file, line=line) from None
+        rules = device_rules(config)
+        # a run of rules for one file through one open: a start writes 17
+        # of them by default
+        runs = [list(group) for _, group in itertools.groupby(rules, key=lambda r: r[0])]
+        try:
+            for group in runs:
+                cgroup.set_each(group[0][0], [value for _, value, _ in group])
+        except LxcflowError:
+            # which rule: one at a time, so the error names its line
+            for key, value, line in rules:
+                try:
+                    cgroup.set(key, value)
+                except LxcflowError as e:
+                    if line is None:
+                        raise
+                    raise ConfigError(str(e), file=config.file, line=line) from None
+            raise
 
     async def started(self, c: Container, config: ContainerConfig) -> None:
         """LXC runs start-host just before the init starts; here the init has

@@ -171,6 +171,27 @@ def compiler_input(text: str, file: str) -> str:
     return "\n".join(out) + "\n"
 
 
+#: (cache, profile, its mtime and size) -> its program, as compiled before
+_known: dict[tuple[str, str, int, int], Path] = {}
+
+
+def _identity(profile: Path | None, cache: Path) -> tuple[str, str, int, int]:
+    if profile is None:
+        return (str(cache), "", 0, 0)
+    try:
+        st = profile.stat()
+    except OSError:
+        return (str(cache), str(profile), -1, -1)  # compiled() says why
+    return (str(cache), str(profile), st.st_mtime_ns, st.st_size)
+
+
+def known(profile: Path | None, cache: Path) -> Path | None:
+    """The program :func:`compiled` made for this profile as it is now, if
+    it is still there: a stat or two, no reading, no hashing."""
+    found = _known.get(_identity(profile, cache))
+    return found if found is not None and found.exists() else None
+
+
 def compiled(binary: Path, profile: Path | None, cache: Path) -> Path:
     """The BPF program for ``profile`` (None: LXC's common.seccomp), compiled
     on first use and kept in ``cache`` under a hash of what was compiled.
@@ -178,6 +199,7 @@ def compiled(binary: Path, profile: Path | None, cache: Path) -> Path:
     Raises:
         ConfigError: the profile cannot be read or does not compile.
     """
+    identity = _identity(profile, cache)
     if profile is None:
         text, name = DEFAULT_PROFILE, DEFAULT_NAME
     else:
@@ -190,6 +212,7 @@ def compiled(binary: Path, profile: Path | None, cache: Path) -> Path:
     digest = hashlib.sha256(source.encode()).hexdigest()[:32]
     target = cache / f"{digest}.bpf"
     if target.exists():
+        _known[identity] = target
         return target
     cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     done = subprocess.run([str(binary), "seccomp"], input=source.encode(), capture_output=True)
@@ -203,4 +226,5 @@ def compiled(binary: Path, profile: Path | None, cache: Path) -> Path:
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(done.stdout)
     os.replace(tmp, target)
+    _known[identity] = target
     return target
