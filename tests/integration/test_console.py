@@ -9,6 +9,7 @@ import json
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -155,3 +156,24 @@ def test_logs_follow_until_the_container_stops(lxc: Env, bb: str) -> None:
         if follower.poll() is None:
             follower.kill()
             follower.wait()
+
+
+def test_without_autodev_the_trees_own_nodes_stay_on_disk(lxc: Env) -> None:
+    """lxc.autodev = 0: /dev is the tree's own, on disk. The container's
+    ttys are bound over the nodes it ships, never put in their place."""
+    lxc.ok("create", "-n", "nd", "-t", "busybox")
+    rootfs = lxc.paths.lxcpath / "nd" / "rootfs"
+    with (lxc.paths.lxcpath / "nd" / "config").open("a") as f:
+        f.write("lxc.autodev = 0\n")
+    nodes = {"console": (5, 1), "ptmx": (5, 2), "tty1": (4, 1), "null": (1, 3)}
+    for name, (major, minor) in nodes.items():
+        os.mknod(rootfs / "dev" / name, 0o620 | stat.S_IFCHR, os.makedev(major, minor))
+    lxc.ok("start", "-n", "nd")
+    seen = lxc.ok("attach", "-n", "nd", "--", "stat", "-c", "%n %t:%T",
+                  "/dev/console", "/dev/tty1").splitlines()
+    assert seen == ["/dev/console 88:0", "/dev/tty1 88:1"]  # the container's own ptys
+    lxc.ok("stop", "-n", "nd", "-k")
+    for name, (major, minor) in nodes.items():
+        st = os.lstat(rootfs / "dev" / name)
+        assert stat.S_ISCHR(st.st_mode), name
+        assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (major, minor)

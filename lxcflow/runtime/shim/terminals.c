@@ -12,14 +12,34 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
 #endif
 
-/* Bind the pty slave pts/N on /dev/NAME, or on /dev/DIR/NAME with a
- * /dev/NAME symlink when lxc.tty.dir is set, as LXC lays them out. */
+/* Bind ``src`` on ``target`` in the container's /dev, over what is there
+ * (a node the root file system ships, as c 5 1 for the console: never
+ * removed, since without autodev that /dev is the tree's own, on disk),
+ * else on an empty file made for it. */
+static void bind_over(int err, const char *src, const char *target, const char *rel)
+{
+    struct stat st;
+
+    if (lstat(target, &st) < 0) {
+        int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            fail(err, "cannot create %s", rel);
+        close(fd);
+    }
+    if (mount(src, target, NULL, MS_BIND, NULL) < 0)
+        fail(err, "cannot bind %s on %s", src, rel);
+}
+
+/* Bind the pty slave pts/N on /dev/NAME, or on /dev/DIR/NAME when
+ * lxc.tty.dir is set, with /dev/NAME a symlink to it (or, where the tree
+ * has a node of that name, the slave bound there too), as LXC lays them out. */
 static void bind_slave(int err, struct spec *s, const char *pts, int num, const char *name)
 {
     char target[4096], src[4200], rel[256];
@@ -33,21 +53,17 @@ static void bind_slave(int err, struct spec *s, const char *pts, int num, const 
         snprintf(rel, sizeof(rel), "/dev/%s", name);
     }
     in_root(target, sizeof(target), s->rootfs, rel);
-    unlink(target); /* a node the root file system ships (c 5 1) */
-    int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        fail(err, "cannot create %s", rel);
-    close(fd);
     snprintf(src, sizeof(src), "%s/%d", pts, num);
-    if (mount(src, target, NULL, MS_BIND, NULL) < 0)
-        fail(err, "cannot bind pts/%d on %s", num, rel);
+    bind_over(err, src, target, rel);
     if (s->ttydir) {
         char link[4096], dest[320];
+        struct stat st;
         snprintf(rel, sizeof(rel), "/dev/%s", name);
         in_root(link, sizeof(link), s->rootfs, rel);
         snprintf(dest, sizeof(dest), "%s/%s", s->ttydir, name);
-        unlink(link);
-        if (symlink(dest, link) < 0)
+        if (lstat(link, &st) == 0 && !S_ISLNK(st.st_mode))
+            bind_over(err, src, link, rel);
+        else if (lstat(link, &st) < 0 && symlink(dest, link) < 0)
             fail(err, "cannot link %s to %s", rel, dest);
     }
 }
@@ -65,11 +81,18 @@ void make_terminals(int err, struct spec *s, int chan, int *console_peer)
         snprintf(opts + n, sizeof(opts) - n, ",max=%d", s->ptymax + total);
     if (mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, opts) < 0)
         fail(err, "cannot mount devpts on /dev/pts");
-    /* /dev/ptmx must reach this devpts, not the host's. */
+    /* /dev/ptmx must reach this devpts, not the host's: a symlink where
+     * there is nothing, the devpts's own ptmx bound over a node. */
+    struct stat st;
     in_root(path, sizeof(path), s->rootfs, "/dev/ptmx");
-    unlink(path);
-    if (symlink("pts/ptmx", path) < 0)
-        fail(err, "cannot link /dev/ptmx to pts/ptmx");
+    if (lstat(path, &st) < 0) {
+        if (symlink("pts/ptmx", path) < 0)
+            fail(err, "cannot link /dev/ptmx to pts/ptmx");
+    } else if (!S_ISLNK(st.st_mode)) {
+        char ptmx[4200];
+        snprintf(ptmx, sizeof(ptmx), "%s/ptmx", pts);
+        bind_over(err, ptmx, path, "/dev/ptmx");
+    }
 
     snprintf(path, sizeof(path), "%s/ptmx", pts);
     for (int i = 0; i < total; i++) {
