@@ -76,6 +76,11 @@ class CgroupManager:
         """The parent directory in every hierarchy used."""
         return [mount / self.parent for mount, _ in self._mount_list]
 
+    def joined_parent_dirs(self) -> list[Path]:
+        """The parent directory in every hierarchy a container's init joins:
+        those used, and the others (name=systemd) where it has a cgroup too."""
+        return [mount / self.parent for mount, _ in self._join_list]
+
     def _cgroup(self, name: str) -> ContainerCgroup:
         v1_dirs = {ctl: mount / self.parent / name for ctl, mount in self._v1.items()}
         unique = [mount / self.parent / name for mount, is_v2 in self._mount_list if not is_v2]

@@ -95,7 +95,7 @@ def cleanup_cgroups(parent: str) -> list[str]:
         try:
             cg = manager.open(name)
         except CgroupError:  # half-made: remove what is there
-            for d in manager.parent_dirs():
+            for d in manager.joined_parent_dirs():
                 with contextlib.suppress(OSError):
                     (d / name).rmdir()  # cgroupfs: rmdir, never unlink
             continue

@@ -97,7 +97,7 @@ class Real:
         return child
 
     def cleanup(self) -> None:
-        parents = [p for p in self.manager.parent_dirs() if p.is_dir()]
+        parents = [p for p in self.manager.joined_parent_dirs() if p.is_dir()]
         for parent in parents:
             for dirpath, _dirs, files in os.walk(parent):
                 if "cgroup.freeze" in files:
@@ -163,7 +163,7 @@ def real(request: pytest.FixtureRequest) -> Iterator[Real]:
         yield harness
     finally:
         harness.cleanup()
-        leftovers = [str(p) for p in harness.manager.parent_dirs() if p.exists()]
+        leftovers = [str(p) for p in harness.manager.joined_parent_dirs() if p.exists()]
         assert not leftovers, f"could not remove {leftovers}"
 
 
@@ -188,7 +188,7 @@ def test_create_open_names_remove(real: Real) -> None:
     with pytest.raises(CgroupError, match="does not exist"):
         manager.open("c1")
     manager.remove_parent_if_empty()
-    assert not any(p.exists() for p in manager.parent_dirs())
+    assert not any(p.exists() for p in manager.joined_parent_dirs())
 
 
 def test_create_reuses_empty_leftover_refuses_populated(real: Real) -> None:
