@@ -46,12 +46,10 @@ def test_the_ttys_are_the_containers_own(lxc: Env, bb: str) -> None:
     assert lines[:2] == ["/dev/console 88:0", "/dev/tty1 88:1"]
     assert lines[2] == "pts/ptmx"
     assert "container_ttys=pts/1" in lines
-    host_pts = {p.name for p in Path("/dev/pts").iterdir()}
     init = json.loads(lxc.ok("info", "-n", bb, "--json"))["pid"]
-    # the init's stdio is the console, a pts of its own devpts
+    # the init's stdio is the console, a pts of its own devpts, not the host's
     assert os.readlink(f"/proc/{init}/fd/1") == "/dev/pts/0"
     assert os.stat(f"/proc/{init}/fd/1").st_dev != os.stat("/dev/pts/ptmx").st_dev
-    assert host_pts == {p.name for p in Path("/dev/pts").iterdir()}  # none taken from the host
     # the rest of LXC's autodev /dev
     assert inside(lxc, "stat", "-c", "%a", "/dev/shm").strip() == "1777"
     assert inside(lxc, "readlink", "/dev/fd").strip() == "/proc/self/fd"

@@ -313,8 +313,14 @@ void keep(struct spec *s, pid_t init, int chan, int log_pipe, int status_fd)
                 accept_client(s, listen_fd);
                 break;
             case K_LOG:
-                if (console_output(s, log_src) == 0)
-                    drop(&log_src); /* the command's output pipe: all writers gone */
+                /* the end of the output pipe (all writers gone); a console's
+                 * master stays open for its clients, only unwatched */
+                if (console_output(s, log_src) == 0) {
+                    if (log_src == log_pipe)
+                        drop(&log_src);
+                    else
+                        log_src = -1;
+                }
                 break;
             case K_MASTER:
                 got = read(terms[i].master, buf, sizeof(buf));
