@@ -14,15 +14,14 @@ from report import LXC, LXCFLOW, Operation
 from rig import Bench, ratio_check, timed
 
 from lxcflow.runtime.capabilities import DEFAULT_DROP
+from lxcflow.runtime.device_rules import DEFAULT_RULES
 
 BASE = f"lxc.net.0.type = empty\nlxc.init.cmd = {' '.join(IDLE)}\n"
+# LXC's common.conf confinement: its capability drop, common.seccomp and
+# device list (the same list lxcflow applies by default)
 LXC_COMMON = (f"lxc.cap.drop = {' '.join(DEFAULT_DROP)}\n"
               "lxc.seccomp.profile = /usr/share/lxc/config/common.seccomp\n"
-              "lxc.cgroup.devices.deny = a\nlxc.cgroup.devices.allow = c *:* m\n"
-              "lxc.cgroup.devices.allow = b *:* m\n"
-              + "".join(f"lxc.cgroup.devices.allow = c {n} rwm\n"
-                        for n in ("1:3", "1:5", "1:7", "1:8", "1:9", "5:0", "5:1", "5:2",
-                                  "136:*", "10:229")))
+              + "".join(f"lxc.cgroup.{key} = {value}\n" for key, value in DEFAULT_RULES))
 
 
 def op_confinement(b: Bench) -> Operation:

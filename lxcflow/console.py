@@ -1,4 +1,4 @@
-"""The client's end of a container keeper's socket (shim/console.c): a
+"""The client's end of a container keeper's socket (shim/keeper.c): a
 console session on the caller's terminal, as lxc-console gives one, and the
 console log, followed as it grows.
 

@@ -21,7 +21,7 @@ EXIT_FILE = "exit"
 FROZEN_BY_FILE = "frozen_by"
 SPEC_FILE = "spec"
 CONFIG_FILE = "config"
-#: the keeper's socket: consoles, ttys, log followers (shim/console.c)
+#: the keeper's socket: consoles, ttys, log followers (shim/keeper.c)
 CONSOLE_SOCKET = "console.sock"
 
 

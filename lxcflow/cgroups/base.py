@@ -262,7 +262,8 @@ class ContainerCgroup(abc.ABC):
         open (``devices.allow`` takes one rule per write).
 
         Raises:
-            UsageError, CgroupError: as :meth:`set`, at the first that fails.
+            UsageError, CgroupError: as :meth:`set`, at the first that fails;
+                a CgroupError's ``index`` detail says which value it was.
         """
         if key in MANAGED_FILES:
             raise UsageError(f"cgroup attribute {key} is managed by lxcflow", key=key)
@@ -272,10 +273,13 @@ class ContainerCgroup(abc.ABC):
         except OSError as exc:
             raise _error(found.path, "write", exc) from exc
         try:
-            for value in values:
-                os.write(fd, found.to_file(value).encode())
-        except OSError as exc:
-            raise _error(found.path, "write", exc) from exc
+            for index, value in enumerate(values):
+                try:
+                    os.write(fd, found.to_file(value).encode())
+                except OSError as exc:
+                    error = _error(found.path, "write", exc)
+                    error.details["index"] = index
+                    raise error from exc
         finally:
             os.close(fd)
 

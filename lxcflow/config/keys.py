@@ -45,6 +45,12 @@ ALIASES = {
 _count = integer(0, None, "a non-negative integer")
 MAX_TTYS = 64  # the keeper's table; LXC's templates ask for 4
 _zero_one = integer(0, 1, "0 or 1")
+
+
+def _flag(value: str) -> bool:
+    return bool(_zero_one(value))
+
+
 # Singleton keys: canonical key -> (ContainerConfig field, or None for a key
 # accepted and ignored, parser).
 SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
@@ -60,27 +66,26 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.signal.stop": ("signal_stop", validate.signal_number),
     "lxc.signal.reboot": ("signal_reboot", validate.signal_number),
     # lxcflow autostart and the daemon's start at boot (lxc-autostart's keys)
-    "lxc.start.auto": ("start_auto", lambda v: bool(_zero_one(v))),
+    "lxc.start.auto": ("start_auto", _flag),
     "lxc.start.delay": ("start_delay", _count),
     "lxc.start.order": ("start_order", signed_integer("an integer")),
-    # the container's devpts, ttys and console (shim/console.c)
+    # the container's devpts, ttys and console (shim/terminals.c, keeper.c)
     "lxc.tty.max": ("tty_max", integer(0, MAX_TTYS, f"a number of ttys (0-{MAX_TTYS})")),
     "lxc.pty.max": ("pty_max", _count),
     "lxc.tty.dir": ("tty_dir", tty_dir),
     "lxc.console.logfile": ("console_logfile", absolute),
     "lxc.console.size": ("console_size", byte_size),
-    "lxc.autodev": ("autodev", lambda v: bool(_zero_one(v))),
+    "lxc.autodev": ("autodev", _flag),
     "lxc.arch": ("arch", arch),
     # The keeper is the monitor: it never mounts on the host (so it has
     # nothing to unshare) and its death takes the init with this signal.
     "lxc.monitor.unshare": (None, _zero_one),
     "lxc.monitor.signal.pdeath": ("signal_pdeath", validate.signal_number),
     # seccomp (runtime/seccomp.py); the profile is a path, read apart
-    "lxc.no_new_privs": ("no_new_privs", lambda v: bool(_zero_one(v))),
+    "lxc.no_new_privs": ("no_new_privs", _flag),
     # AppArmor (runtime/apparmor.py decides what they mean on this kernel)
     "lxc.apparmor.profile": ("apparmor_profile", str),
-    "lxc.apparmor.allow_incomplete": ("apparmor_allow_incomplete",
-                                      lambda v: bool(_zero_one(v))),
+    "lxc.apparmor.allow_incomplete": ("apparmor_allow_incomplete", _flag),
     # they shape the profile LXC generates, which lxcflow never does: with
     # AppArmor enabled, "generated" takes LXC's loaded default instead
     "lxc.apparmor.allow_nesting": (None, _zero_one),

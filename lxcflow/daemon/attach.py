@@ -15,8 +15,8 @@ import trio
 
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import WrongState
-from lxcflow.runtime import apparmor, attach, seccomp
-from lxcflow.runtime.capabilities import kept_mask
+from lxcflow.runtime import attach
+from lxcflow.runtime.confinement import confinement_for
 from lxcflow.runtime.spec import container_env
 from lxcflow.states import State
 
@@ -53,18 +53,12 @@ async def start(
     env = container_env(config)
     env.update(caller_env)
     env.update(set_env)
-    # the program its init was started under: compiled then, found in the cache now
-    seccomp_filter = seccomp.known(config.seccomp_profile, supervisor.paths.seccomp_cache) \
-        or await trio.to_thread.run_sync(seccomp.compiled, supervisor.shim_binary,
-                                         config.seccomp_profile, supervisor.paths.seccomp_cache)
-    enabled, loaded = apparmor.host_state()
-    confined = apparmor.decide(config.apparmor_profile, config.apparmor_allow_incomplete,
-                               enabled=enabled, loaded=loaded)
     spec = attach.AttachSpec(
         init_pid=run.init_pid, cgroup_procs=tuple(cgroup.procs_files()), command=tuple(command),
         env=env, uid=uid, gid=gid, cwd=cwd, cwd_strict=cwd_strict, tty=tty,
-        caps_kept=kept_mask(config), seccomp_filter=seccomp_filter,
-        no_new_privs=config.no_new_privs, apparmor_profile=confined.profile,
+        # as its init: the program compiled then is found in the cache now
+        confinement=await confinement_for(config, supervisor.shim_binary,
+                                          supervisor.paths.seccomp_cache),
     )
     return attach.spawn(supervisor.shim_binary, spec, stdio=stdio,
                         init_pidfd=run.shim.init_pidfd)

@@ -1,7 +1,7 @@
 """``console`` and ``logs``: where a client finds a container's terminals and
 what its console printed.
 
-The keeper holds the terminals and writes the log (shim/console.c); the
+The keeper holds the terminals and writes the log (shim/keeper.c); the
 daemon only checks the request against the container's config and state and
 names the keeper's socket, so a console session never passes through the
 daemon and outlives its restarts.

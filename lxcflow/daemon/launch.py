@@ -34,7 +34,8 @@ from lxcflow.runstate import (
     Interface,
     RunState,
 )
-from lxcflow.runtime import apparmor, device_program, proc, seccomp, shim
+from lxcflow.runtime import apparmor, device_program, proc, shim
+from lxcflow.runtime.confinement import confinement_for
 from lxcflow.runtime.device_rules import device_rules
 from lxcflow.runtime.spec import ConsoleLog, RunMode, build_spec, container_env, write_spec
 from lxcflow.states import Actor, Cause
@@ -147,22 +148,16 @@ class Launcher:
                 except LxcflowError as e:
                     raise ConfigError(str(e), file=config.file, line=setting.line) from None
             prepared_netns = "net" in config.new_namespaces and config.makes_interfaces
-            enabled, loaded = apparmor.host_state()
-            confined = apparmor.decide(config.apparmor_profile, config.apparmor_allow_incomplete,
-                                       enabled=enabled, loaded=loaded)
-            if confined.outcome is apparmor.Outcome.INCOMPLETE:
+            confinement = await confinement_for(config, self.shim_binary,
+                                                self.paths.seccomp_cache)
+            if confinement.apparmor.outcome is apparmor.Outcome.INCOMPLETE:
                 c.log.warning("apparmor_incomplete", reason="lxc.apparmor.allow_incomplete: "
                               "running without an AppArmor profile")
-            # compiled once per profile: after that, a lookup in the cache
-            seccomp_filter = seccomp.known(config.seccomp_profile, self.paths.seccomp_cache) \
-                or await trio.to_thread.run_sync(seccomp.compiled, self.shim_binary,
-                                                 config.seccomp_profile, self.paths.seccomp_cache)
             spec = build_spec(
                 name=c.name, mode=launch.mode, config=config, command=launch.command,
                 cgroup_procs=cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
                 env=container_env(config, launch.env), cwd=launch.cwd, netns=prepared_netns,
-                hierarchies=self.hierarchies, seccomp_filter=seccomp_filter,
-                apparmor_profile=confined.profile,
+                hierarchies=self.hierarchies, confinement=confinement,
                 console=None if launch.stdio is not None else ConsoleLog(
                     self.paths.console_log(c.name, config.console_logfile, ephemeral=c.ephemeral),
                     config.console_size, run_dir / CONSOLE_SOCKET),
@@ -226,23 +221,17 @@ class Launcher:
                     raise ConfigError(str(e), file=config.file, line=line) from None
             device_program.attach(cgroup.path, program)
             return
-        rules = device_rules(config)
         # a run of rules for one file through one open: a start writes 17
         # of them by default
-        runs = [list(group) for _, group in itertools.groupby(rules, key=lambda r: r[0])]
-        try:
-            for group in runs:
-                cgroup.set_each(group[0][0], [value for _, value, _ in group])
-        except LxcflowError:
-            # which rule: one at a time, so the error names its line
-            for key, value, line in rules:
-                try:
-                    cgroup.set(key, value)
-                except LxcflowError as e:
-                    if line is None:
-                        raise
-                    raise ConfigError(str(e), file=config.file, line=line) from None
-            raise
+        for key, group in itertools.groupby(device_rules(config), key=lambda rule: rule[0]):
+            rules = list(group)
+            try:
+                cgroup.set_each(key, [value for _, value, _ in rules])
+            except LxcflowError as e:
+                line = rules[e.details.get("index", 0)][2]
+                if line is None:
+                    raise
+                raise ConfigError(str(e), file=config.file, line=line) from None
 
     async def started(self, c: Container, config: ContainerConfig) -> None:
         """LXC runs start-host just before the init starts; here the init has

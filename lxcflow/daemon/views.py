@@ -32,11 +32,8 @@ def info(c: Container) -> dict[str, Any]:
             time.time_ns() - c.frozen_since_ns if c.frozen_since_ns else 0),
     }
     if c.config is not None and run is not None:
-        enabled, loaded = apparmor.host_state()
         try:
-            out["apparmor"] = apparmor.decide(
-                c.config.apparmor_profile, c.config.apparmor_allow_incomplete,
-                enabled=enabled, loaded=loaded).describe(c.config.apparmor_profile)
+            out["apparmor"] = apparmor.decide_for(c.config).describe(c.config.apparmor_profile)
         except LxcflowError as e:  # unloaded since the start
             out["apparmor"] = str(e)
     if run is not None and run.cgroup is not None and c.state is not State.STOPPED:

@@ -16,6 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from lxcflow.config import ContainerConfig
 from lxcflow.errors import StartFailed
 
 #: what LXC generates from and loads as its default for containers
@@ -74,6 +75,17 @@ def decide(asked: str | None, allow_incomplete: bool, *, enabled: bool,
     if wanted not in loaded:
         raise StartFailed(f"AppArmor profile {wanted!r} is not loaded")
     return Decision(Outcome.PROFILE, wanted)
+
+
+def decide_for(config: ContainerConfig) -> Decision:
+    """:func:`decide` for ``config`` on this host, as it is now.
+
+    Raises:
+        StartFailed: as :func:`decide`.
+    """
+    enabled, loaded = host_state()
+    return decide(config.apparmor_profile, config.apparmor_allow_incomplete,
+                  enabled=enabled, loaded=loaded)
 
 
 def host_state(securityfs: Path = SECURITYFS) -> tuple[bool, frozenset[str]]:

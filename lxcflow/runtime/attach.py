@@ -15,6 +15,7 @@ from pathlib import Path
 
 import trio
 
+from lxcflow.runtime.confinement import Confinement
 from lxcflow.runtime.shim import spawn_with_fds
 from lxcflow.runtime.spec import encode_records
 
@@ -35,10 +36,7 @@ class AttachSpec:
     cwd: str | None = None
     cwd_strict: bool = False  # a missing cwd is an error (else: /)
     tty: bool = False
-    caps_kept: int = -1  # the bounding set's mask (capabilities.kept_mask); -1: all
-    seccomp_filter: Path | None = None  # the container's compiled program
-    no_new_privs: bool = False
-    apparmor_profile: str | None = None  # the AppArmor profile the command execs into
+    confinement: Confinement | None = None  # the container's (None: none at all)
 
     def encode(self) -> bytes:
         """The NUL-terminated records attach.c reads.
@@ -51,14 +49,8 @@ class AttachSpec:
         if self.cwd is not None:
             records += [("cwd", self.cwd), ("cwd_strict", "1" if self.cwd_strict else "0")]
         records += [("cgroup", str(p)) for p in self.cgroup_procs]
-        if self.caps_kept >= 0:
-            records.append(("capkeep", f"{self.caps_kept:x}"))
-        if self.seccomp_filter is not None:
-            records.append(("seccomp", str(self.seccomp_filter)))
-        if self.no_new_privs:
-            records.append(("nonewprivs", "1"))
-        if self.apparmor_profile is not None:
-            records.append(("apparmor", self.apparmor_profile))
+        if self.confinement is not None:
+            records += self.confinement.records()
         return encode_records(records, self.command, self.env)
 
 

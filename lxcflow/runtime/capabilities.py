@@ -3,6 +3,8 @@ as the bit mask the keeper and attach bound every process of it to."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from lxcflow.config import ContainerConfig
 from lxcflow.config.values import CAPABILITIES
 
@@ -10,7 +12,7 @@ from lxcflow.config.values import CAPABILITIES
 DEFAULT_DROP = ("mac_admin", "mac_override", "sys_time", "sys_module", "sys_rawio")
 
 
-def _mask(names: tuple[str, ...] | list[str]) -> int:
+def _mask(names: Iterable[str]) -> int:
     return sum(1 << CAPABILITIES.index(n) for n in set(names) if n != "none")
 
 
@@ -23,4 +25,4 @@ def kept_mask(config: ContainerConfig) -> int:
         return _mask(config.cap_keep)
     if config.cap_drop is not None:
         return every & ~_mask(config.cap_drop)
-    return every & ~_mask(list(DEFAULT_DROP))
+    return every & ~_mask(DEFAULT_DROP)

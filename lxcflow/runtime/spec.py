@@ -17,7 +17,7 @@ from lxcflow.config import ContainerConfig
 from lxcflow.config.values import PRLIMITS
 from lxcflow.errors import UsageError
 from lxcflow.runtime.automount import automounts
-from lxcflow.runtime.capabilities import kept_mask
+from lxcflow.runtime.confinement import Confinement
 from lxcflow.runtime.lxc_hooks import DEFAULT_PATH, INSIDE_HOOKS, lxc_argv, lxc_env
 from lxcflow.runtime.mountops import MountOp, mount_op
 
@@ -93,16 +93,15 @@ def build_spec(
     netns: bool = False,
     hierarchies: Sequence[Hierarchy] = (),
     console: ConsoleLog | None = None,
-    seccomp_filter: Path | None = None,
-    apparmor_profile: str | None = None,
+    confinement: Confinement | None = None,
 ) -> bytes:
     """The spec file's bytes for one start of a container (``netns``: it joins
     a network namespace the daemon prepared, passed to the shim as fd 4;
     otherwise a new one of its own has only lo, which the shim brings up;
     ``hierarchies``: the cgroup file systems its ``lxc.mount.auto`` mounts;
     ``console``: the keeper logs the output, else it goes to the shim's stdio;
-    ``seccomp_filter``: the compiled program the command runs under;
-    ``apparmor_profile``: the AppArmor profile it execs into).
+    ``confinement``: what the command may do; None only in tests of the
+    records).
 
     Raises:
         UsageError: a command or environment entry the kernel cannot take.
@@ -115,14 +114,9 @@ def build_spec(
         # The caller's directory means something only on the host's root.
         ("cwd", config.init_cwd or (cwd if config.rootfs is None else None) or "/"),
         ("pdeath", str(config.signal_pdeath)),
-        ("capkeep", f"{kept_mask(config):x}"),
     ]
-    if seccomp_filter is not None:
-        records.append(("seccomp", str(seccomp_filter)))
-    if config.no_new_privs:
-        records.append(("nonewprivs", "1"))
-    if apparmor_profile is not None:
-        records.append(("apparmor", apparmor_profile))
+    if confinement is not None:
+        records += confinement.records()
     if netns:
         records.append(("netns", "1"))
     elif "net" in new:

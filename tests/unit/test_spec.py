@@ -160,3 +160,24 @@ def test_limits_personality_and_the_keepers_death_signal(tmp_path: Path) -> None
     assert b"prlimit=4:%d:%d" % (2**64 - 1, 2**64 - 1) in records
     assert b"personality=linux32" in records
     assert b"pdeath=15" in records
+
+
+def test_the_confinement_records_are_the_keepers_and_attachs_alike(tmp_path: Path) -> None:
+    from lxcflow.runtime.apparmor import Decision, Outcome
+    from lxcflow.runtime.attach import AttachSpec
+    from lxcflow.runtime.confinement import Confinement
+
+    confined = Confinement(0x1001, Path("/run/s/ab.bpf"), True,
+                           Decision(Outcome.PROFILE, "lxc-container-default-cgns"))
+    wanted = {b"capkeep=1001", b"seccomp=/run/s/ab.bpf", b"nonewprivs=1",
+              b"apparmor=lxc-container-default-cgns"}
+    config = parse_config("", file="/c", base_dir=tmp_path)
+    keeper = spec.build_spec(name="w", mode=spec.RunMode.SYSTEM, config=config,
+                             command=["true"], cgroup_procs=[], exit_file=Path("/e"), env={},
+                             confinement=confined).split(b"\0")
+    attach = AttachSpec(1, (), ("true",), {}, confinement=confined).encode().split(b"\0")
+    assert wanted <= set(keeper)
+    assert wanted <= set(attach)
+    # without AppArmor, and without no_new_privs, those records are absent
+    plain = Confinement(0x1001, Path("/p.bpf"), False, Decision(Outcome.NOT_ENABLED))
+    assert [r for r in plain.records() if r[0] in ("apparmor", "nonewprivs")] == []

@@ -36,9 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/filter.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -54,9 +52,9 @@ struct attach {
     pid_t init;
     uid_t uid;
     gid_t gid;
-    int tty, cwd_strict, has_capkeep, no_new_privs;
-    unsigned long long capkeep;
-    const char *cwd, *seccomp, *apparmor;
+    int tty, cwd_strict;
+    struct confinement confine;
+    const char *cwd;
     const char *cgroups[64];
     int ncgroups;
     char *args[MAX_ITEMS + 1];
@@ -66,7 +64,6 @@ struct attach {
 };
 
 static pid_t command_pid = -1;
-static struct sock_fprog filter; /* the container's seccomp program */
 
 __attribute__((noreturn, format(printf, 2, 3)))
 static void die(int code, const char *fmt, ...)
@@ -92,6 +89,8 @@ static int parse(char *buf, size_t len, struct attach *a)
             return -1;
         *eq = 0;
         char *v = eq + 1;
+        if (confine_record(&a->confine, rec, v))
+            continue;
         if (!strcmp(rec, "init"))
             a->init = atoi(v);
         else if (!strcmp(rec, "uid"))
@@ -102,16 +101,7 @@ static int parse(char *buf, size_t len, struct attach *a)
             a->cwd = v;
         else if (!strcmp(rec, "cwd_strict"))
             a->cwd_strict = atoi(v);
-        else if (!strcmp(rec, "seccomp"))
-            a->seccomp = v;
-        else if (!strcmp(rec, "nonewprivs"))
-            a->no_new_privs = atoi(v);
-        else if (!strcmp(rec, "apparmor"))
-            a->apparmor = v;
-        else if (!strcmp(rec, "capkeep")) {
-            a->capkeep = strtoull(v, NULL, 16);
-            a->has_capkeep = 1;
-        } else if (!strcmp(rec, "tty"))
+        else if (!strcmp(rec, "tty"))
             a->tty = atoi(v);
         else if (!strcmp(rec, "cgroup") && a->ncgroups < 64)
             a->cgroups[a->ncgroups++] = v;
@@ -196,17 +186,11 @@ static void run_command(struct attach *a, const int *procs, int cgroup_ns)
     }
     if (a->args[0] == NULL)
         a->args[0] = login_shell(a->uid);
-    /* the container's init is bound so: so is everything that enters it */
-    if (a->has_capkeep && bound_capabilities(a->capkeep) < 0)
-        die(SETUP_FAILED, "cannot drop capabilities: %s", strerror(errno));
-    if (a->apparmor && apparmor_on_exec(a->apparmor) < 0)
-        die(SETUP_FAILED, "cannot change to AppArmor profile %s: %s", a->apparmor,
-            strerror(errno));
-    /* while CAP_SYS_ADMIN is still effective: before the switch of user */
-    if (a->seccomp && install_filter(&filter, a->no_new_privs) < 0)
-        die(SETUP_FAILED, "cannot load the seccomp filter: %s", strerror(errno));
-    if (!a->seccomp && a->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        die(SETUP_FAILED, "cannot set no_new_privs: %s", strerror(errno));
+    /* as the container's init is: before the switch of user, while
+     * CAP_SYS_ADMIN is still effective for the seccomp filter */
+    const char *failed = confine_apply(&a->confine);
+    if (failed)
+        die(SETUP_FAILED, "%s: %s", failed, strerror(errno));
     if ((a->uid || a->gid) && (setgroups(0, NULL) < 0 || setgid(a->gid) < 0
                                || setuid(a->uid) < 0))
         die(SETUP_FAILED, "cannot run as %u:%u: %s", a->uid, a->gid, strerror(errno));
@@ -245,8 +229,9 @@ int attach_main(void)
     a.args[a.nargs] = NULL;
     a.envs[a.nenvs] = NULL;
     /* Opened and read while the host's /sys and run directory are in view. */
-    if (a.seccomp && read_filter(a.seccomp, &filter) < 0)
-        die(SETUP_FAILED, "cannot read the seccomp filter %s: %s", a.seccomp, strerror(errno));
+    if (confine_read(&a.confine) < 0)
+        die(SETUP_FAILED, "cannot read the seccomp filter %s: %s", a.confine.seccomp,
+            strerror(errno));
     for (int i = 0; i < a.ncgroups; i++)
         if ((procs[i] = open(a.cgroups[i], O_WRONLY | O_CLOEXEC)) < 0)
             die(SETUP_FAILED, "cannot open %s: %s", a.cgroups[i], strerror(errno));

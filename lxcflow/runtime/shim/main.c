@@ -34,9 +34,8 @@
  *                     output (console=1: a console pty, else a pipe) and
  *                     serves the ttys on PATH (keeper.c)
  *   pdeath=SIG  personality=linux32  prlimit=RESOURCE:SOFT:HARD (repeatable)
- *   capkeep=HEX       the capabilities the command keeps (caps.c)
- *   seccomp=FILE nonewprivs=1   the compiled filter it runs under (seccomp.c)
- *   apparmor=PROFILE  the AppArmor profile it execs into (caps.c)
+ *   capkeep=HEX apparmor=PROFILE seccomp=FILE nonewprivs=1   what the
+ *                     command may do (confine.c; attach reads the same)
  *   hook=TYPE\x1fARGV...  hookenv=KEY=VALUE   lxc.hook.* run inside (hooks.c)
  *   arg=ARG           the command line (repeatable, in order)
  *   env=KEY=VALUE     the command's environment (repeatable)
@@ -44,7 +43,7 @@
  * This file holds main (fork the init, pass its report on, then keep it:
  * keeper.c) and setup, what the init does before its command runs, in
  * order. The parts it calls: spec.c (reading the spec), mounts.c, devices.c
- * (autodev), terminals.c (devpts and ttys), keeper.c, hooks.c, init.c
+ * (autodev), terminals.c (devpts and ttys), keeper.c, hooks.c, confine.c, init.c
  * (the command and the app init), report.c (fail, report, the exit file);
  * shim.h declares them.
  */
@@ -57,7 +56,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/filter.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -95,9 +93,6 @@ static void loopback_up(int err)
     close(fd);
 }
 
-/* the compiled seccomp program, read while the host's files are in view */
-static struct sock_fprog filter;
-
 /* What the command inherits besides the file system: limits, personality,
  * and its stdio (the console, or the pipe to the keeper's log). */
 static void prepare_command(int err, struct spec *s, int console_peer, int log_pipe)
@@ -113,15 +108,10 @@ static void prepare_command(int err, struct spec *s, int console_peer, int log_p
     }
     if (s->linux32 && personality(PER_LINUX32) < 0)
         fail(err, "cannot set a 32-bit personality");
-    if (s->has_capkeep && bound_capabilities(s->capkeep) < 0)
-        fail(err, "cannot drop capabilities");
-    if (s->apparmor && apparmor_on_exec(s->apparmor) < 0)
-        fail(err, "cannot change to AppArmor profile %s", s->apparmor);
-    /* The filter last: nothing the shim itself still calls is filtered. */
-    if (s->seccomp && install_filter(&filter, s->no_new_privs) < 0)
-        fail(err, "cannot load the seccomp filter %s", s->seccomp);
-    else if (!s->seccomp && s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        fail(err, "cannot set no_new_privs");
+    /* Last: nothing the shim itself still calls is filtered. */
+    const char *failed = confine_apply(&s->confine);
+    if (failed)
+        fail(err, "%s", failed);
     if (console_peer >= 0) {
         /* The console is the init's stdio but not its controlling terminal,
          * as at a real boot: a shell the init starts there (busybox's
@@ -214,8 +204,9 @@ int main(int argc, char **argv)
         report("error cannot read spec %s\n", argv[1]);
         return 1;
     }
-    if (s.seccomp && read_filter(s.seccomp, &filter) < 0) {
-        report("error cannot read the seccomp filter %s: %s\n", s.seccomp, strerror(errno));
+    if (confine_read(&s.confine) < 0) {
+        report("error cannot read the seccomp filter %s: %s\n", s.confine.seccomp,
+               strerror(errno));
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);

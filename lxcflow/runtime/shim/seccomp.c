@@ -1,9 +1,9 @@
 /*
  * Seccomp: "lxcflow-shim seccomp" compiles a profile (as runtime/seccomp.py
  * reads LXC's format) into a BPF program once, with libseccomp; the keeper
- * and attach only load the compiled program, so no start
- * pays for compiling and the keeper touches none of libseccomp's pages
- * (read_filter, then install_filter).
+ * and attach only load the compiled program (read_filter, install_filter,
+ * called from confine.c), so no start pays for compiling and the keeper
+ * touches none of libseccomp's pages.
  *
  * The compiler reads lines on stdin and writes the program to stdout:
  *   default ACTION                the action of every syscall no rule names
@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -188,10 +187,8 @@ int read_filter(const char *path, struct sock_fprog *out)
     return 0;
 }
 
-int install_filter(struct sock_fprog *prog, int no_new_privs)
+int install_filter(struct sock_fprog *prog)
 {
-    if (no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        return -1;
-    /* CAP_SYS_ADMIN is still effective here (caps.c leaves it to execve) */
+    /* CAP_SYS_ADMIN is still effective here (confine.c leaves it to execve) */
     return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog);
 }

@@ -9,6 +9,7 @@
 
 #define _GNU_SOURCE
 #include <stddef.h>
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #define MAX_ITEMS 4096
@@ -23,6 +24,15 @@
 
 #define MAX_TTYS 64     /* config/keys.py: MAX_TTYS */
 
+/* confine.c: what a container's processes may do */
+struct confinement {
+    int has_capkeep, no_new_privs;
+    unsigned long long capkeep;  /* the bounding set's mask */
+    const char *apparmor;        /* the profile the command execs into */
+    const char *seccomp;         /* the compiled filter's file (seccomp.c) */
+    struct sock_fprog filter;    /* read while the host's files are in view */
+};
+
 struct spec {
     int app;
     unsigned long ns;
@@ -34,10 +44,7 @@ struct spec {
     int ptymax;         /* lxc.pty.max, 0: the kernel's limit */
     int pdeath;         /* the init's signal when the keeper dies */
     int linux32;        /* lxc.arch: a 32-bit personality */
-    int has_capkeep, no_new_privs;
-    const char *seccomp;  /* the compiled filter (seccomp.c) */
-    const char *apparmor; /* the profile the command execs into */
-    unsigned long long capkeep; /* the bounding set's mask */
+    struct confinement confine;
     long logsize;
     const char *ttydir, *log, *sock;
     const char *hostname, *rootfs, *cwd, *exit_file;
@@ -76,15 +83,17 @@ void mkdir_p(int err, const char *path, int optional);
 void in_root(char *out, size_t size, const char *root, const char *target);
 void do_mount(int err, const char *root, char *entry);
 
-/* caps.c: the capabilities a container's processes keep; AppArmor */
-int bound_capabilities(unsigned long long keep);
-int apparmor_on_exec(const char *profile);
+/* Takes a confinement record (1) or leaves it to the caller (0). */
+int confine_record(struct confinement *c, const char *key, const char *value);
+/* Before leaving the host's mount namespace or root: -1 with errno. */
+int confine_read(struct confinement *c);
+/* Just before the command's execve: NULL, or what failed (errno set). */
+const char *confine_apply(struct confinement *c);
 
 /* seccomp.c: "lxcflow-shim seccomp" (compile a profile), and loading one */
-struct sock_fprog;
 int seccomp_compile_main(void);
 int read_filter(const char *path, struct sock_fprog *out);
-int install_filter(struct sock_fprog *prog, int no_new_privs);
+int install_filter(struct sock_fprog *prog);
 
 /* hooks.c: lxc.hook.* commands run in the container's namespaces */
 void run_hooks(int err, struct spec *s, const char *type);

@@ -46,6 +46,8 @@ int parse_spec(char *buf, size_t len, struct spec *s)
             return -1;
         *eq = 0;
         char *v = eq + 1;
+        if (confine_record(&s->confine, rec, v))
+            continue;
         if (!strcmp(rec, "mode"))
             s->app = !strcmp(v, "app");
         else if (!strcmp(rec, "ns"))
@@ -82,16 +84,7 @@ int parse_spec(char *buf, size_t len, struct spec *s)
             s->sock = v;
         else if (!strcmp(rec, "pdeath"))
             s->pdeath = atoi(v);
-        else if (!strcmp(rec, "seccomp"))
-            s->seccomp = v;
-        else if (!strcmp(rec, "apparmor"))
-            s->apparmor = v;
-        else if (!strcmp(rec, "nonewprivs"))
-            s->no_new_privs = atoi(v);
-        else if (!strcmp(rec, "capkeep")) {
-            s->capkeep = strtoull(v, NULL, 16);
-            s->has_capkeep = 1;
-        } else if (!strcmp(rec, "personality"))
+        else if (!strcmp(rec, "personality"))
             s->linux32 = !strcmp(v, "linux32");
         else if (!strcmp(rec, "prlimit") && s->nprlimits < 16)
             s->prlimits[s->nprlimits++] = v;

@@ -1,5 +1,10 @@
 /*
- * What a container's processes may do, beyond the seccomp filter.
+ * Confinement: what a container's processes may do, applied the same way to
+ * its init (main.c) and to every attach (attach.c), from the same records
+ * (runtime/confinement.py writes them):
+ *   capkeep=HEX  apparmor=PROFILE  seccomp=FILE  nonewprivs=1
+ * In LXC's order: the capability bound, the AppArmor profile for the next
+ * execve, then the seccomp filter while CAP_SYS_ADMIN is still effective.
  *
  * Capabilities: bound a container's processes to the set its config keeps
  * (lxc.cap.drop / lxc.cap.keep, spec.py's capkeep mask), as LXC does it:
@@ -15,6 +20,7 @@
 #include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -29,7 +35,7 @@ static int last_cap(void)
     return n;
 }
 
-int bound_capabilities(unsigned long long keep)
+static int bound_capabilities(unsigned long long keep)
 {
     int last = last_cap();
 
@@ -49,7 +55,7 @@ int bound_capabilities(unsigned long long keep)
 
 /* AppArmor: the profile the next execve enters (the kernel's interface, as
  * LXC writes it; /proc/self/attr/exec on kernels before 5.1). */
-int apparmor_on_exec(const char *profile)
+static int apparmor_on_exec(const char *profile)
 {
     static const char *files[] = {"/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"};
     char text[512];
@@ -64,4 +70,39 @@ int apparmor_on_exec(const char *profile)
         return rc;
     }
     return -1;
+}
+
+int confine_record(struct confinement *c, const char *key, const char *value)
+{
+    if (!strcmp(key, "capkeep")) {
+        c->capkeep = strtoull(value, NULL, 16);
+        c->has_capkeep = 1;
+    } else if (!strcmp(key, "apparmor")) {
+        c->apparmor = value;
+    } else if (!strcmp(key, "seccomp")) {
+        c->seccomp = value;
+    } else if (!strcmp(key, "nonewprivs")) {
+        c->no_new_privs = atoi(value);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int confine_read(struct confinement *c)
+{
+    return c->seccomp ? read_filter(c->seccomp, &c->filter) : 0;
+}
+
+const char *confine_apply(struct confinement *c)
+{
+    if (c->has_capkeep && bound_capabilities(c->capkeep) < 0)
+        return "cannot drop capabilities";
+    if (c->apparmor && apparmor_on_exec(c->apparmor) < 0)
+        return "cannot change to the AppArmor profile";
+    if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return "cannot set no_new_privs";
+    if (c->seccomp && install_filter(&c->filter) < 0)
+        return "cannot load the seccomp filter";
+    return NULL;
 }
