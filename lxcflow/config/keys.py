@@ -40,6 +40,7 @@ ALIASES = {
     "lxc.haltsignal": "lxc.signal.halt",
     "lxc.stopsignal": "lxc.signal.stop",
     "lxc.rebootsignal": "lxc.signal.reboot",
+    "lxc.id_map": "lxc.idmap",
 }
 
 _count = integer(0, None, "a non-negative integer")
@@ -93,6 +94,10 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.seccomp.allow_nesting": (None, _zero_one),
     # Hooks get both version 0's arguments and version 1's environment.
     "lxc.hook.version": (None, _zero_one),
+    # LXC's way to ask for an idmapped rootfs: lxcflow's way with lxc.idmap
+    # (and, without it, the identity map a privileged container has anyway).
+    "lxc.rootfs.options": (None, matching("idmap=container", "'idmap=container' (the only "
+                                          "rootfs option lxcflow takes)")),
 }
 
 # Keys whose every line adds to a list: canonical key -> the ContainerConfig
@@ -107,7 +112,7 @@ LIST_KEYS: dict[str, Callable[[str], tuple[Any, ...]]] = {
 
 # Confinement the user asked for and this runtime cannot give: running without
 # it would be silently less safe than they believe.
-REFUSED = frozenset("lxc.idmap lxc.id_map lxc.se_context".split())
+REFUSED = frozenset({"lxc.se_context"})
 REFUSED_PREFIXES = ("lxc.selinux.", "lxc.seccomp.notify.")
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from lxcflow.config.idmap import IdMap
+
 NET_TYPES = frozenset({"veth", "macvlan", "vlan", "phys", "empty", "none"})
 #: the network types a start can make today (the others are read, and refused
 #: when the container starts)
@@ -110,7 +112,8 @@ class ContainerConfig:
     seccomp_profile: Path | None = None  # lxc.seccomp.profile; None: LXC's common.seccomp
     no_new_privs: bool = False
     apparmor_profile: str | None = None  # None: LXC's "generated"
-    apparmor_allow_incomplete: bool = False  # lxc.prlimit.NAME: (name, soft, hard)
+    apparmor_allow_incomplete: bool = False
+    idmap: tuple[IdMap, ...] = ()  # lxc.idmap: () is a privileged container
 
     def __post_init__(self) -> None:
         # A plain dict handed in by a caller must not make the value mutable.
@@ -129,9 +132,12 @@ class ContainerConfig:
         pid, mnt, uts, ipc and cgroup always (LXC 5 makes a cgroup namespace
         wherever the kernel has them); net only if a network other than
         "none" is configured (a config naming no network shares the host's,
-        as in LXC 1.x); less whatever ``lxc.namespace.keep`` keeps.
+        as in LXC 1.x); user with ``lxc.idmap``; less whatever
+        ``lxc.namespace.keep`` keeps.
         """
         wanted = {"pid", "mnt", "uts", "ipc", "cgroup"}
+        if self.idmap:
+            wanted.add("user")
         if any(net.type != "none" for net in self.networks):
             wanted.add("net")
         return frozenset(wanted) - self.namespaces_keep

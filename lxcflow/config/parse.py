@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from lxcflow.config.fstab import fstab_entries, parse_mount_entry, read_text
+from lxcflow.config.idmap import IdMap, missing_root, overlap, parse_idmap
 from lxcflow.config.keys import (
     ALIASES,
     CGROUP_KEY_RE,
@@ -86,6 +87,7 @@ class _Builder:
         self.prlimits: dict[str, tuple[int, int]] = {}
         self.nets: dict[int, _Net] = {}
         self.last_old: _Net | None = None  # the network lxc.network.* keys apply to
+        self.idmaps: list[tuple[IdMap, _Source]] = []
 
     def fail(self, reason: str, line: int, source: _Source | None = None) -> NoReturn:
         raise (source or self.source).error(reason, line)
@@ -167,6 +169,8 @@ class _Builder:
                 # LXC: 'none' forgets what was kept so far; alone, it keeps nothing
                 last = len(gathered) - 1 - gathered[::-1].index("none")
                 gathered[:] = ["none", *(g for g in gathered[last + 1:] if g != "none")]
+        elif canon == "lxc.idmap":
+            self.add_idmap(key, value, line)
         elif canon.startswith(("lxc.cgroup.", "lxc.cgroup2.")):
             self.add_cgroup(key, value, line)
         elif canon.startswith("lxc.prlimit."):
@@ -235,6 +239,16 @@ class _Builder:
             self.fail(f"cannot read fstab {path}: {exc}", line)
         self.values["fstab"] = path
         self.fstab_entries = fstab_entries(text, str(path))
+
+    def add_idmap(self, key: str, value: str, line: int) -> None:
+        if not value:
+            self.idmaps.clear()
+            return
+        entry = self.parse(key, value, line, lambda v: parse_idmap(v, line))
+        why = overlap(entry, [m for m, _ in self.idmaps])
+        if why:
+            self.fail(f"{key}: {why}", line)
+        self.idmaps.append((entry, self.source))
 
     def add_cgroup(self, key: str, value: str, line: int) -> None:
         match = CGROUP_KEY_RE.fullmatch(key)
@@ -339,6 +353,11 @@ class _Builder:
         )
 
     def build(self) -> ContainerConfig:
+        if self.idmaps:
+            why = missing_root([m for m, _ in self.idmaps])
+            if why:
+                first, source = self.idmaps[0]
+                self.fail(why, first.line, source)
         return ContainerConfig(
             file=self.source.file,
             mount_entries=self.fstab_entries + tuple(self.lists.get("lxc.mount.entry", ())),
@@ -351,6 +370,7 @@ class _Builder:
             prlimits=tuple((name, *limits) for name, limits in self.prlimits.items()),
             cap_drop=tuple(self.lists["lxc.cap.drop"]) if "lxc.cap.drop" in self.lists else None,
             cap_keep=tuple(self.lists["lxc.cap.keep"]) if "lxc.cap.keep" in self.lists else None,
+            idmap=tuple(m for m, _ in self.idmaps),
             **self.values,
         )
 

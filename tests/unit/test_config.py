@@ -20,6 +20,7 @@ from lxcflow.config import (
     parse_fstab,
     parse_mount_entry,
 )
+from lxcflow.config.idmap import IdMap, host_root
 from lxcflow.errors import ConfigError
 
 SSH_OLD = """\
@@ -316,6 +317,29 @@ def test_seccomp_keys(tmp_path: Path) -> None:
     assert old.seccomp_profile == Path("/usr/share/lxc/config/common.seccomp")
     cleared = "lxc.seccomp.profile = /p\nlxc.seccomp.profile =\n"
     assert parse_config(cleared, file="c", base_dir=tmp_path).seccomp_profile is None
+
+
+def test_idmap_lines_make_a_user_namespace(tmp_path: Path) -> None:
+    text = ("lxc.rootfs.options = idmap=container\n"
+            "lxc.idmap = u 0 100000 1000\nlxc.idmap = u 1000 1000 1\n"
+            "lxc.id_map = u 1001 101001 64535\nlxc.idmap = g 0 200000 65536\n")
+    config = parse_config(text, file="c", base_dir=tmp_path)
+    assert config.idmap == (IdMap("u", 0, 100000, 1000, 2), IdMap("u", 1000, 1000, 1, 3),
+                            IdMap("u", 1001, 101001, 64535, 4), IdMap("g", 0, 200000, 65536, 5))
+    assert "user" in config.new_namespaces
+    assert host_root(config.idmap) == (100000, 200000)
+    assert [m.to_host(1500) for m in config.idmap] == [None, None, 101500, 200000 + 1500]
+    # an empty value forgets the ranges read so far, as LXC's clear does
+    cleared = parse_config(text + "lxc.idmap =\n", file="c", base_dir=tmp_path)
+    assert (cleared.idmap, "user" in cleared.new_namespaces) == ((), False)
+
+
+def test_an_idmap_error_in_an_include_names_that_file(tmp_path: Path) -> None:
+    (tmp_path / "userns.conf").write_text("lxc.idmap = u 0 100000 65536\n")
+    with pytest.raises(ConfigError) as err:
+        parse_config("lxc.include = userns.conf\n", file="c", base_dir=tmp_path)
+    assert str(err.value) == (f"{tmp_path}/userns.conf:1: lxc.idmap maps no g range onto "
+                              "container gid 0 (root) (included from c:1)")
 
 
 def test_terminal_console_and_process_keys(tmp_path: Path) -> None:
@@ -759,8 +783,28 @@ ERRORS = [
     ("seccomp-notify", "lxc.seccomp.notify.proxy = unix:/run/p\n", 1,
      f"lxc.seccomp.notify.proxy {REFUSED}"),
     ("seccomp-unknown", "lxc.seccomp.bogus = 1\n", 1, "unknown key 'lxc.seccomp.bogus'"),
-    ("idmap", "lxc.idmap = u 0 100000 65536\n", 1, f"lxc.idmap {REFUSED}"),
-    ("id-map", "lxc.id_map = u 0 100000 65536\n", 1, f"lxc.id_map {REFUSED}"),
+    ("idmap-words", "lxc.idmap = u 0 100000\n", 1,
+     "bad value for lxc.idmap: 'u 0 100000' is not 'u|g INSIDE OUTSIDE COUNT'"),
+    ("idmap-kind", "lxc.idmap = x 0 100000 10\n", 1,
+     "bad value for lxc.idmap: 'x 0 100000 10' is not 'u|g INSIDE OUTSIDE COUNT'"),
+    ("idmap-number", "lxc.idmap = u 0 -1 10\n", 1,
+     "bad value for lxc.idmap: '-1' is not an id or a count"),
+    ("idmap-empty-range", "lxc.id_map = g 0 100000 0\n", 1,
+     "bad value for lxc.id_map: a range of 0 ids maps nothing"),
+    ("idmap-past-last-id", "lxc.idmap = u 0 4294967290 65536\n", 1,
+     "bad value for lxc.idmap: the range outside (4294967290+65536) passes the last id "
+     "4294967294"),
+    ("idmap-overlap-inside", "lxc.idmap = u 0 100000 65536\nlxc.idmap = u 1000 300000 1\n", 2,
+     "lxc.idmap: u range 1000 300000 1 overlaps the one of line 1 inside"),
+    ("idmap-overlap-host", "lxc.idmap = g 0 100000 65536\nlxc.idmap = g 70000 165535 5\n", 2,
+     "lxc.idmap: g range 70000 165535 5 overlaps the one of line 1 on the host"),
+    ("idmap-no-root", "lxc.idmap = u 1 100000 65536\nlxc.idmap = g 0 100000 65536\n", 1,
+     "lxc.idmap maps no u range onto container uid 0 (root)"),
+    ("rootfs-options", "lxc.rootfs.options = idmap=container,ro\n", 1,
+     "bad value for lxc.rootfs.options: 'idmap=container,ro' is not 'idmap=container' (the "
+     "only rootfs option lxcflow takes)"),
+    ("idmap-no-group-root", "lxc.idmap = u 0 100000 65536\n", 1,
+     "lxc.idmap maps no g range onto container gid 0 (root)"),
     ("selinux", "lxc.selinux.context = x\n", 1, f"lxc.selinux.context {REFUSED}"),
     (
         "backend",
