@@ -89,8 +89,10 @@ def checks(root: Path = Path("/sys/fs/cgroup")) -> list[tuple[str, str, bool, bo
                 (root / "devices" / "devices.allow").exists(), False))
     out.append(("Confinement", "cgroup device programs (BPF, where cgroup2 is alone)",
                 v2 and _kernel_at_least(4, 15), False))
-    out.append(("Confinement", "user namespaces (not used yet)", _user_namespaces(), False))
-    out.append(("Confinement", "idmapped mounts (not used yet)", _kernel_at_least(5, 12), False))
+    out.append(("Confinement", "user namespaces (lxc.idmap: unprivileged containers)",
+                _user_namespaces(), False))
+    out.append(("Confinement", "idmapped mounts (an unprivileged container's rootfs as on disk)",
+                _kernel_at_least(5, 12), False))
     out.append(("Confinement", "AppArmor (lxc.apparmor.* take effect)",
                 Path("/sys/kernel/security/apparmor/profiles").exists(), False))
     out.append(("Host settings", "cgroup2 favordynmods (starts skip an RCU grace period)",

@@ -86,6 +86,8 @@ COMMANDS = Command(
                Option("-f", "--config", value=str, metavar="FILE", help="LXC config file"),
                Option("-t", "--template", value=str, metavar="TEMPLATE",
                       help="busybox, or an LXC template's name (lxc-NAME)"),
+               Option("--unprivileged",
+                      help="container root is host uid and gid 100000 (lxc.idmap)"),
                arguments=(Argument("template_args", "the template's own options (after --)",
                                    rest=True),)),
         _named("destroy", cmd_destroy, "remove a container's config and metadata",

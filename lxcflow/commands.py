@@ -49,7 +49,8 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 def cmd_create(a: Parsed, c: Client) -> int:
     c.call("create", {"name": a.name, "config": absolute(a.config) if a.config else None,
-                      "template": a.template, "template_args": a.template_args})
+                      "template": a.template, "template_args": a.template_args,
+                      "unprivileged": a.unprivileged})
     return 0
 
 

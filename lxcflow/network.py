@@ -221,8 +221,10 @@ def _gateway(ipr: IPRoute, net: NetConfig, bridge: int | None, version: int) -> 
     return str(addresses[0])
 
 
-def prepare(networks: Sequence[NetConfig]) -> Prepared:
-    """Make the namespace a container will join, with its interfaces up.
+def prepare(networks: Sequence[NetConfig], netns: int | None = None) -> Prepared:
+    """Make the namespace a container will join, with its interfaces up
+    (``netns``: in this namespace, an unprivileged container's, which the
+    caller still closes; :attr:`Prepared.netns` is then a copy of the fd).
 
     Raises:
         NotFound, UsageError, NetworkError: naming the key and the reason;
@@ -232,7 +234,7 @@ def prepare(networks: Sequence[NetConfig]) -> Prepared:
         if net.type not in NET_TYPES_STARTED:
             raise UsageError(f"lxc.net.{net.index}.type = {net.type} is not supported yet "
                              f"({', '.join(sorted(NET_TYPES_STARTED))} are)")
-    fd = new_netns()
+    fd = new_netns() if netns is None else os.dup(netns)
     made: list[str] = []
     try:
         plans = []

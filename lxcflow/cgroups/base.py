@@ -161,6 +161,10 @@ MANAGED_FILES = frozenset({
 })
 
 
+# What a delegated subtree's owner writes in its top directory (v2, v1).
+DELEGATED_FILES = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "tasks")
+
+
 class ContainerCgroup(abc.ABC):
     """One container's cgroup, across however many hierarchies the layout has."""
 
@@ -233,6 +237,24 @@ class ContainerCgroup(abc.ABC):
         """
 
     # -- shared behaviour ---------------------------------------------------
+
+    def delegate(self, uid: int, gid: int) -> None:
+        """Give the container's root its subtree, as systemd delegates one:
+        it may make cgroups below and move its processes among them (systemd
+        inside does), never change the limits set on the container's own.
+
+        Raises:
+            CgroupError: a chown failed.
+        """
+        for procs in self.procs_files():
+            directory = procs.parent
+            for path in (directory, *(directory / f for f in DELEGATED_FILES)):
+                try:
+                    os.chown(path, uid, gid)
+                except FileNotFoundError:
+                    continue  # a file of the other version
+                except OSError as e:
+                    raise _error(path, "chown", e) from None
 
     def _resolve(self, key: str) -> Located:
         names.check_key(key)

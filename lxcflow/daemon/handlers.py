@@ -82,7 +82,8 @@ async def user_stop(s: Services, name: str, *, grace: float = 60.0, kill: bool =
 async def _create(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     await s.supervisor.create(a.name(), a.get("config", str, None),
                               template=a.get("template", str, None),
-                              template_args=a.strings("template_args"))
+                              template_args=a.strings("template_args"),
+                              unprivileged=a.get("unprivileged", bool, False))
     await reply(protocol.ok(None))
 
 

@@ -21,6 +21,7 @@ import trio
 
 from lxcflow.cgroups import ContainerCgroup, V2Cgroup
 from lxcflow.config import ContainerConfig
+from lxcflow.config.idmap import host_root
 from lxcflow.daemon import hooks
 from lxcflow.daemon.container import Container
 from lxcflow.daemon.run import CgroupTree, Run, release
@@ -34,7 +35,7 @@ from lxcflow.runstate import (
     Interface,
     RunState,
 )
-from lxcflow.runtime import apparmor, device_program, proc, shim
+from lxcflow.runtime import apparmor, device_program, proc, shim, userns
 from lxcflow.runtime.confinement import confinement_for
 from lxcflow.runtime.device_rules import device_rules
 from lxcflow.runtime.spec import ConsoleLog, RunMode, build_spec, container_env, write_spec
@@ -147,7 +148,11 @@ class Launcher:
                     cgroup.set(setting.key, setting.value)
                 except LxcflowError as e:
                     raise ConfigError(str(e), file=config.file, line=setting.line) from None
-            prepared_netns = "net" in config.new_namespaces and config.makes_interfaces
+            if config.idmap:
+                self._unprivileged(c, cgroup, config)
+            # An unprivileged container's is the one its user namespace owns.
+            prepared_netns = "net" in config.new_namespaces and (
+                config.makes_interfaces or bool(config.idmap))
             confinement = await confinement_for(config, self.shim_binary,
                                                 self.paths.seccomp_cache)
             if confinement.apparmor.outcome is apparmor.Outcome.INCOMPLETE:
@@ -169,15 +174,21 @@ class Launcher:
                 if stdio is None:
                     opened.append(os.open(os.devnull, os.O_RDWR))
                     stdio = (opened[0], opened[0], opened[0])
-                netns = None
-                if prepared_netns:
+                netns = user = None
+                if config.idmap:
+                    made = await trio.to_thread.run_sync(userns.create, self.shim_binary,
+                                                         config.idmap)
+                    opened += [made.user, made.net]
+                    user = made.user
+                    netns = made.net if prepared_netns else None
+                if prepared_netns and config.makes_interfaces:
                     # Claimed while netlink works, so two starts cannot both
                     # take one address.
                     claimed = self.claims.claim(c.name, config)
-                    netns, interfaces = await self._prepare_network(config)
+                    netns, interfaces = await self._prepare_network(config, netns)
                     opened.append(netns)
                 running = await shim.spawn(self.shim_binary, run_dir / SPEC_FILE, stdio=stdio,
-                                           netns=netns)
+                                           netns=netns, userns=user)
             finally:
                 # The namespace is the container's now, or (a failed start) nobody's.
                 for fd in opened:
@@ -233,6 +244,21 @@ class Launcher:
                     raise
                 raise ConfigError(str(e), file=config.file, line=line) from None
 
+    def _unprivileged(self, c: Container, cgroup: ContainerCgroup,
+                      config: ContainerConfig) -> None:
+        """What container root owns on the host: its cgroup subtree. And what
+        it must not be reachable through: the container's directory, where
+        the files it writes as root are host root's, setuid ones included.
+
+        Raises:
+            CgroupError: the subtree could not be given.
+        """
+        uid, gid = host_root(config.idmap)
+        cgroup.delegate(uid, gid)
+        directory = self.paths.container_dir(c.name)
+        if config.rootfs is not None and config.rootfs.is_relative_to(directory):
+            directory.chmod(0o700)
+
     async def started(self, c: Container, config: ContainerConfig) -> None:
         """LXC runs start-host just before the init starts; here the init has
         just been exec'd, which is as close as a host-side hook can get.
@@ -243,14 +269,15 @@ class Launcher:
         if not await hooks.run_lxc(c.name, config, "start-host", self.hook_timeout):
             raise StartFailed("lxc.hook.start-host failed")
 
-    async def _prepare_network(self, config: ContainerConfig) -> tuple[int, tuple[Interface, ...]]:
-        """The network namespace the container will join (an fd), its
-        interfaces up.
+    async def _prepare_network(self, config: ContainerConfig,
+                               netns: int | None) -> tuple[int, tuple[Interface, ...]]:
+        """The network namespace the container will join (an fd: a new one,
+        or a copy of ``netns``), its interfaces up.
 
         Raises:
             NetworkError: netlink said no.
         """
         from lxcflow import network  # pyroute2 costs a quarter second: only when used
 
-        prepared = await trio.to_thread.run_sync(network.prepare, config.networks)
+        prepared = await trio.to_thread.run_sync(network.prepare, config.networks, netns)
         return prepared.netns, prepared.interfaces

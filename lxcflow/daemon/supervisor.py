@@ -165,9 +165,10 @@ class Supervisor:
     # ----------------------------------------------------------- create / destroy
 
     async def create(self, name: str, config_file: str | None, *, template: str | None = None,
-                     template_args: Sequence[str] = ()) -> None:
+                     template_args: Sequence[str] = (), unprivileged: bool = False) -> None:
         """Associate ``name`` with a copy of ``config_file`` (validated first),
-        and with what ``template`` adds to it: a root file system, say.
+        and with what ``template`` adds to it: a root file system, say;
+        ``unprivileged``: with LXC's usual ``lxc.idmap`` lines too.
 
         Raises:
             UsageError: neither is given, or no such template.
@@ -177,7 +178,8 @@ class Supervisor:
         container_name(name)
         if name in self.containers or self.paths.container_dir(name).exists():
             raise AlreadyExists(f"container {name!r} already exists", container=name)
-        await creation.make(self.paths, name, config_file, template, template_args)
+        await creation.make(self.paths, name, config_file, template, template_args,
+                            unprivileged=unprivileged)
         self.containers[name] = Container(name, self.bus)
         self.bus.poke()  # a waiter for this name sees it appear
 

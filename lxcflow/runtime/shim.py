@@ -141,20 +141,26 @@ def spawn_with_fds(binary: Path, args: Sequence[str], fds: Sequence[int]) -> int
 
 
 async def spawn(
-    binary: Path, spec_file: Path, *, stdio: tuple[int, int, int], netns: int | None = None
+    binary: Path, spec_file: Path, *, stdio: tuple[int, int, int], netns: int | None = None,
+    userns: int | None = None,
 ) -> Shim:
     """Start a shim and wait for its report: returns once the command was exec'd.
 
     The shim gets an empty environment; the container's travels in the spec.
-    ``netns``: a prepared network namespace (an fd) for the container to join.
+    ``netns``: a prepared network namespace (an fd) for the container to join;
+    ``userns``: the user namespace (an fd) of an unprivileged container.
 
     Raises:
         StartFailed: with the shim's own words when setup or exec failed.
     """
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    fds = [*stdio, report_w]
+    if netns is not None or userns is not None:
+        fds.append(netns if netns is not None else stdio[0])  # fd 4: unread without netns=1
+    if userns is not None:
+        fds.append(userns)
     try:
-        pid = spawn_with_fds(binary, [str(spec_file)],
-                             [*stdio, report_w] + ([netns] if netns is not None else []))
+        pid = spawn_with_fds(binary, [str(spec_file)], fds)
     except BaseException as e:
         os.close(report_r)
         if isinstance(e, OSError):

@@ -97,7 +97,8 @@ def build_spec(
 ) -> bytes:
     """The spec file's bytes for one start of a container (``netns``: it joins
     a network namespace the daemon prepared, passed to the shim as fd 4;
-    otherwise a new one of its own has only lo, which the shim brings up;
+    otherwise a new one of its own; lo alone the shim brings up; with
+    ``lxc.idmap`` it joins the user namespace on fd 5 too;
     ``hierarchies``: the cgroup file systems its ``lxc.mount.auto`` mounts;
     ``console``: the keeper logs the output, else it goes to the shim's stdio;
     ``confinement``: what the command may do; None only in tests of the
@@ -109,7 +110,8 @@ def build_spec(
     new = config.new_namespaces
     records: list[tuple[str, str]] = [
         ("mode", mode),
-        ("ns", str(namespace_flags(new - {"pid"} - ({"net"} if netns else set())))),
+        # pid is the shim's own to make, and user (lxc.idmap) the daemon's
+        ("ns", str(namespace_flags(new - {"pid", "user"} - ({"net"} if netns else set())))),
         ("exit", str(exit_file)),
         # The caller's directory means something only on the host's root.
         ("cwd", config.init_cwd or (cwd if config.rootfs is None else None) or "/"),
@@ -117,9 +119,11 @@ def build_spec(
     ]
     if confinement is not None:
         records += confinement.records()
+    if "user" in new:
+        records.append(("userns", "1"))
     if netns:
         records.append(("netns", "1"))
-    elif "net" in new:
+    if "net" in new and not config.makes_interfaces:
         records.append(("loopback", "1"))
     if "uts" in new:
         # As LXC: without lxc.uts.name the hostname is the container's name.

@@ -115,13 +115,12 @@ static int parse(char *buf, size_t len, struct attach *a)
     return a->init > 0 ? 0 : -1;
 }
 
-/* The namespaces the init is in and this process is not. The user
- * namespace is left out: lxcflow makes none, and entering one's own is
- * EINVAL. */
+/* The namespaces the init is in and this process is not (entering one's
+ * own is EINVAL). setns on a pidfd enters a user namespace first. */
 static int namespaces_to_enter(pid_t init)
 {
     static const struct { const char *name; int flag; } kinds[] = {
-        {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS}, {"ipc", CLONE_NEWIPC},
+        {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS}, {"ipc", CLONE_NEWIPC},
         {"net", CLONE_NEWNET}, {"pid", CLONE_NEWPID}, {"cgroup", CLONE_NEWCGROUP},
 #ifdef CLONE_NEWTIME
         {"time", CLONE_NEWTIME},
@@ -163,7 +162,7 @@ static char *login_shell(uid_t uid)
 }
 
 __attribute__((noreturn))
-static void run_command(struct attach *a, const int *procs, int cgroup_ns)
+static void run_command(struct attach *a, const int *procs, int cgroup_ns, int userns)
 {
     sigset_t none;
 
@@ -191,8 +190,9 @@ static void run_command(struct attach *a, const int *procs, int cgroup_ns)
     const char *failed = confine_apply(&a->confine);
     if (failed)
         die(SETUP_FAILED, "%s: %s", failed, strerror(errno));
-    if ((a->uid || a->gid) && (setgroups(0, NULL) < 0 || setgid(a->gid) < 0
-                               || setuid(a->uid) < 0))
+    /* In a user namespace host root is nobody until it takes a mapped id. */
+    if ((a->uid || a->gid || userns) && (setgroups(0, NULL) < 0 || setgid(a->gid) < 0
+                                         || setuid(a->uid) < 0))
         die(SETUP_FAILED, "cannot run as %u:%u: %s", a->uid, a->gid, strerror(errno));
 
     /* The daemon ignores SIGPIPE and SIGXFSZ; none of that may reach the
@@ -246,7 +246,7 @@ int attach_main(void)
     if (command_pid < 0)
         die(SETUP_FAILED, "cannot fork: %s", strerror(errno));
     if (command_pid == 0)
-        run_command(&a, procs, flags & CLONE_NEWCGROUP);
+        run_command(&a, procs, flags & CLONE_NEWCGROUP, flags & CLONE_NEWUSER);
 
     /* Only the command holds its stdio now: the caller sees EOF with it. */
     for (int fd = 0; fd <= INIT_PIDFD; fd++)

@@ -14,6 +14,8 @@
  *   fd 0-2  the container's stdio
  *   fd 3    report pipe to the daemon: one line, "ok PID" or "error TEXT"
  *   fd 4    with netns=1: the network namespace the daemon prepared
+ *   fd 5    with userns=1: the user namespace (lxc.idmap) the daemon made;
+ *           it owns the one on fd 4 (userns.c)
  *
  * SPECFILE holds NUL-terminated "key=value" records written by
  * lxcflow/runtime/spec.py (which does all parsing and validation):
@@ -23,6 +25,8 @@
  *   ns=FLAGS          clone flags to unshare besides CLONE_NEWPID
  *   netns=1           join the network namespace on fd 4 (its interfaces are
  *                     configured before the command runs) instead of a new one
+ *   userns=1          join the user namespace on fd 5 and run as its root,
+ *                     on an idmapped mount of the rootfs (userns.c)
  *   loopback=1        bring lo up in the new network namespace (one with no
  *                     interfaces to configure: no netlink round trip needed)
  *   hostname=NAME  rootfs=DIR  cwd=DIR  exit=FILE  autodev=1
@@ -44,8 +48,8 @@
  * keeper.c) and setup, what the init does before its command runs, in
  * order. The parts it calls: spec.c (reading the spec), mounts.c, devices.c
  * (autodev), terminals.c (devpts and ttys), keeper.c, hooks.c, confine.c, init.c
- * (the command and the app init), report.c (fail, report, the exit file);
- * shim.h declares them.
+ * (the command and the app init), userns.c (the way into a user namespace),
+ * report.c (fail, report, the exit file); shim.h declares them.
  */
 #include "shim.h"
 
@@ -67,8 +71,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#define NETNS_FD 4
 
 static void write_str(int err, const char *path, const char *value)
 {
@@ -95,7 +97,7 @@ static void loopback_up(int err)
 
 /* What the command inherits besides the file system: limits, personality,
  * and its stdio (the console, or the pipe to the keeper's log). */
-static void prepare_command(int err, struct spec *s, int console_peer, int log_pipe)
+static void set_prlimits(int err, struct spec *s)
 {
     for (int i = 0; i < s->nprlimits; i++) {
         char *p = s->prlimits[i];
@@ -106,6 +108,14 @@ static void prepare_command(int err, struct spec *s, int console_peer, int log_p
         if (setrlimit(resource, &rl) < 0)
             fail(err, "cannot set resource limit %d", resource);
     }
+}
+
+static void prepare_command(int err, struct spec *s, int console_peer, int log_pipe)
+{
+    /* Raising a hard limit takes the host's CAP_SYS_RESOURCE: in a user
+     * namespace the limits were set before entering it (setup_userns). */
+    if (!s->userns)
+        set_prlimits(err, s);
     if (s->linux32 && personality(PER_LINUX32) < 0)
         fail(err, "cannot set a 32-bit personality");
     /* Last: nothing the shim itself still calls is filtered. */
@@ -124,16 +134,23 @@ static void prepare_command(int err, struct spec *s, int console_peer, int log_p
     }
 }
 
-static void setup(int err, struct spec *s, int chan, int *console_peer)
+/* Join the cgroups first: everything the init does is then accounted, and
+ * a cgroup namespace made later is rooted at the container's. */
+static void join_cgroups(int err, struct spec *s)
 {
-    /* Everything below mounts: outside a mount namespace of its own it
+    /* Everything after this mounts: outside a mount namespace of its own it
      * would rearrange the host's. spec.py never asks for that; refuse anyway. */
     if (!(s->ns & CLONE_NEWNS))
         fail(err, "refusing to run without a mount namespace");
-    /* Join the cgroups first: everything the init does is then accounted,
-     * and a cgroup namespace made below is rooted at the container's. */
     for (int i = 0; i < s->ncgroups; i++)
         write_str(err, s->cgroups[i], "0");
+}
+
+/* A privileged container's init, before setup: its namespaces (the pid
+ * namespace it is already in). */
+static void enter(int err, struct spec *s)
+{
+    join_cgroups(err, s);
     if (s->netns) {
         if (setns(NETNS_FD, CLONE_NEWNET) < 0)
             fail(err, "cannot join the network namespace");
@@ -141,6 +158,11 @@ static void setup(int err, struct spec *s, int chan, int *console_peer)
     }
     if (unshare(s->ns) < 0)
         fail(err, "cannot create namespaces");
+}
+
+/* In the init's namespaces, as its root: the container's file system. */
+static void setup(int err, struct spec *s, int chan, int *console_peer)
+{
     if (s->loopback)
         loopback_up(err);
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
@@ -148,8 +170,12 @@ static void setup(int err, struct spec *s, int chan, int *console_peer)
     /* Nothing we mount may propagate back to the host. */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         fail(err, "cannot make / private");
-    if (s->rootfs && mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+    if (s->rootfs && s->userns) {
+        userns_unlock_root(err);
+        s->rootfs = "."; /* the working directory is all B has of it */
+    } else if (s->rootfs && mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
         fail(err, "cannot bind rootfs %s", s->rootfs);
+    }
     /* In LXC's order: /proc and /sys (lxc.mount.auto), /dev, the user's
      * entries on top of them (a fuse node under /dev, a file under
      * /proc/sys), the cgroup file systems (last among the mount records),
@@ -182,20 +208,110 @@ static void setup(int err, struct spec *s, int chan, int *console_peer)
 
 /* Static, so untouched parts cost no memory (zero pages stay shared). */
 static struct spec s;
+static int sync_pipe[2], status_pipe[2], chan[2], log_pipe[2] = {-1, -1};
+
+/* The keeper's child keeps the ends it writes to. */
+static void child_ends(void)
+{
+    close(sync_pipe[0]);
+    close(status_pipe[0]);
+    close(chan[0]);
+    if (log_pipe[0] >= 0)
+        close(log_pipe[0]);
+    close(report_fd);
+    signal(SIGPIPE, SIG_DFL);
+}
+
+/* The init, in its namespaces: the container's file system, then the command. */
+__attribute__((noreturn))
+static void run_init(void)
+{
+    int console_peer = -1;
+
+    setup(sync_pipe[1], &s, chan[1], &console_peer);
+    close(chan[1]);
+    prepare_command(sync_pipe[1], &s, console_peer, log_pipe[1]);
+    if (s.app)
+        _exit(app_init(sync_pipe[1], status_pipe[1], &s));
+    exec_command(sync_pipe[1], &s);
+}
+
+/* The init of a privileged container, the keeper's child; -1 with errno. */
+static pid_t fork_init(void)
+{
+    if (unshare(CLONE_NEWPID) < 0)
+        return -1;
+    pid_t init = fork();
+    if (init == 0) {
+        child_ends();
+        /* The init dies with the shim: an orphaned container has no keeper. */
+        prctl(PR_SET_PDEATHSIG, s.pdeath ? s.pdeath : SIGKILL);
+        enter(sync_pipe[1], &s);
+        run_init();
+    }
+    return init;
+}
+
+/* The init of an unprivileged one, through a setup process (userns.c's
+ * header); -1 with errno, 0 when the setup process failed (it said why on
+ * the sync pipe). */
+static pid_t fork_init_userns(void)
+{
+    int pid_pipe[2];
+    pid_t init = 0;
+
+    if (pipe2(pid_pipe, O_CLOEXEC) < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        return -1;
+    pid_t setup_pid = fork();
+    if (setup_pid == 0) {
+        int err = sync_pipe[1];
+        child_ends();
+        close(pid_pipe[0]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int self = syscall(SYS_pidfd_open, getpid(), 0);
+        int keeper = syscall(SYS_pidfd_open, getppid(), 0);
+        if (self < 0 || keeper < 0)
+            fail(err, "cannot open pidfds");
+        join_cgroups(err, &s);
+        set_prlimits(err, &s);
+        userns_enter(err, &s);
+        pid_t b = fork();
+        if (b < 0)
+            fail(err, "cannot fork the init");
+        if (b == 0) {
+            close(pid_pipe[1]);
+            userns_reparented(err, self, keeper, s.pdeath ? s.pdeath : SIGKILL);
+            run_init();
+        }
+        _exit(write(pid_pipe[1], &b, sizeof(b)) == sizeof(b) ? 0 : 1);
+    }
+    close(pid_pipe[1]);
+    if (setup_pid < 0) {
+        close(pid_pipe[0]);
+        return -1;
+    }
+    if (read(pid_pipe[0], &init, sizeof(init)) != sizeof(init))
+        init = 0;
+    close(pid_pipe[0]);
+    while (waitpid(setup_pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return init;
+}
 
 int main(int argc, char **argv)
 {
     size_t len;
     char *buf;
-    int sync_pipe[2], status_pipe[2], chan[2], log_pipe[2] = {-1, -1};
 
     if (argc == 2 && !strcmp(argv[1], "attach"))
         return attach_main();
     if (argc == 2 && !strcmp(argv[1], "seccomp"))
         return seccomp_compile_main();
+    if (argc == 2 && !strcmp(argv[1], "userns"))
+        return userns_main();
     if (argc != 2) {
         fprintf(stderr, "usage: lxcflow-shim SPECFILE | lxcflow-shim attach | "
-                        "lxcflow-shim seccomp\n");
+                        "lxcflow-shim seccomp | lxcflow-shim userns\n");
         return 2;
     }
     fcntl(report_fd, F_SETFD, FD_CLOEXEC);
@@ -216,40 +332,21 @@ int main(int argc, char **argv)
         report("error cannot create pipes: %s\n", strerror(errno));
         return 1;
     }
-    if (unshare(CLONE_NEWPID) < 0) {
-        report("error cannot create pid namespace: %s\n", strerror(errno));
-        return 1;
-    }
-    pid_t init = fork();
+    pid_t init = s.userns ? fork_init_userns() : fork_init();
     if (init < 0) {
-        report("error cannot fork: %s\n", strerror(errno));
+        report("error cannot start the init: %s\n", strerror(errno));
         return 1;
-    }
-    if (init == 0) {
-        int console_peer = -1;
-        close(sync_pipe[0]);
-        close(status_pipe[0]);
-        close(chan[0]);
-        if (log_pipe[0] >= 0)
-            close(log_pipe[0]);
-        close(report_fd);
-        signal(SIGPIPE, SIG_DFL);
-        /* The init dies with the shim: an orphaned container has no keeper. */
-        prctl(PR_SET_PDEATHSIG, s.pdeath ? s.pdeath : SIGKILL);
-        setup(sync_pipe[1], &s, chan[1], &console_peer);
-        close(chan[1]);
-        prepare_command(sync_pipe[1], &s, console_peer, log_pipe[1]);
-        if (s.app)
-            _exit(app_init(sync_pipe[1], status_pipe[1], &s));
-        exec_command(sync_pipe[1], &s);
     }
     close(sync_pipe[1]);
     close(status_pipe[1]);
     close(chan[1]);
     if (log_pipe[1] >= 0)
         close(log_pipe[1]);
+    /* the container's processes keep them alive, not us */
     if (s.netns)
-        close(NETNS_FD); /* the container's processes keep it alive, not us */
+        close(NETNS_FD);
+    if (s.userns)
+        close(USERNS_FD);
 
     /* EOF on the sync pipe means the command was exec'd; bytes are an error. */
     char msg[1024];
@@ -270,7 +367,12 @@ int main(int argc, char **argv)
             if (*q == '\n')
                 *q = ' ';
         report("error %s\n", msg);
-        waitpid(init, NULL, 0);
+        if (init > 0)
+            waitpid(init, NULL, 0);
+        return 1;
+    }
+    if (init == 0) {
+        report("error the setup process ended without starting the init\n");
         return 1;
     }
     report("ok %d\n", (int)init);

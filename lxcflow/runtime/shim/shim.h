@@ -24,6 +24,9 @@
 
 #define MAX_TTYS 64     /* config/keys.py: MAX_TTYS */
 
+#define NETNS_FD 4      /* main.c's header: the namespaces the daemon made */
+#define USERNS_FD 5
+
 /* confine.c: what a container's processes may do */
 struct confinement {
     int has_capkeep, no_new_privs;
@@ -37,6 +40,7 @@ struct spec {
     int app;
     unsigned long ns;
     int netns;
+    int userns;         /* lxc.idmap: join the user namespace on USERNS_FD */
     int loopback;
     int autodev;
     int console;        /* a console pty is the command's stdio */
@@ -107,6 +111,12 @@ void make_terminals(int err, struct spec *s, int chan, int *console_peer);
 /* keeper.c: holding the terminals, the console log, the exit record */
 __attribute__((noreturn))
 void keep(struct spec *s, pid_t init, int chan, int log_pipe, int status_fd);
+
+/* userns.c: unprivileged containers */
+int userns_main(void);
+void userns_enter(int err, struct spec *s);
+void userns_reparented(int err, int parent_pidfd, int keeper_pidfd, int sig);
+void userns_unlock_root(int err);
 
 /* attach.c: "lxcflow-shim attach", a command run inside a running container */
 int attach_main(void);
