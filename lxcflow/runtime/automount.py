@@ -80,14 +80,19 @@ def proc_ops(variant: str, own_network: bool) -> list[MountOp]:
     return ops
 
 
-def sys_ops(variant: str, fresh: bool) -> list[MountOp]:
+def sys_ops(variant: str, fresh: bool, from_host: bool = False) -> list[MountOp]:
     """``fresh``: a sysfs of the container's own; else (the host's network
     namespace on the host's root, whose sysfs the kernel will not mount twice
-    on one place) the host's /sys bound."""
+    on one place) the host's /sys bound; ``from_host``: bound from the host
+    into a rootfs (the host's network namespace in a user namespace, where
+    the kernel mounts no sysfs: it would show a network its root does not own)."""
     ro = MS_RDONLY if variant == "ro" else 0
     if fresh:
         ops = [MountOp("sysfs", "/sys", "sysfs", _SAFE | (0 if variant == "mixed" else ro), "",
                        OPT_MKDIR)]
+    elif from_host:
+        ops = [MountOp("/sys", "/sys", "", MS_BIND | MS_REC | _SAFE, "",
+                       OPT_MKDIR | (OPT_BIND_RO if variant == "ro" else 0))]
     else:
         ops = [_bind_self("/sys", read_only=variant == "ro", recursive=True)]
     if variant == "mixed":
@@ -113,10 +118,13 @@ def cgroup_ops(variant: str, hierarchies: Sequence[Hierarchy]) -> list[MountOp]:
 
 
 def automounts(words: Sequence[str], *, boots_init: bool, own_network: bool, own_root: bool,
-               hierarchies: Sequence[Hierarchy]) -> tuple[list[MountOp], list[MountOp]]:
+               hierarchies: Sequence[Hierarchy],
+               userns: bool = False) -> tuple[list[MountOp], list[MountOp]]:
     """The mounts before /dev (/proc, /sys) and those after the user's
     entries (the cgroup file systems), for the ``lxc.mount.auto`` words."""
     first = proc_ops(_variant(words, "proc", "mixed") or "mixed", own_network)
-    first += sys_ops(_variant(words, "sys", "mixed") or "mixed", own_network or own_root)
+    shared_in_userns = userns and own_root and not own_network
+    first += sys_ops(_variant(words, "sys", "mixed") or "mixed",
+                     own_network or (own_root and not userns), from_host=shared_in_userns)
     cgroup = _variant(words, "cgroup", "mixed" if boots_init else None)
     return first, cgroup_ops(cgroup, hierarchies) if cgroup else []

@@ -148,7 +148,7 @@ def build_spec(
     records += [("cgroup", str(p)) for p in cgroup_procs]
     before_dev, cgroup_mounts = automounts(
         config.mount_auto, boots_init=mode is RunMode.SYSTEM, own_network="net" in new,
-        own_root=config.rootfs is not None, hierarchies=hierarchies)
+        own_root=config.rootfs is not None, hierarchies=hierarchies, userns="user" in new)
     records += [("automount", _mount_record(op)) for op in before_dev]
     records += [("mount", _mount_record(mount_op(e, config.rootfs))) for e in config.mount_entries]
     records += [("mount", _mount_record(op)) for op in cgroup_mounts]

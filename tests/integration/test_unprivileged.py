@@ -169,3 +169,34 @@ def test_attach_from_a_shell_is_container_root(lxc: Env) -> None:
     assert ns == os.readlink(f"/proc/{init}/ns/user")
     assert ns != os.readlink("/proc/self/ns/user")
     lxc.ok("stop", "-n", "ua", "-k")
+
+
+def test_a_bind_source_root_cannot_reach_fails_the_start_and_leaves_nothing(lxc: Env) -> None:
+    """Mount entries are made as container root, as in LXC: a source under a
+    directory only host root may enter (the test's own 0700 base) is out of reach."""
+    hidden = lxc.base / "hidden"
+    hidden.mkdir()
+    lxc.ok("create", "-n", "uf", "-t", "busybox", "--unprivileged")
+    with (lxc.paths.container_dir("uf") / "config").open("a") as f:
+        f.write("lxc.net.0.type = veth\nlxc.net.0.veth.pair = lxfu0\n"
+                f"lxc.mount.entry = {hidden} mnt none bind,create=dir 0 0\n")
+    r = lxc.run("start", "-n", "uf")
+    assert (r.returncode, r.stderr) == (
+        1, f"lxcflow start: container 'uf' failed to start: cannot mount {hidden} on mnt: "
+           "Permission denied\n")
+    assert info(lxc, "uf")["state"] == "STOPPED"
+    assert cgroup_dirs(lxc, "uf") == []
+    assert subprocess.run(["ip", "link", "show", "lxfu0"], capture_output=True).returncode != 0
+
+
+def test_a_new_daemon_adopts_an_unprivileged_container(lxc: Env) -> None:
+    """The init is the keeper's child once its setup process is gone, which
+    is what a daemon that did not start it checks before adopting it."""
+    lxc.ok("create", "-n", "uo", "-t", "busybox", "--unprivileged")
+    lxc.ok("start", "-n", "uo")
+    init = info(lxc, "uo")["pid"]
+    lxc.kill_daemon()
+    assert (info(lxc, "uo")["state"], info(lxc, "uo")["pid"]) == ("RUNNING", init)
+    lxc.ok("stop", "-n", "uo", "-t", "10")
+    assert info(lxc, "uo")["last_exit"] == {"code": None, "signal": 2}
+    assert cgroup_dirs(lxc, "uo") == []

@@ -100,3 +100,17 @@ def test_the_hosts_root_in_the_hosts_network_binds_the_hosts_sysfs() -> None:
     first, _ = mounts([], net=False, root=False)
     assert "sysfs" not in [op.fstype for op in first]
     assert binds(first)[-2:] == ["/sys/devices/virtual/net", "/sys"]
+
+
+def test_a_user_namespace_in_the_hosts_network_binds_the_hosts_sysfs_into_its_root() -> None:
+    """The kernel mounts no sysfs for a network namespace the mounter's user
+    namespace does not own; its own network, owned by it, gets a fresh one."""
+    first, _ = automounts([], boots_init=True, own_network=False, own_root=True,
+                          hierarchies=HYBRID, userns=True)
+    assert "sysfs" not in [op.fstype for op in first]
+    [from_host] = [op for op in first if op.target == "/sys" and not op.opts & OPT_SRC_IN_ROOT]
+    assert (from_host.source, from_host.flags & (MS_BIND | MS_REC)) == ("/sys", MS_BIND | MS_REC)
+    assert binds(first)[-2:] == ["/sys/devices/virtual/net", "/sys"]
+    own, _ = automounts([], boots_init=True, own_network=True, own_root=True,
+                        hierarchies=HYBRID, userns=True)
+    assert [op.fstype for op in own if op.target == "/sys"][0] == "sysfs"

@@ -98,6 +98,26 @@ def test_spec_records(tmp_path: Path) -> None:
     assert b"mount=/bin\x1fbin\x1f\x1f%d\x1f\x1f8" % bind_ro in records
 
 
+@pytest.mark.parametrize(("net", "joined", "loopback"), [
+    ("lxc.net.0.type = veth\n", True, False),  # the daemon configures it
+    ("lxc.net.0.type = empty\n", True, True),  # the user namespace's own, lo up by the shim
+    ("", False, False),  # the host's
+])
+def test_an_unprivileged_container_joins_the_namespaces_the_daemon_made(
+        tmp_path: Path, net: str, joined: bool, loopback: bool) -> None:
+    config = parse_config(f"lxc.rootfs.path = /srv/r\n{net}lxc.idmap = u 0 100000 65536\n"
+                          "lxc.idmap = g 0 100000 65536\n", file="/c", base_dir=tmp_path)
+    records = spec.build_spec(
+        name="u", mode=spec.RunMode.SYSTEM, config=config, command=["/sbin/init"],
+        cgroup_procs=[], exit_file=Path("/e"), env={}, netns=joined,
+    ).split(b"\0")
+    assert b"userns=1" in records
+    assert (b"netns=1" in records, b"loopback=1" in records) == (joined, loopback)
+    # the user namespace is never unshared by the shim, nor the one it joins
+    flags = int(next(r for r in records if r.startswith(b"ns="))[3:])
+    assert flags == sum(spec.CLONE_FLAGS[n] for n in ("mnt", "uts", "ipc", "cgroup"))
+
+
 def test_hostname_defaults_to_name_and_cwd_to_callers_on_host_root(tmp_path: Path) -> None:
     config = parse_config("lxc.environment = A=1\n", file="/c", base_dir=tmp_path)
     records = spec.build_spec(
