@@ -51,7 +51,7 @@ from common import (
     run,
     stop_all,
 )
-from confinement import op_confinement
+from confinement import op_confinement, op_unprivileged
 from keepers import op_keepers
 from lxc_side import Lxc, version
 from report import FLOOR, LXC, LXCFLOW, Check, Operation, Scalar
@@ -561,7 +561,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 KEYS = ("execute", "start", "freeze", "wait", "events", "restart", "cli", "scale", "crashloop",
-        "attach", "system", "keepers", "confinement")
+        "attach", "system", "keepers", "confinement", "unprivileged")
 
 
 def main() -> int:
@@ -609,6 +609,7 @@ def main() -> int:
             ("system", lambda: op_system(b)),
             ("keepers", lambda: op_keepers(b)),
             ("confinement", lambda: op_confinement(b)),
+            ("unprivileged", lambda: op_unprivileged(b)),
         ]
         for key, step in steps:
             if key in wanted:
