@@ -94,10 +94,10 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.seccomp.allow_nesting": (None, _zero_one),
     # Hooks get both version 0's arguments and version 1's environment.
     "lxc.hook.version": (None, _zero_one),
-    # LXC's way to ask for an idmapped rootfs: lxcflow's way with lxc.idmap
-    # (and, without it, the identity map a privileged container has anyway).
-    "lxc.rootfs.options": (None, matching("idmap=container", "'idmap=container' (the only "
-                                          "rootfs option lxcflow takes)")),
+    # LXC's way to ask for an idmapped rootfs (without lxc.idmap, the
+    # identity map a privileged container has anyway)
+    "lxc.rootfs.options": ("rootfs_idmap", lambda v: bool(matching(
+        "idmap=container", "'idmap=container' (the only rootfs option lxcflow takes)")(v))),
 }
 
 # Keys whose every line adds to a list: canonical key -> the ContainerConfig

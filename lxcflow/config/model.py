@@ -114,6 +114,7 @@ class ContainerConfig:
     apparmor_profile: str | None = None  # None: LXC's "generated"
     apparmor_allow_incomplete: bool = False
     idmap: tuple[IdMap, ...] = ()  # lxc.idmap: () is a privileged container
+    rootfs_idmap: bool = False  # lxc.rootfs.options = idmap=container
 
     def __post_init__(self) -> None:
         # A plain dict handed in by a caller must not make the value mutable.

@@ -163,6 +163,7 @@ class Launcher:
                 cgroup_procs=cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
                 env=container_env(config, launch.env), cwd=launch.cwd, netns=prepared_netns,
                 hierarchies=self.hierarchies, confinement=confinement,
+                idmapped_rootfs=userns.idmaps_rootfs(config),
                 console=None if launch.stdio is not None else ConsoleLog(
                     self.paths.console_log(c.name, config.console_logfile, ephemeral=c.ephemeral),
                     config.console_size, run_dir / CONSOLE_SOCKET),

@@ -94,6 +94,7 @@ def build_spec(
     hierarchies: Sequence[Hierarchy] = (),
     console: ConsoleLog | None = None,
     confinement: Confinement | None = None,
+    idmapped_rootfs: bool = False,
 ) -> bytes:
     """The spec file's bytes for one start of a container (``netns``: it joins
     a network namespace the daemon prepared, passed to the shim as fd 4;
@@ -102,7 +103,8 @@ def build_spec(
     ``hierarchies``: the cgroup file systems its ``lxc.mount.auto`` mounts;
     ``console``: the keeper logs the output, else it goes to the shim's stdio;
     ``confinement``: what the command may do; None only in tests of the
-    records).
+    records; ``idmapped_rootfs``: an unprivileged container's rootfs is
+    mounted through its id maps, runtime/userns.py decides).
 
     Raises:
         UsageError: a command or environment entry the kernel cannot take.
@@ -121,6 +123,8 @@ def build_spec(
         records += confinement.records()
     if "user" in new:
         records.append(("userns", "1"))
+        if idmapped_rootfs:
+            records.append(("idmaprootfs", "1"))
     if netns:
         records.append(("netns", "1"))
     if "net" in new and not config.makes_interfaces:

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lxcflow.config.idmap import IdMap
+from lxcflow.config import ContainerConfig
+from lxcflow.config.idmap import IdMap, host_root
 from lxcflow.errors import StartFailed
 
 
@@ -68,3 +69,20 @@ def create(shim: Path, maps: Sequence[IdMap]) -> UserNamespace:
         holder.stdin.close()  # it exits: the fds hold the namespaces now
         holder.stdout.close()
         holder.wait()
+
+
+def idmaps_rootfs(config: ContainerConfig) -> bool:
+    """Whether an unprivileged container's rootfs is mounted idmapped.
+
+    A tree whose top belongs to the mapped root is shifted already (LXC's
+    unprivileged containers are chowned so): mapped again, its files would
+    be nobody's. Any other tree (one host root made) is idmapped, so that
+    it boots as it is on disk; ``lxc.rootfs.options = idmap=container``
+    asks for that either way.
+
+    Raises:
+        OSError: the rootfs cannot be looked at.
+    """
+    if config.rootfs is None or not config.idmap:
+        return False
+    return config.rootfs_idmap or config.rootfs.stat().st_uid != host_root(config.idmap)[0]

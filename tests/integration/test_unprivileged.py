@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Env, needs_root
+from tests import debian_rootfs
+from tests.integration.conftest import Env, cli_on_a_terminal, needs_root
 from tests.integration.test_system_container import boot, cgroup_dirs, inside
 
 pytestmark = needs_root
@@ -134,10 +135,18 @@ def test_an_idmap_without_root_stops_the_start_at_its_line(lxc: Env) -> None:
     assert cgroup_dirs(lxc, "ue") == []
 
 
-def test_systemd_boots_unprivileged_and_halts_cleanly(lxc: Env, debian_rootfs: Path) -> None:
-    config = lxc.config(f"lxc.rootfs.path = {debian_rootfs}\nlxc.uts.name = ud\n"
-                        "lxc.net.0.type = empty\n")
-    lxc.ok("create", "-n", "ud", "-f", str(config), "--unprivileged")
+def test_the_debian_template_unprivileged_boots_systemd_and_halts_cleanly(lxc: Env) -> None:
+    """The debian template's tree, as host root made it, booting as host uid
+    100000: systemd with no failed unit, its console log and a getty on
+    tty1, its own cgroups in the delegated subtree, a clean halt."""
+    lxc.env["LXCFLOW_TEMPLATE_CACHE"] = str(debian_rootfs.TEMPLATE_CACHE)
+    made = lxc.run("create", "-n", "ud", "-t", "debian", "--unprivileged", "--",
+                   "--release", "bookworm", timeout=600)
+    assert made.returncode == 0, made.stderr
+    rootfs = lxc.paths.container_dir("ud") / "rootfs"
+    assert (rootfs / "etc" / "passwd").stat().st_uid == 0
+    with (lxc.paths.container_dir("ud") / "config").open("a") as f:
+        f.write("lxc.tty.max = 1\n")
     assert boot(lxc, "ud") in ("running", "degraded")
     init = info(lxc, "ud")["pid"]
     assert status_ids(init, "Uid") == [HOST_ROOT] * 4
@@ -150,10 +159,17 @@ def test_systemd_boots_unprivileged_and_halts_cleanly(lxc: Env, debian_rootfs: P
     pids = {int(p) for s in scopes for p in (s / "cgroup.procs").read_text().split()}
     assert init in pids
     assert {status_ids(p, "Uid")[0] for p in pids} == {HOST_ROOT}
+    # a console and a tty as a privileged container has them
+    assert "Welcome to" in lxc.ok("logs", "-n", "ud")
+    with cli_on_a_terminal(lxc, "console", "-n", "ud", "-t", "1") as terminal:
+        terminal.type(b"\r")
+        terminal.until(b"login: ", timeout=20)
+        terminal.type(b"\x01q")
+        assert terminal.wait() == 0
     lxc.ok("stop", "-n", "ud", "-t", "60")
     assert info(lxc, "ud")["last_exit"] == {"code": None, "signal": 2}
     assert cgroup_dirs(lxc, "ud") == []
-    assert (debian_rootfs / "etc" / "passwd").stat().st_uid == 0
+    assert (rootfs / "etc" / "passwd").stat().st_uid == 0
 
 
 def test_attach_from_a_shell_is_container_root(lxc: Env) -> None:
@@ -200,3 +216,26 @@ def test_a_new_daemon_adopts_an_unprivileged_container(lxc: Env) -> None:
     lxc.ok("stop", "-n", "uo", "-t", "10")
     assert info(lxc, "uo")["last_exit"] == {"code": None, "signal": 2}
     assert cgroup_dirs(lxc, "uo") == []
+
+
+def test_a_tree_shifted_already_as_lxc_chowns_one_is_mounted_as_it_is(lxc: Env) -> None:
+    """LXC's unprivileged containers have their tree chowned to the mapped
+    ids: mapped again it would be nobody's, so it is not idmapped."""
+    lxc.ok("create", "-n", "us", "-t", "busybox", "--unprivileged")
+    rootfs = lxc.paths.container_dir("us") / "rootfs"
+    for path in [rootfs, *rootfs.rglob("*")]:
+        os.lchown(path, HOST_ROOT, HOST_ROOT)
+    lxc.ok("start", "-n", "us")
+    assert status_ids(info(lxc, "us")["pid"], "Uid") == [HOST_ROOT] * 4
+    assert "idmapped" not in inside(lxc, "us", "grep", " / ", "/proc/self/mounts")
+    assert inside(lxc, "us", "stat", "-c", "%u", "/bin/busybox") == "0"
+    assert inside(lxc, "us", "sh", "-c", "echo x > /made && echo ok") == "ok"
+    assert (rootfs / "made").stat().st_uid == HOST_ROOT
+    lxc.ok("stop", "-n", "us", "-k")
+
+
+def test_the_default_tree_is_idmapped(lxc: Env) -> None:
+    lxc.ok("create", "-n", "ui", "-t", "busybox", "--unprivileged")
+    lxc.ok("start", "-n", "ui")
+    assert "idmapped" in inside(lxc, "ui", "grep", " / ", "/proc/self/mounts")
+    lxc.ok("stop", "-n", "ui", "-k")

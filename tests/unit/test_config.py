@@ -327,6 +327,7 @@ def test_idmap_lines_make_a_user_namespace(tmp_path: Path) -> None:
     assert config.idmap == (IdMap("u", 0, 100000, 1000, 2), IdMap("u", 1000, 1000, 1, 3),
                             IdMap("u", 1001, 101001, 64535, 4), IdMap("g", 0, 200000, 65536, 5))
     assert "user" in config.new_namespaces
+    assert config.rootfs_idmap
     assert host_root(config.idmap) == (100000, 200000)
     assert [m.to_host(1500) for m in config.idmap] == [None, None, 101500, 200000 + 1500]
     # an empty value forgets the ranges read so far, as LXC's clear does

@@ -25,8 +25,9 @@
  *   ns=FLAGS          clone flags to unshare besides CLONE_NEWPID
  *   netns=1           join the network namespace on fd 4 (its interfaces are
  *                     configured before the command runs) instead of a new one
- *   userns=1          join the user namespace on fd 5 and run as its root,
- *                     on an idmapped mount of the rootfs (userns.c)
+ *   userns=1          join the user namespace on fd 5 and run as its root
+ *                     (userns.c); idmaprootfs=1: on an idmapped mount of
+ *                     the rootfs
  *   loopback=1        bring lo up in the new network namespace (one with no
  *                     interfaces to configure: no netlink round trip needed)
  *   hostname=NAME  rootfs=DIR  cwd=DIR  exit=FILE  autodev=1

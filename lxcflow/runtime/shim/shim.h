@@ -41,6 +41,7 @@ struct spec {
     unsigned long ns;
     int netns;
     int userns;         /* lxc.idmap: join the user namespace on USERNS_FD */
+    int idmap_rootfs;   /* and mount the rootfs through its maps */
     int loopback;
     int autodev;
     int console;        /* a console pty is the command's stdio */

@@ -54,6 +54,8 @@ int parse_spec(char *buf, size_t len, struct spec *s)
             s->ns = strtoul(v, NULL, 10);
         else if (!strcmp(rec, "userns"))
             s->userns = atoi(v);
+        else if (!strcmp(rec, "idmaprootfs"))
+            s->idmap_rootfs = atoi(v);
         else if (!strcmp(rec, "netns"))
             s->netns = atoi(v);
         else if (!strcmp(rec, "loopback"))

@@ -61,7 +61,7 @@ void userns_enter(int err, struct spec *s)
         fail(err, "cannot create a mount namespace");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         fail(err, "cannot make / private");
-    if (s->rootfs) {
+    if (s->rootfs && s->idmap_rootfs) {
         /* The rootfs's own files stay as they are on disk: the mount shows
          * host uid 0 as container root, and what container root writes is
          * stored as host uid 0 (the maps, applied both ways). */
@@ -77,9 +77,9 @@ void userns_enter(int err, struct spec *s)
         if (syscall(SYS_move_mount, tree, "", AT_FDCWD, s->rootfs, MOVE_MOUNT_F_EMPTY_PATH) < 0)
             fail(err, "cannot mount the idmapped rootfs");
         close(tree);
-        if (chdir(s->rootfs) < 0)
-            fail(err, "cannot enter rootfs %s", s->rootfs);
     }
+    if (s->rootfs && chdir(s->rootfs) < 0)
+        fail(err, "cannot enter rootfs %s", s->rootfs);
     if (setns(USERNS_FD, CLONE_NEWUSER) < 0)
         fail(err, "cannot join the user namespace");
     close(USERNS_FD);
