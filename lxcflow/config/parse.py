@@ -112,7 +112,7 @@ class _Builder:
                 self.fail(f"expected 'key = value', got {line!r}", number)
             if not key.strip():
                 self.fail(f"no key before '=' in {line!r}", number)
-            self.add(key.strip(), value.strip(), number)
+            self.add(key.strip(), _unquoted(value.strip()), number)
         self.reading.pop()
         self.source = outer
 
@@ -373,6 +373,14 @@ class _Builder:
             idmap=tuple(m for m, _ in self.idmaps),
             **self.values,
         )
+
+
+def _unquoted(value: str) -> str:
+    """LXC drops one pair of quotes around a whole value (its busybox
+    template writes ``lxc.uts.name = "NAME"``)."""
+    if len(value) > 1 and value[0] in "'\"" and value[-1] == value[0]:
+        return value[1:-1]
+    return value
 
 
 def load_config(path: str | os.PathLike[str]) -> ContainerConfig:

@@ -148,8 +148,9 @@ class Launcher:
                     cgroup.set(setting.key, setting.value)
                 except LxcflowError as e:
                     raise ConfigError(str(e), file=config.file, line=setting.line) from None
+            idmapped = userns.idmaps_rootfs(config)
             if config.idmap:
-                self._unprivileged(c, cgroup, config)
+                self._unprivileged(c, cgroup, config, idmapped)
             # An unprivileged container's is the one its user namespace owns.
             prepared_netns = "net" in config.new_namespaces and (
                 config.makes_interfaces or bool(config.idmap))
@@ -163,7 +164,7 @@ class Launcher:
                 cgroup_procs=cgroup.procs_files(), exit_file=run_dir / EXIT_FILE,
                 env=container_env(config, launch.env), cwd=launch.cwd, netns=prepared_netns,
                 hierarchies=self.hierarchies, confinement=confinement,
-                idmapped_rootfs=userns.idmaps_rootfs(config),
+                idmapped_rootfs=idmapped,
                 console=None if launch.stdio is not None else ConsoleLog(
                     self.paths.console_log(c.name, config.console_logfile, ephemeral=c.ephemeral),
                     config.console_size, run_dir / CONSOLE_SOCKET),
@@ -246,10 +247,12 @@ class Launcher:
                 raise ConfigError(str(e), file=config.file, line=line) from None
 
     def _unprivileged(self, c: Container, cgroup: ContainerCgroup,
-                      config: ContainerConfig) -> None:
-        """What container root owns on the host: its cgroup subtree. And what
-        it must not be reachable through: the container's directory, where
-        the files it writes as root are host root's, setuid ones included.
+                      config: ContainerConfig, idmapped: bool) -> None:
+        """What container root owns on the host: its cgroup subtree. And,
+        with an ``idmapped`` rootfs, what no host user may reach it through:
+        the container's directory, where the files it writes as root are
+        host root's, setuid ones included (a tree LXC shifted keeps LXC's
+        modes: what is written there is the mapped root's).
 
         Raises:
             CgroupError: the subtree could not be given.
@@ -257,7 +260,7 @@ class Launcher:
         uid, gid = host_root(config.idmap)
         cgroup.delegate(uid, gid)
         directory = self.paths.container_dir(c.name)
-        if config.rootfs is not None and config.rootfs.is_relative_to(directory):
+        if idmapped and config.rootfs is not None and config.rootfs.is_relative_to(directory):
             directory.chmod(0o700)
 
     async def started(self, c: Container, config: ContainerConfig) -> None:

@@ -98,3 +98,46 @@ def test_a_stock_lxc_debian_container_boots_confined_and_halts(lxc: Env, lxc_mad
     finally:
         run("stop", "-n", "d1", "-k")
         run("net", "bridge-del", link)
+
+
+def test_an_unprivileged_container_lxc_made_runs_as_lxc_left_it(lxc: Env) -> None:
+    """lxc-create with lxc.idmap chowns its tree to the mapped ids and makes
+    the container's directory the mapped root's: lxcflow mounts that tree as
+    it is (not idmapped again) and leaves LXC's modes alone."""
+    base = Path(tempfile.mkdtemp(prefix="lxcflow-lxcu-"))
+    try:
+        base.chmod(0o755)
+        ids = base / "userns.conf"
+        ids.write_text("lxc.net.0.type = empty\nlxc.idmap = u 0 100000 65536\n"
+                       "lxc.idmap = g 0 100000 65536\n")
+        done = subprocess.run(["lxc-create", "-P", str(base), "-n", "u1", "-f", str(ids),
+                               "-t", "busybox"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        directory = base / "u1"
+        assert 'lxc.uts.name = "u1"' in (directory / "config").read_text()  # LXC's quotes
+        before = directory.stat()
+        assert before.st_uid == 100000
+        env = {**lxc.env, "LXCFLOW_PATH": str(base)}
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "lxcflow", *args], env=env,
+                                  capture_output=True, text=True, timeout=60)
+
+        started = run("start", "-n", "u1")
+        assert started.returncode == 0, started.stderr
+        inside = run("attach", "-n", "u1", "--", "sh", "-c",
+                     "id -u; stat -c %u /bin/busybox; hostname; grep ' / ' /proc/self/mounts")
+        uid, owner, hostname, root_mount = inside.stdout.splitlines()
+        assert (uid, owner, hostname) == ("0", "0", "u1")
+        assert "idmapped" not in root_mount
+        pid = json.loads(run("info", "-n", "u1", "--json").stdout)["pid"]
+        uids = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("Uid:"))
+        assert uids.split()[1:] == ["100000"] * 4
+        stopped = run("stop", "-n", "u1", "-t", "10")
+        assert stopped.returncode == 0, stopped.stderr
+        after = directory.stat()
+        assert (after.st_mode, after.st_uid) == (before.st_mode, before.st_uid)
+    finally:
+        subprocess.run(["lxc-destroy", "-P", str(base), "-n", "u1", "-f"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)

@@ -335,6 +335,13 @@ def test_idmap_lines_make_a_user_namespace(tmp_path: Path) -> None:
     assert (cleared.idmap, "user" in cleared.new_namespaces) == ((), False)
 
 
+def test_one_pair_of_quotes_around_a_value_goes_as_in_lxc(tmp_path: Path) -> None:
+    config = parse_config("lxc.uts.name = \"u2\"\nlxc.init.cmd = '/bin/sh -c \"x\"'\n"
+                          "lxc.environment = A=\"b\n", file="c", base_dir=tmp_path)
+    assert (config.hostname, config.init_cmd) == ("u2", ("/bin/sh", "-c", "x"))
+    assert config.environment == (("A", '"b'),)  # no pair: kept as written
+
+
 def test_an_idmap_error_in_an_include_names_that_file(tmp_path: Path) -> None:
     (tmp_path / "userns.conf").write_text("lxc.idmap = u 0 100000 65536\n")
     with pytest.raises(ConfigError) as err:
