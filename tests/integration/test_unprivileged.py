@@ -239,3 +239,26 @@ def test_the_default_tree_is_idmapped(lxc: Env) -> None:
     lxc.ok("start", "-n", "ui")
     assert "idmapped" in inside(lxc, "ui", "grep", " / ", "/proc/self/mounts")
     lxc.ok("stop", "-n", "ui", "-k")
+
+
+def test_a_rootfs_whose_file_system_cannot_be_idmapped_is_refused(lxc: Env) -> None:
+    """Never a silent downgrade to the host's ids: ramfs has no idmapped
+    mounts, and the start says so (on a mount of the test's own)."""
+    mnt = lxc.base / "ramfs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "ramfs", "none", str(mnt)], check=True)
+    try:
+        for d in ("bin", "proc", "sys", "dev"):
+            (mnt / d).mkdir()
+        shutil.copy2("/bin/busybox", mnt / "bin" / "busybox")
+        config = lxc.config(f"lxc.uts.name = ur\nlxc.rootfs.path = {mnt}\n"
+                            "lxc.net.0.type = empty\n"
+                            "lxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 100000 65536\n")
+        r = lxc.run("execute", "-n", "ur", "-f", str(config), "--", "/bin/busybox", "true")
+        assert (r.returncode, r.stderr) == (
+            1, f"lxcflow execute: container 'ur' failed to start: cannot make an idmapped mount "
+               f"of {mnt} (the file system must support idmapped mounts, kernel 5.12+): "
+               "Invalid argument\n")
+        assert cgroup_dirs(lxc, "ur") == []
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)

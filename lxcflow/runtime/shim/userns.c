@@ -44,7 +44,10 @@ int userns_main(void)
     char byte;
 
     if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0) {
-        printf("error cannot create a user namespace: %s\n", strerror(errno));
+        int e = errno;
+        printf("error cannot create a user namespace: %s\n",
+               e == ENOSPC ? "none are left (the sysctl user.max_user_namespaces)"
+               : e == EINVAL ? "this kernel has no user namespaces" : strerror(e));
         return 1;
     }
     printf("ok\n");
