@@ -50,6 +50,10 @@ class RunState:
     ephemeral: bool  # started with -f and never created: forgotten once STOPPED
     command: tuple[str, ...] = ()  # what it runs: a restart runs it again
     interfaces: tuple[Interface, ...] = ()
+    # the init's confinement records (runtime/confinement.py), which every
+    # attach gets too, whatever the config file says by then; () from a
+    # daemon that did not keep them
+    confinement: tuple[tuple[str, str], ...] = ()
 
     def save(self, run_dir: Path) -> None:
         tmp = run_dir / f".{STATE_FILE}.tmp"
@@ -65,6 +69,7 @@ class RunState:
             for i in data.get("interfaces", ()))
         data["mode"] = RunMode(data["mode"])
         data["command"] = tuple(data.get("command", ()))
+        data["confinement"] = tuple((str(k), str(v)) for k, v in data.get("confinement", ()))
         return cls(**data)
 
 

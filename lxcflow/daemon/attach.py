@@ -53,12 +53,14 @@ async def start(
     env = container_env(config)
     env.update(caller_env)
     env.update(set_env)
+    # The init's own: a config edited since never loosens what attach gets.
+    # A run an older daemon recorded without them gets the config's now.
+    confinement = run.record.confinement or tuple((await confinement_for(
+        config, supervisor.shim_binary, supervisor.paths.seccomp_cache)).records())
     spec = attach.AttachSpec(
         init_pid=run.init_pid, cgroup_procs=tuple(cgroup.procs_files()), command=tuple(command),
         env=env, uid=uid, gid=gid, cwd=cwd, cwd_strict=cwd_strict, tty=tty,
-        # as its init: the program compiled then is found in the cache now
-        confinement=await confinement_for(config, supervisor.shim_binary,
-                                          supervisor.paths.seccomp_cache),
+        confinement=confinement,
     )
     return attach.spawn(supervisor.shim_binary, spec, stdio=stdio,
                         init_pidfd=run.shim.init_pidfd)

@@ -204,6 +204,7 @@ class Launcher:
             shim_start=proc.start_time(running.pid) or 0, init_pid=running.init_pid,
             started_ns=time.time_ns(), config_file=str(config_path), ephemeral=c.ephemeral,
             command=tuple(launch.command), interfaces=interfaces,
+            confinement=tuple(confinement.records()),
         )
         run = Run(record, run_dir, running, cgroup, c.log)
         try:

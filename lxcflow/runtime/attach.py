@@ -15,7 +15,6 @@ from pathlib import Path
 
 import trio
 
-from lxcflow.runtime.confinement import Confinement
 from lxcflow.runtime.shim import spawn_with_fds
 from lxcflow.runtime.spec import encode_records
 
@@ -36,7 +35,8 @@ class AttachSpec:
     cwd: str | None = None
     cwd_strict: bool = False  # a missing cwd is an error (else: /)
     tty: bool = False
-    confinement: Confinement | None = None  # the container's (None: none at all)
+    # the container's init's records (Confinement.records); () only in tests
+    confinement: tuple[tuple[str, str], ...] = ()
 
     def encode(self) -> bytes:
         """The NUL-terminated records attach.c reads.
@@ -49,8 +49,7 @@ class AttachSpec:
         if self.cwd is not None:
             records += [("cwd", self.cwd), ("cwd_strict", "1" if self.cwd_strict else "0")]
         records += [("cgroup", str(p)) for p in self.cgroup_procs]
-        if self.confinement is not None:
-            records += self.confinement.records()
+        records += self.confinement
         return encode_records(records, self.command, self.env)
 
 

@@ -134,3 +134,31 @@ def test_the_hosts_kernel_state_in_proc_is_masked(lxc: Env) -> None:
     r = lxc.run("execute", "-n", "masked", "-f", str(config), "--", "sh", "-c",
                 "; ".join(f"echo {f} $(wc -c < {f})" for f in present))
     assert r.stdout.splitlines() == [f"{f} 0" for f in present], r.stderr
+
+
+def test_attach_keeps_the_inits_confinement_when_the_config_changes(lxc: Env) -> None:
+    """A config loosened while the container runs (and a new daemon that read
+    it) never gives an attach more than the init has."""
+    config = lxc.config("lxc.uts.name = kc\n")
+    lxc.ok("create", "-n", "kc", "-f", str(config))
+    lxc.ok("start", "-n", "kc", "--", "sleep", "1000")
+    allow_all = lxc.base / "allow-all.seccomp"
+    allow_all.write_text("2\ndenylist\n")
+    created = lxc.paths.config_file("kc")
+    created.write_text(created.read_text() + "lxc.cap.drop =\n"
+                       f"lxc.seccomp.profile = {allow_all}\n")
+    lxc.kill_daemon()
+    attached = lxc.ok("attach", "-n", "kc", "--", "cat", "/proc/self/status")
+    bounding = int(status(attached, "CapBnd"), 16)
+    assert bounding & (1 << 16) == 0  # sys_module, dropped by the default
+    # open_by_handle_at: common.seccomp's EPERM; allowed, a NULL handle's EFAULT
+    by_handle = ("import ctypes, os; libc = ctypes.CDLL(None, use_errno=True);"
+                 " libc.syscall(304, -1, None, 0); print(os.strerror(ctypes.get_errno()))")
+    assert lxc.ok("attach", "-n", "kc", "--", "python3", "-c", by_handle).strip() == \
+        "Operation not permitted"
+    lxc.ok("stop", "-n", "kc", "-k")
+    # and the loosened config is what the next start gets
+    lxc.ok("start", "-n", "kc", "--", "sleep", "1000")
+    assert lxc.ok("attach", "-n", "kc", "--", "python3", "-c", by_handle).strip() == \
+        "Bad address"
+    lxc.ok("stop", "-n", "kc", "-k")

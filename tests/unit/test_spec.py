@@ -195,7 +195,8 @@ def test_the_confinement_records_are_the_keepers_and_attachs_alike(tmp_path: Pat
     keeper = spec.build_spec(name="w", mode=spec.RunMode.SYSTEM, config=config,
                              command=["true"], cgroup_procs=[], exit_file=Path("/e"), env={},
                              confinement=confined).split(b"\0")
-    attach = AttachSpec(1, (), ("true",), {}, confinement=confined).encode().split(b"\0")
+    attach = AttachSpec(1, (), ("true",), {},
+                        confinement=tuple(confined.records())).encode().split(b"\0")
     assert wanted <= set(keeper)
     assert wanted <= set(attach)
     # without AppArmor, and without no_new_privs, those records are absent
