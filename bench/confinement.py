@@ -24,10 +24,10 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from common import IDLE, LXC_CONFIG, run
-from report import FLOOR, LXC, LXCFLOW, Operation
+from lxc_side import Lxc
+from report import FLOOR, LXC, LXCFLOW, Operation, Series
 from rig import Bench, ratio_check, timed
 
 from lxcflow.runtime.capabilities import DEFAULT_DROP
@@ -44,12 +44,12 @@ LXC_COMMON = (f"lxc.cap.drop = {' '.join(DEFAULT_DROP)}\n"
 QUIET_S = 0.03  # longer than the grace period the lock's fast path waits out
 
 
-def after_quiet(fn: Callable[..., object], *args: Any, **kwargs: Any) -> float:
+def after_quiet(fn: Callable[[], object]) -> float:
     """Seconds ``fn`` took, started after a quiet spell, as a supervisor's
     start mostly comes: one right after another's cgroup writes would find
     the cgroup lock's fast path still open and skip the grace period."""
     time.sleep(QUIET_S)
-    return timed(fn, *args, **kwargs)
+    return timed(fn)
 
 
 def _own_procs_file() -> str:
@@ -70,16 +70,43 @@ def _first_cgroup_write(procs: str) -> None:
         f.write(str(os.getpid()))
 
 
+#: one way of starting: the series its times go to, the start, what undoes it
+Turn = tuple[Series, Callable[[], object], Callable[[], object]]
+
+
+def _create(b: Bench, configs: dict[str, str]) -> None:
+    for name, text in configs.items():
+        path = b.base / f"{name}.conf"
+        path.write_text(f"lxc.uts.name = {name}\n" + text)
+        b.call("create", name=name, config=str(path))
+
+
+def _lxcflow(b: Bench, series: Series, name: str) -> Turn:
+    return (series, lambda: b.call("start", name=name),
+            lambda: b.call("stop", name=name, kill=True))
+
+
+def _lxc(lxc: Lxc, series: Series, name: str) -> Turn:
+    return (series, lambda: run(lxc.argv("start", name, "-d")),
+            lambda: run(lxc.argv("stop", name, "-k")))
+
+
+def _in_turn(n: int, turns: list[Turn],
+             timer: Callable[[Callable[[], object]], float] = timed) -> None:
+    """Each way once, in order, ``n`` times (A B C A B C ...)."""
+    for _ in range(n):
+        for series, start, undo in turns:
+            series.samples_s.append(timer(start))
+            undo()
+
+
 def op_confinement(b: Bench) -> Operation:
     op = Operation("confinement", "15. start until RUNNING: confinement's cost")
     allow_all = b.base / "allow-all.seccomp"
     allow_all.write_text("2\ndenylist\n")
     configs = {"cf-on": BASE, "cf-off": BASE + "lxc.cap.drop =\n"
                f"lxc.seccomp.profile = {allow_all}\nlxc.cgroup.devices.allow = a\n"}
-    for name, text in configs.items():
-        path = b.base / f"{name}.conf"
-        path.write_text(f"lxc.uts.name = {name}\n" + text)
-        b.call("create", name=name, config=str(path))
+    _create(b, configs)
     on = op.add("lxcflow socket, default confinement", LXCFLOW)
     off = op.add("lxcflow socket, confinement relaxed", LXCFLOW)
     lxc_on = op.add("lxc-start -d, LXC's common confinement", LXC) if b.lxc else None
@@ -93,25 +120,18 @@ def op_confinement(b: Bench) -> Operation:
         (lxc.lxcpath / "cf-lxc" / "config").write_text(
             LXC_CONFIG.replace("bench", "cf-lxc") + f"lxc.init.cmd = {' '.join(IDLE)}\n"
             + LXC_COMMON)
+    busy = [_lxcflow(b, on, "cf-on"), _lxcflow(b, off, "cf-off")]
+    quiet = [_lxcflow(b, cold, "cf-on")]
+    if lxc is not None and lxc_on is not None and lxc_cold is not None:
+        busy.append(_lxc(lxc, lxc_on, "cf-lxc"))
+        quiet.append(_lxc(lxc, lxc_cold, "cf-lxc"))
+    quiet.append((floor, lambda: _first_cgroup_write(procs), lambda: None))
     try:
         # Back to back, as a busy supervisor starts: each start's cgroup
         # writes come while the previous one's keep the lock's fast path open.
-        for _ in range(b.size["n"]):
-            on.samples_s.append(timed(b.call, "start", name="cf-on"))
-            b.call("stop", name="cf-on", kill=True)
-            off.samples_s.append(timed(b.call, "start", name="cf-off"))
-            b.call("stop", name="cf-off", kill=True)
-            if lxc is not None and lxc_on is not None:
-                lxc_on.samples_s.append(timed(run, lxc.argv("start", "cf-lxc", "-d")))
-                run(lxc.argv("stop", "cf-lxc", "-k"))
+        _in_turn(b.size["n"], busy)
         # And each after a quiet spell, beside the floor that spell brings.
-        for _ in range(b.size["n"]):
-            cold.samples_s.append(after_quiet(b.call, "start", name="cf-on"))
-            b.call("stop", name="cf-on", kill=True)
-            if lxc is not None and lxc_cold is not None:
-                lxc_cold.samples_s.append(after_quiet(run, lxc.argv("start", "cf-lxc", "-d")))
-                run(lxc.argv("stop", "cf-lxc", "-k"))
-            floor.samples_s.append(after_quiet(_first_cgroup_write, procs))
+        _in_turn(b.size["n"], quiet, after_quiet)
     finally:
         for name in configs:
             b.call("destroy", name=name, force=True)
@@ -141,10 +161,7 @@ def op_unprivileged(b: Bench) -> Operation:
     _busybox_tree(tree)
     common = f"lxc.rootfs.path = {tree}\nlxc.net.0.type = empty\n{BUSYBOX_IDLE}"
     configs = {"up-on": common + IDMAP, "up-off": common}
-    for name, text in configs.items():
-        path = b.base / f"{name}.conf"
-        path.write_text(f"lxc.uts.name = {name}\n" + text)
-        b.call("create", name=name, config=str(path))
+    _create(b, configs)
     unprivileged = op.add("lxcflow socket, unprivileged (idmapped rootfs)", LXCFLOW)
     privileged = op.add("lxcflow socket, the same tree privileged", LXCFLOW)
     lxc_side = op.add("lxc-start -d, unprivileged (idmap=container)", LXC) if b.lxc else None
@@ -161,15 +178,11 @@ def op_unprivileged(b: Bench) -> Operation:
             "lxc.uts.name = up-lxc\nlxc.console.path = none\nlxc.net.0.type = empty\n"
             f"lxc.rootfs.path = dir:{own / 'rootfs'}\nlxc.rootfs.options = idmap=container\n"
             f"lxc.mount.auto = proc:mixed sys:mixed\n{BUSYBOX_IDLE}{IDMAP}{LXC_COMMON}")
+    turns = [_lxcflow(b, unprivileged, "up-on"), _lxcflow(b, privileged, "up-off")]
+    if lxc is not None and lxc_side is not None:
+        turns.append(_lxc(lxc, lxc_side, "up-lxc"))
     try:
-        for _ in range(b.size["n"]):  # back to back, as op 15's first loop
-            unprivileged.samples_s.append(timed(b.call, "start", name="up-on"))
-            b.call("stop", name="up-on", kill=True)
-            privileged.samples_s.append(timed(b.call, "start", name="up-off"))
-            b.call("stop", name="up-off", kill=True)
-            if lxc is not None and lxc_side is not None:
-                lxc_side.samples_s.append(timed(run, lxc.argv("start", "up-lxc", "-d")))
-                run(lxc.argv("stop", "up-lxc", "-k"))
+        _in_turn(b.size["n"], turns)  # back to back, as op 15's first loop
     finally:
         for name in configs:
             b.call("destroy", name=name, force=True)
