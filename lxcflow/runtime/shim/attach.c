@@ -120,8 +120,9 @@ static int parse(char *buf, size_t len, struct attach *a)
 static int namespaces_to_enter(pid_t init)
 {
     static const struct { const char *name; int flag; } kinds[] = {
-        {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS}, {"ipc", CLONE_NEWIPC},
-        {"net", CLONE_NEWNET}, {"pid", CLONE_NEWPID}, {"cgroup", CLONE_NEWCGROUP},
+        {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS},
+        {"ipc", CLONE_NEWIPC}, {"net", CLONE_NEWNET}, {"pid", CLONE_NEWPID},
+        {"cgroup", CLONE_NEWCGROUP},
 #ifdef CLONE_NEWTIME
         {"time", CLONE_NEWTIME},
 #endif

@@ -96,8 +96,6 @@ static void loopback_up(int err)
     close(fd);
 }
 
-/* What the command inherits besides the file system: limits, personality,
- * and its stdio (the console, or the pipe to the keeper's log). */
 static void set_prlimits(int err, struct spec *s)
 {
     for (int i = 0; i < s->nprlimits; i++) {
@@ -111,10 +109,12 @@ static void set_prlimits(int err, struct spec *s)
     }
 }
 
+/* What the command inherits besides the file system: limits, personality,
+ * and its stdio (the console, or the pipe to the keeper's log). */
 static void prepare_command(int err, struct spec *s, int console_peer, int log_pipe)
 {
     /* Raising a hard limit takes the host's CAP_SYS_RESOURCE: in a user
-     * namespace the limits were set before entering it (setup_userns). */
+     * namespace the limits were set before entering it (fork_init_userns). */
     if (!s->userns)
         set_prlimits(err, s);
     if (s->linux32 && personality(PER_LINUX32) < 0)
