@@ -235,6 +235,10 @@ def cmd_info(a: Parsed, c: Client) -> int:
         rows.append(("CPU use", f"{info['cpu_ns'] / 1e9:.2f} seconds"))
     if info["memory_bytes"] is not None:
         rows.append(("Memory use", _human_bytes(info["memory_bytes"])))
+    if info.get("userns"):
+        ids = info["userns"]
+        rows.append(("User namespace", f"container root is host uid {ids['host_uid']}, "
+                                       f"gid {ids['host_gid']}"))
     if info.get("apparmor"):
         rows.append(("AppArmor", info["apparmor"]))
     if info["frozen_by"] is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lxcflow.cgroups import ContainerCgroup
+from lxcflow.config.idmap import host_root
 from lxcflow.daemon.container import Container
 from lxcflow.errors import CgroupError, LxcflowError
 from lxcflow.runtime import apparmor, proc
@@ -31,6 +32,11 @@ def info(c: Container) -> dict[str, Any]:
         "frozen_total_ns": c.frozen_total_ns + (
             time.time_ns() - c.frozen_since_ns if c.frozen_since_ns else 0),
     }
+    if c.config is not None and c.config.idmap:
+        uid, gid = host_root(c.config.idmap)
+        out["userns"] = {"host_uid": uid, "host_gid": gid,
+                         "idmap": [f"{m.kind} {m.inside} {m.outside} {m.count}"
+                                   for m in c.config.idmap]}
     if c.config is not None and run is not None:
         try:
             out["apparmor"] = apparmor.decide_for(c.config).describe(c.config.apparmor_profile)

@@ -158,8 +158,12 @@ def build_spec(
     records += [("mount", _mount_record(op)) for op in cgroup_mounts]
     hooks = [(kind, line) for kind in INSIDE_HOOKS for line in config.hooks.get(kind, ())]
     if hooks:
-        records += [("hookenv", f"{key}={value}") for key, value in
-                    lxc_env(name, "", config.file, config.rootfs).items()
+        hook_env = lxc_env(name, "", config.file, config.rootfs)
+        if "user" in new and config.rootfs is not None:
+            # Container root cannot walk to the rootfs by path (userns.c);
+            # a hook starts with it as its working directory, as the init has.
+            hook_env["LXC_ROOTFS_MOUNT"] = "/proc/self/cwd"
+        records += [("hookenv", f"{key}={value}") for key, value in hook_env.items()
                     if key != "LXC_HOOK_TYPE"]
         records += [("hook", "\x1f".join([kind, *lxc_argv(line, name, kind)]))
                     for kind, line in hooks]

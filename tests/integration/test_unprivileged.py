@@ -63,6 +63,10 @@ def test_an_unprivileged_container_is_nobody_to_the_host(lxc: Env, secret: Path)
                 f"lxc.mount.entry = {secret} secret none bind,create=file 0 0\n")
     lxc.ok("start", "-n", "ub")
     init = info(lxc, "ub")["pid"]
+    assert info(lxc, "ub")["userns"] == {"host_uid": HOST_ROOT, "host_gid": HOST_ROOT,
+                                          "idmap": ["u 0 100000 65536", "g 0 100000 65536"]}
+    assert "User namespace: container root is host uid 100000, gid 100000" in " ".join(
+        lxc.ok("info", "-n", "ub").split())
     assert status_ids(init, "Uid") == [HOST_ROOT] * 4
     assert status_ids(init, "Gid") == [HOST_ROOT] * 4
     # inside it is root, of a namespace whose map says so
@@ -262,3 +266,17 @@ def test_a_rootfs_whose_file_system_cannot_be_idmapped_is_refused(lxc: Env) -> N
         assert cgroup_dirs(lxc, "ur") == []
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_a_hook_inside_reaches_the_rootfs_through_lxc_rootfs_mount(lxc: Env) -> None:
+    """The rootfs's host path is out of container root's reach; the hooks'
+    LXC_ROOTFS_MOUNT is a way in that is not."""
+    lxc.ok("create", "-n", "uh", "-t", "busybox", "--unprivileged")
+    directory = lxc.paths.container_dir("uh")
+    with (directory / "config").open("a") as f:
+        f.write('lxc.hook.mount = sh -c \'id -u > "$LXC_ROOTFS_MOUNT/hooked"\'\n')
+    lxc.ok("start", "-n", "uh")
+    hooked = directory / "rootfs" / "hooked"
+    assert hooked.read_text() == "0\n"  # container root, writing through the idmapped mount
+    assert hooked.stat().st_uid == 0
+    lxc.ok("stop", "-n", "uh", "-k")
