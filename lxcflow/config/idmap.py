@@ -28,6 +28,10 @@ class IdMap:
     count: int
     line: int = 0  # where the config says it (for errors found later)
 
+    def __str__(self) -> str:
+        """As lxc.idmap spells it."""
+        return f"{self.kind} {self.inside} {self.outside} {self.count}"
+
     def line_text(self) -> str:
         """As /proc/PID/uid_map takes it."""
         return f"{self.inside} {self.outside} {self.count}\n"

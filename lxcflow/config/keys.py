@@ -48,6 +48,10 @@ MAX_TTYS = 64  # the keeper's table; LXC's templates ask for 4
 _zero_one = integer(0, 1, "0 or 1")
 
 
+_idmap_container = matching("idmap=container",
+                            "'idmap=container' (the only rootfs option lxcflow takes)")
+
+
 def _flag(value: str) -> bool:
     return bool(_zero_one(value))
 
@@ -96,8 +100,7 @@ SINGLE: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "lxc.hook.version": (None, _zero_one),
     # LXC's way to ask for an idmapped rootfs (without lxc.idmap, the
     # identity map a privileged container has anyway)
-    "lxc.rootfs.options": ("rootfs_idmap", lambda v: bool(matching(
-        "idmap=container", "'idmap=container' (the only rootfs option lxcflow takes)")(v))),
+    "lxc.rootfs.options": ("rootfs_idmap", lambda v: bool(_idmap_container(v))),
 }
 
 # Keys whose every line adds to a list: canonical key -> the ContainerConfig

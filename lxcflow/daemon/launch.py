@@ -9,6 +9,7 @@ fails at any step releases what it made before the error leaves.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import shutil
@@ -178,11 +179,11 @@ class Launcher:
                     stdio = (opened[0], opened[0], opened[0])
                 netns = user = None
                 if config.idmap:
-                    made = await trio.to_thread.run_sync(userns.create, self.shim_binary,
-                                                         config.idmap)
-                    opened += [made.user, made.net]
-                    user = made.user
-                    netns = made.net if prepared_netns else None
+                    made = await trio.to_thread.run_sync(
+                        functools.partial(userns.create, self.shim_binary, config.idmap,
+                                          net=prepared_netns))
+                    user, netns = made.user, made.net
+                    opened += [fd for fd in (made.user, made.net) if fd is not None]
                 if prepared_netns and config.makes_interfaces:
                     # Claimed while netlink works, so two starts cannot both
                     # take one address.

@@ -35,8 +35,7 @@ def info(c: Container) -> dict[str, Any]:
     if c.config is not None and c.config.idmap:
         uid, gid = host_root(c.config.idmap)
         out["userns"] = {"host_uid": uid, "host_gid": gid,
-                         "idmap": [f"{m.kind} {m.inside} {m.outside} {m.count}"
-                                   for m in c.config.idmap]}
+                         "idmap": [str(m) for m in c.config.idmap]}
     if c.config is not None and run is not None:
         try:
             out["apparmor"] = apparmor.decide_for(c.config).describe(c.config.apparmor_profile)

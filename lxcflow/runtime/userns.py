@@ -1,7 +1,8 @@
 """The user namespace of an unprivileged container (``lxc.idmap``).
 
-Made before the shim starts, as the network namespace is, and with it: the
-network namespace comes from the same ``unshare`` (shim/userns.c), so the
+Made before the shim starts, as the network namespace is, and with it: a
+container's own network namespace comes from the same ``unshare``
+(shim/userns.c), so the
 user namespace owns it and container root may mount sysfs and administer
 its interfaces, while the daemon configures them from the host first. A
 process of this daemon's cannot make it: ``unshare(CLONE_NEWUSER)`` wants a
@@ -23,24 +24,22 @@ from lxcflow.errors import StartFailed
 
 @dataclass(frozen=True, slots=True)
 class UserNamespace:
-    """A user namespace and the network namespace it owns, as fds the caller closes."""
+    """A user namespace and the network namespace it owns (None: the
+    container shares the host's), as fds the caller closes."""
 
     user: int
-    net: int
-
-    def close(self) -> None:
-        os.close(self.user)
-        os.close(self.net)
+    net: int | None
 
 
-def create(shim: Path, maps: Sequence[IdMap]) -> UserNamespace:
-    """A new user namespace with ``maps``, and its network namespace (blocking:
-    run it in a worker thread).
+def create(shim: Path, maps: Sequence[IdMap], *, net: bool) -> UserNamespace:
+    """A new user namespace with ``maps``, and with ``net`` a network
+    namespace it owns (blocking: run it in a worker thread).
 
     Raises:
         StartFailed: the kernel refused the namespace or the maps.
     """
-    holder = subprocess.Popen([str(shim), "userns"], stdin=subprocess.PIPE,
+    holder = subprocess.Popen([str(shim), "userns", *(["net"] if net else [])],
+                              stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, env={}, close_fds=True)
     assert holder.stdin is not None
     assert holder.stdout is not None
@@ -58,9 +57,9 @@ def create(shim: Path, maps: Sequence[IdMap]) -> UserNamespace:
             except OSError as e:
                 raise StartFailed(f"cannot write the user namespace's {file}: "
                                   f"{e.strerror}") from None
-        for ns in ("user", "net"):
+        for ns in ("user", "net") if net else ("user",):
             opened.append(os.open(proc / "ns" / ns, os.O_RDONLY | os.O_CLOEXEC))
-        return UserNamespace(*opened)
+        return UserNamespace(opened[0], opened[1] if net else None)
     except BaseException:
         for fd in opened:
             os.close(fd)

@@ -280,3 +280,17 @@ def test_a_hook_inside_reaches_the_rootfs_through_lxc_rootfs_mount(lxc: Env) -> 
     assert hooked.read_text() == "0\n"  # container root, writing through the idmapped mount
     assert hooked.stat().st_uid == 0
     lxc.ok("stop", "-n", "uh", "-k")
+
+
+def test_an_unprivileged_container_in_the_hosts_network_gets_the_hosts_sysfs(lxc: Env) -> None:
+    """No network configured: the host's, which its root does not own, so the
+    kernel mounts no sysfs for it; the host's /sys is bound instead."""
+    lxc.ok("create", "-n", "un", "-t", "busybox", "--unprivileged")
+    config = lxc.paths.config_file("un")
+    config.write_text(config.read_text().replace("lxc.net.0.type = empty\n", ""))
+    r = lxc.run("execute", "-n", "un", "--", "sh", "-c",
+                "readlink /proc/self/ns/net; ls /sys/class/net; touch /sys/x")
+    lines = r.stdout.split()
+    assert lines[0] == os.readlink("/proc/self/ns/net")
+    assert "lo" in lines[1:]
+    assert "Read-only file system" in r.stderr

@@ -308,11 +308,11 @@ int main(int argc, char **argv)
         return attach_main();
     if (argc == 2 && !strcmp(argv[1], "seccomp"))
         return seccomp_compile_main();
-    if (argc == 2 && !strcmp(argv[1], "userns"))
-        return userns_main();
+    if ((argc == 2 || (argc == 3 && !strcmp(argv[2], "net"))) && !strcmp(argv[1], "userns"))
+        return userns_main(argc == 3);
     if (argc != 2) {
         fprintf(stderr, "usage: lxcflow-shim SPECFILE | lxcflow-shim attach | "
-                        "lxcflow-shim seccomp | lxcflow-shim userns\n");
+                        "lxcflow-shim seccomp | lxcflow-shim userns [net]\n");
         return 2;
     }
     fcntl(report_fd, F_SETFD, FD_CLOEXEC);

@@ -114,7 +114,7 @@ __attribute__((noreturn))
 void keep(struct spec *s, pid_t init, int chan, int log_pipe, int status_fd);
 
 /* userns.c: unprivileged containers */
-int userns_main(void);
+int userns_main(int net);
 void userns_enter(int err, struct spec *s);
 void userns_reparented(int err, int parent_pidfd, int keeper_pidfd, int sig);
 void userns_unlock_root(int err);

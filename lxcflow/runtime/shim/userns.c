@@ -2,7 +2,8 @@
  * Unprivileged containers (lxc.idmap): the user namespace and the way into it.
  *
  * The daemon makes the user namespace before the shim starts, with the
- * network namespace it owns ("lxcflow-shim userns", below): the container's
+ * network namespace it owns when the container has one ("lxcflow-shim
+ * userns net", below): the container's
  * root then administers its own network (sysfs mounts, ip inside), and the
  * daemon still configures the interfaces from the host before the init runs,
  * as for any container. The shim gets both as fds (main.c's header).
@@ -36,14 +37,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* "lxcflow-shim userns": unshare a user namespace and a network namespace it
- * owns, say "ok" on stdout, and hold them until stdin closes; the daemon
- * writes the maps and opens both namespaces by /proc/PID/ns meanwhile. */
-int userns_main(void)
+/* "lxcflow-shim userns [net]": unshare a user namespace (and with "net" a
+ * network namespace it owns), say "ok" on stdout, and hold them until stdin
+ * closes; the daemon writes the maps and opens the namespaces by
+ * /proc/PID/ns meanwhile. */
+int userns_main(int net)
 {
     char byte;
 
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0) {
+    if (unshare(CLONE_NEWUSER | (net ? CLONE_NEWNET : 0)) < 0) {
         int e = errno;
         printf("error cannot create a user namespace: %s\n",
                e == ENOSPC ? "none are left (the sysctl user.max_user_namespaces)"
