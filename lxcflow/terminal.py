@@ -63,32 +63,46 @@ def run_on_pty(client: Client, start: Callable[[int], Iterator[Any]]) -> Any:
         def hang_up(_signum: int, _frame: object) -> None:
             raise HungUp
 
+        # A signal that lands between the last check Python makes and the
+        # select() that follows would only be handled once select returns
+        # for another reason: its byte on this pipe makes select return.
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        previous_wakeup = _signal.set_wakeup_fd(wake_w)
         _signal.signal(_signal.SIGWINCH, resize)
         for sig in (_signal.SIGHUP, _signal.SIGTERM):
             _signal.signal(sig, hang_up)
-        saved = termios.tcgetattr(0)
-        tty.setraw(0)
         try:
-            return _relay(master, client, stream)
-        except HungUp:
-            # Our caller's session is over: so is the command's (the daemon
-            # hangs it up when this connection closes). Ended as by SIGHUP.
-            return {"exit_code": None, "signal": int(_signal.SIGHUP)}
+            saved = termios.tcgetattr(0)
+            tty.setraw(0)
+            try:
+                return _relay(master, wake_r, client, stream)
+            except HungUp:
+                # Our caller's session is over: so is the command's (the daemon
+                # hangs it up when this connection closes). Ended as by SIGHUP.
+                return {"exit_code": None, "signal": int(_signal.SIGHUP)}
+            finally:
+                termios.tcsetattr(0, termios.TCSADRAIN, saved)
         finally:
-            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+            _signal.set_wakeup_fd(previous_wakeup)
+            os.close(wake_r)
+            os.close(wake_w)
     finally:
         os.close(master)
 
 
-def _relay(master: int, client: Client, stream: Iterator[Any]) -> Any:
+def _relay(master: int, wakeup: int, client: Client, stream: Iterator[Any]) -> Any:
     result = None
     done = False
     stdin_open = True
     while True:
         if not done and client.reply_buffered():
             result, done = next(stream), True
-        watched = [master] + ([0] if stdin_open else []) + ([] if done else [client.fileno()])
+        watched = [master, wakeup] + ([0] if stdin_open else []) + (
+            [] if done else [client.fileno()])
         ready, _, _ = select.select(watched, [], [], DRAIN if done else None)
+        if wakeup in ready:
+            os.read(wakeup, 512)  # the handlers run now; HungUp ends the relay
+            continue
         if done and master not in ready:
             return result  # it ended and nothing more is coming
         if master in ready:
