@@ -316,7 +316,8 @@ def parse_since(text: str, now_ns: int) -> dict[str, int]:
 
 def _describe(event: dict[str, Any]) -> str:
     if event.get("kind") == "notice":
-        return f"{event['container']!r} {event['detail']} [{event['cause']}]"
+        detail = f": {event['detail']}" if event.get("detail") else ""
+        return f"{event['container']!r} {event.get('notice')}{detail} [{event['cause']}]"
     line = f"{event['container']!r} changed state to [{event['to']}]"
     if event["to"] == "STOPPED" and event["exit_code"] is not None:
         line += f"\n{event['container']!r} exited with status [{event['exit_code']}]"

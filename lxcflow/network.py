@@ -19,15 +19,13 @@ container's last process does.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import ipaddress
 import os
 import random
 import secrets
 import socket
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +36,10 @@ from lxcflow import validate
 from lxcflow.config import NET_TYPES_STARTED, NetConfig
 from lxcflow.errors import NetworkError, NotFound, UsageError
 from lxcflow.runstate import Interface
+from lxcflow.runtime.netns import inside as netns_inside
+from lxcflow.runtime.netns import unshare
 
-CLONE_NEWNET = 0x40000000
 IFA_F_NODAD = 0x02
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _kind(link: Any) -> str | None:
@@ -142,39 +140,8 @@ class Prepared:
 
 
 def new_netns() -> int:
-    """A new, empty network namespace as an fd: no mount, no process holds it.
-
-    unshare() moves only the calling thread, which then moves back.
-    """
-    with _returning():
-        if _libc.unshare(CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise NetworkError(f"cannot create a network namespace: {os.strerror(err)}")
-        return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-
-
-@contextmanager
-def _returning() -> Iterator[None]:
-    """Bring the calling thread back to its network namespace afterwards."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        yield
-    finally:
-        if _libc.setns(own, CLONE_NEWNET) != 0:
-            # This (worker) thread would go on in a container's namespace.
-            os.abort()
-        os.close(own)
-
-
-@contextmanager
-def _inside(netns: int) -> Iterator[None]:
-    """Run the block in namespace ``netns`` (a netlink socket belongs to the
-    namespace it was made in): cheaper than pyroute2's own netns=, which forks."""
-    with _returning():
-        if _libc.setns(netns, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise NetworkError(f"cannot enter the network namespace: {os.strerror(err)}")
-        yield
+    """A new, empty network namespace as an fd: no mount, no process holds it."""
+    return unshare()
 
 
 def _host_name(net: NetConfig, ipr: IPRoute) -> str:
@@ -262,7 +229,7 @@ def prepare(networks: Sequence[NetConfig], netns: int | None = None) -> Prepared
                     raise _failed(e, f"lxc.net.{net.index}: cannot set up {host}") from None
                 plans.append((net, inside, _gateway(ipr, net, bridge, 4),
                               _gateway(ipr, net, bridge, 6)))
-        with _inside(fd), IPRoute() as inner:
+        with netns_inside(fd), IPRoute() as inner:
             inner.link("set", index=_index(inner, "lo"), state="up")
             for net, inside, gateway, gateway6 in plans:
                 _configure_inside(inner, net, inside, gateway, gateway6)

@@ -175,7 +175,8 @@ class Event:
 
     A *notice* is an event that changes no state (``from_state ==
     to_state``): something a user must hear about although the container
-    stays where it is, such as a restart policy giving up.
+    stays where it is, such as a restart policy giving up. ``notice`` says
+    which kind (``restart_given_up``, ``healthy``, ...), ``detail`` the rest.
     """
 
     container: str
@@ -188,6 +189,7 @@ class Event:
     signal: int | None = None
     detail: str | None = None
     rule: str | None = None  # with cause RULE: which rule acted
+    notice: str | None = None  # a notice's kind (None for a transition)
 
     @property
     def cause_text(self) -> str:
@@ -206,4 +208,5 @@ class Event:
             "to": self.to_state.value, "cause": self.cause_text, "time_ns": self.time_ns,
             "id": self.id, "exit_code": self.exit_code, "signal": self.signal,
             "detail": self.detail, "kind": "notice" if self.is_notice else "transition",
+            "notice": self.notice,
         }

@@ -104,14 +104,15 @@ class Container:
         self.notify()
         return self.bus.publish(event)
 
-    def notice(self, detail: str, cause: Cause | Actor, *, rule: str | None = None) -> Event:
-        """Publish an event that changes no state (see :class:`Event`)."""
+    def notice(self, kind: str, detail: str | None, cause: Cause | Actor) -> Event:
+        """Publish an event of ``kind`` that changes no state (see :class:`Event`)."""
+        rule = None
         if isinstance(cause, Actor):
             actor = cause
             cause, rule = actor.cause, actor.rule
         return self.bus.publish(Event(
             container=self.name, from_state=self.state, to_state=self.state, cause=cause,
-            detail=detail, rule=rule,
+            detail=detail, rule=rule, notice=kind,
         ))
 
     def notify(self) -> None:

@@ -264,11 +264,10 @@ class RuleEngine:
         c = self.sup.containers.get(name)
         if delay is None:
             policy = rule.trigger
-            detail = (f"restart_given_up: {policy.max_restarts} restarts within "
-                      f"{policy.window:g} s")
+            detail = f"{policy.max_restarts} restarts within {policy.window:g} s"
             log.warning("restart_given_up", container=name, rule=rule.name, rule_file=rule.where)
             if c is not None:
-                c.notice(detail, Actor.of_rule(rule.name))
+                c.notice("restart_given_up", detail, Actor.of_rule(rule.name))
             self._notify()
             return
         self._schedule_restart(rule, name, delay)
@@ -319,7 +318,7 @@ class RuleEngine:
             pass  # started by someone else meanwhile: nothing to restart
         except Exception as e:  # e.g. its config broke, or it was destroyed
             log.error("restart_given_up", container=name, rule=rule.name, error=str(e))
-            self._notice(name, rule, f"restart_given_up: {e}")
+            self._notice(name, rule, "restart_given_up", str(e))
 
     def user_stopped(self, name: str) -> bool:
         """A user is stopping ``name``: no policy may start it again until
@@ -332,7 +331,7 @@ class RuleEngine:
         self._cancel_restart(name)
         c = self.sup.containers.get(name)
         if c is not None:
-            c.notice("restart_cancelled: stopped by a user", Cause.COMMAND)
+            c.notice("restart_cancelled", "stopped by a user", Cause.COMMAND)
         return True
 
     # ----------------------------------------------------------- actions
@@ -373,7 +372,7 @@ class RuleEngine:
         kind = action.kind
         if kind == "log":
             log.info("rule_log", rule=rule.name, container=name, message=action.argument)
-            self._notice(target, rule, f"log: {action.argument}")
+            self._notice(target, rule, "log", str(action.argument))
             return
         if kind == "hook":
             await self._hook(rule, action, name, event)
@@ -399,11 +398,11 @@ class RuleEngine:
             elif kind == "kill":
                 assert isinstance(action.argument, int)
                 count = await self.sup.kill(target, action.argument)
-                self._notice(target, rule, f"kill: signal {action.argument} to {count} processes")
+                self._notice(target, rule, "kill", f"signal {action.argument} to {count} processes")
             elif kind == "priority":
                 assert isinstance(action.argument, int)
                 self.sup.priority(target, action.argument)
-                self._notice(target, rule, f"priority: {action.argument}")
+                self._notice(target, rule, "priority", str(action.argument))
 
     async def _hook(self, rule: Rule, action: Action, name: str, event: Event | None) -> None:
         env = hooks.global_env(event) if event is not None else {
@@ -415,12 +414,12 @@ class RuleEngine:
                                  kill_after=action.timeout or self.hook_timeout)
         hooks.report(result, hook=path, container=name, rule=rule.name, rule_file=rule.where)
         how = "ok" if result.ok else "timed out" if result.timed_out else f"failed ({result.code})"
-        self._notice(name, rule, f"hook: {os.path.basename(path)} {how}")
+        self._notice(name, rule, "hook", f"{os.path.basename(path)} {how}")
 
-    def _notice(self, name: str, rule: Rule, detail: str) -> None:
+    def _notice(self, name: str, rule: Rule, kind: str, detail: str) -> None:
         c = self.sup.containers.get(name)
         if c is not None:
-            c.notice(detail, Actor.of_rule(rule.name))
+            c.notice(kind, detail, Actor.of_rule(rule.name))
 
     # ----------------------------------------------------------- sampling
 

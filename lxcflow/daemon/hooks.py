@@ -123,6 +123,8 @@ def global_env(event: Event) -> dict[str, str]:
         env["LXCFLOW_EXIT_CODE"] = str(event.exit_code)
     if event.signal is not None:
         env["LXCFLOW_SIGNAL"] = str(event.signal)
+    if event.notice is not None:
+        env["LXCFLOW_NOTICE"] = event.notice
     return env
 
 

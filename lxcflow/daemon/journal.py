@@ -34,13 +34,25 @@ CREATE TABLE IF NOT EXISTS events (
     cause TEXT NOT NULL,
     exit_code INTEGER,
     signal INTEGER,
-    detail TEXT
+    detail TEXT,
+    notice TEXT
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time_ns);
 CREATE INDEX IF NOT EXISTS events_container ON events (container, id);
 """
 
-_COLUMNS = "id, time_ns, container, from_state, to_state, cause, exit_code, signal, detail"
+#: PRAGMA user_version of the schema above; older journals are migrated
+VERSION = 1
+#: version 0 had no notice column: a notice's kind led its detail, as
+#: "restart_given_up: 3 restarts within 60 s"
+_MIGRATE_TO_1 = """
+ALTER TABLE events ADD COLUMN notice TEXT;
+UPDATE events SET notice = substr(detail, 1, instr(detail, ':') - 1),
+                  detail = ltrim(substr(detail, instr(detail, ':') + 1))
+    WHERE from_state = to_state AND instr(detail, ':') > 0;
+"""
+
+_COLUMNS = "id, time_ns, container, from_state, to_state, cause, exit_code, signal, detail, notice"
 
 
 def _fallback_first_id() -> int:
@@ -117,7 +129,7 @@ class Journal:
             # A transition lost with the machine's power is acceptable; one
             # fsync per event is not (the supervisor waits on this write).
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(SCHEMA)
+            _migrate(db)
             last = db.execute("SELECT max(id) FROM events").fetchone()[0]
         except sqlite3.Error:
             db.close()
@@ -133,10 +145,10 @@ class Journal:
             return event_id
         try:
             self._db.execute(
-                f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (event_id, event.time_ns, event.container, event.from_state.value,
                  event.to_state.value, event.cause_text, event.exit_code, event.signal,
-                 event.detail),
+                 event.detail, event.notice),
             )
             self._since_prune += 1
             if self._since_prune >= self.PRUNE_EVERY:
@@ -234,11 +246,38 @@ class Journal:
             self._db = None
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create the schema, or bring an older journal's up to :data:`VERSION`,
+    in one transaction (a daemon killed meanwhile leaves the old one whole)."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version >= VERSION:
+        return
+    exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone()
+    columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if exists and "notice" not in columns:
+            for statement in _MIGRATE_TO_1.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {VERSION}")
+        db.execute("COMMIT")
+    except sqlite3.Error:
+        db.execute("ROLLBACK")
+        raise
+    if exists and "notice" not in columns:
+        log.info("journal_migrated", to_version=VERSION)
+
+
 def _event(row: tuple) -> Event:  # type: ignore[type-arg]
-    event_id, time_ns, container, from_state, to_state, cause, exit_code, sig, detail = row
+    (event_id, time_ns, container, from_state, to_state, cause, exit_code, sig, detail,
+     notice) = row
     cause_kind, rule = parse_cause(cause)
     return Event(
         container=container, from_state=State(from_state), to_state=State(to_state),
         cause=cause_kind, rule=rule, time_ns=time_ns, id=event_id, exit_code=exit_code, signal=sig,
-        detail=detail,
+        detail=detail, notice=notice,
     )

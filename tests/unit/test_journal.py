@@ -59,7 +59,8 @@ def test_last_stops_and_rule_causes_survive_a_reopen(tmp_path: Path) -> None:
     j.append(Event("a", S.STOPPING, S.STOPPED, Cause.KERNEL))
     j.append(Event("a", S.RUNNING, S.STOPPING, Cause.RULE, rule="memory-guard"))
     j.append(Event("b", S.RUNNING, S.STOPPING, Cause.KERNEL, exit_code=3))
-    j.append(Event("b", S.STOPPED, S.STOPPED, Cause.RULE, rule="crash", detail="given up"))
+    j.append(Event("b", S.STOPPED, S.STOPPED, Cause.RULE, rule="crash",
+                   notice="restart_given_up", detail="given up"))
     j.close()
     j = Journal(path)
     stops = j.last_stops()
@@ -69,6 +70,35 @@ def test_last_stops_and_rule_causes_survive_a_reopen(tmp_path: Path) -> None:
     notice = j.since(after_id=4)[0]
     assert notice.cause_text == "rule:crash"
     assert notice.is_notice
+    assert (notice.notice, notice.detail) == ("restart_given_up", "given up")
+
+
+def test_a_journal_from_before_notices_had_a_field_is_migrated(tmp_path: Path) -> None:
+    """Version 0 led a notice's detail with its kind; it gets a column of its own."""
+    path = tmp_path / "j.db"
+    db = sqlite3.connect(path)
+    now = time.time_ns()  # retention would drop older events
+    db.executescript(f"""
+        CREATE TABLE events (id INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL,
+            container TEXT NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL,
+            cause TEXT NOT NULL, exit_code INTEGER, signal INTEGER, detail TEXT);
+        INSERT INTO events VALUES (1, {now}, 'web', 'RUNNING', 'STOPPING', 'kernel', 3, NULL, NULL);
+        INSERT INTO events VALUES (2, {now}, 'web', 'STOPPED', 'STOPPED', 'rule:crash', NULL,
+            NULL, 'restart_given_up: 3 restarts within 60 s');
+        INSERT INTO events VALUES (3, {now}, 'web', 'STOPPED', 'STOPPED', 'rule:x', NULL, NULL,
+            'log: a: b');
+    """)
+    db.close()
+    j = Journal(path)
+    first, given_up, logged = j.since()
+    assert (first.notice, first.detail, first.exit_code) == (None, None, 3)
+    assert (given_up.notice, given_up.detail) == ("restart_given_up", "3 restarts within 60 s")
+    assert (logged.notice, logged.detail) == ("log", "a: b")  # only the first colon splits
+    assert j.append(Event("web", S.STOPPED, S.STARTING, Cause.COMMAND)) == 4
+    j.close()
+    again = Journal(path)  # migrated once: a reopen changes nothing
+    assert [e.detail for e in again.since()][1:3] == ["3 restarts within 60 s", "a: b"]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
 
 
 def test_retention_by_count_and_age(tmp_path: Path) -> None:

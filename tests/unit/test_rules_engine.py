@@ -216,8 +216,8 @@ async def test_restart_delays_follow_the_backoff_on_the_clock(
             [1.0, 3.0, 5.0, 5.0])
         assert len(starts) == 4
         notices = [e for e in events if e.is_notice]
-        assert [(n.detail, n.cause_text) for n in notices] == [
-            ("restart_given_up: 4 restarts within 60 s", "rule:crash")]
+        assert [(n.notice, n.detail, n.cause_text) for n in notices] == [
+            ("restart_given_up", "4 restarts within 60 s", "rule:crash")]
         assert sup.containers["web"].state is S.STOPPED
 
 
@@ -258,9 +258,9 @@ async def test_a_users_stop_cancels_the_pending_restart(
             await trio.sleep(60)
             details = []
             while (e := sub.receive_nowait()) is not None:
-                details.append(e.detail)
+                details.append((e.notice, e.detail))
         assert sup.starts("web") == []
-        assert "restart_cancelled: stopped by a user" in details
+        assert ("restart_cancelled", "stopped by a user") in details
         with pytest.raises(WrongState):
             await sup.stop("web")  # nothing pending any more
 

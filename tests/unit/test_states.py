@@ -58,13 +58,15 @@ def test_event_wire_form() -> None:
     assert e.to_dict() == {
         "container": "web", "from": "RUNNING", "to": "STOPPING", "cause": "kernel",
         "time_ns": 5, "id": 3, "exit_code": 1, "signal": None, "detail": None,
-        "kind": "transition",
+        "kind": "transition", "notice": None,
     }
 
 
 def test_a_rules_action_names_the_rule_and_a_notice_changes_no_state() -> None:
-    e = Event("web", S.STOPPED, S.STOPPED, Cause.RULE, rule="crash", detail="restart_given_up")
+    e = Event("web", S.STOPPED, S.STOPPED, Cause.RULE, rule="crash", notice="restart_given_up",
+              detail="3 restarts within 60 s")
     assert e.is_notice
+    assert e.to_dict()["notice"] == "restart_given_up"
     assert e.to_dict()["cause"] == "rule:crash"
     assert e.to_dict()["kind"] == "notice"
     assert "rule" not in e.to_dict()
