@@ -156,11 +156,12 @@ COMMANDS = Command(
                    help="replay from an event id or a time first"),
             Option("--follow", negatable=True, default=True,
                    help="keep printing new events (default) or stop after the replay"))),
-        Command("wait", "wait until containers are in one of some states", cmd_wait, options=(
+        Command("wait", "wait until containers are in one of some states, or healthy", cmd_wait,
+                options=(
             Option("-n", "--name", value=str, append=True, required=True,
                    help="container name (repeatable: all must match)"),
-            Option("-s", "--states", value=str, required=True,
-                   help="states, as 'RUNNING|FROZEN'"),
+            Option("-s", "--states", value=str, help="states, as 'RUNNING|FROZEN'"),
+            Option("--healthy", help="RUNNING and found healthy by its health rule"),
             Option("-t", "--timeout", value=float, metavar="SECONDS",
                    help="seconds (default: forever)"),
             Option("--json", help="print the states reached"),

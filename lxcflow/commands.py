@@ -235,6 +235,16 @@ def cmd_info(a: Parsed, c: Client) -> int:
         rows.append(("CPU use", f"{info['cpu_ns'] / 1e9:.2f} seconds"))
     if info["memory_bytes"] is not None:
         rows.append(("Memory use", _human_bytes(info["memory_bytes"])))
+    check = info.get("health_check")
+    if check:
+        rows.append(("Health", f"{check['status']} ({check['probe']}, rule {check['rule']})"))
+        if check["last_probe_ns"] is not None:
+            import time
+
+            ago = max(0.0, (time.time_ns() - check["last_probe_ns"]) / 1e9)
+            said = check["last_output"].splitlines()[0] if check["last_output"] else "no output"
+            rows.append((" Last probe", f"{'passed' if check['last_ok'] else 'failed'} "
+                                        f"{ago:.1f} s ago: {said}"))
     if info.get("userns"):
         ids = info["userns"]
         rows.append(("User namespace", f"container root is host uid {ids['host_uid']}, "
@@ -259,9 +269,9 @@ def cmd_ls(a: Parsed, c: Client) -> int:
     if a.json:
         _print_json(containers)
     elif a.fancy:
-        _print_table([("NAME", "STATE", "PID", "IPV4", "EPHEMERAL")] + [
-            (ct["name"], ct["state"], str(ct["pid"] or "-"), ", ".join(ct["ipv4"]) or "-",
-             "YES" if ct["ephemeral"] else "NO")
+        _print_table([("NAME", "STATE", "HEALTH", "PID", "IPV4", "EPHEMERAL")] + [
+            (ct["name"], ct["state"], ct.get("health") or "-", str(ct["pid"] or "-"),
+             ", ".join(ct["ipv4"]) or "-", "YES" if ct["ephemeral"] else "NO")
             for ct in containers
         ])
     else:
@@ -349,9 +359,11 @@ def cmd_monitor(a: Parsed, c: Client) -> int:
 
 
 def cmd_wait(a: Parsed, c: Client) -> int:
-    states = [s.strip().upper() for s in a.states.split("|")]
+    if (a.states is None) == (not a.healthy):
+        raise UsageError("give -s/--states or --healthy (one of them)")
+    states = [s.strip().upper() for s in a.states.split("|")] if a.states else []
     result = c.call("wait", {"names": a.name, "states": states, "timeout": a.timeout,
-                                 "thaw": a.thaw})
+                             "thaw": a.thaw, "healthy": a.healthy})
     if a.json:
         _print_json(result)
     return 0

@@ -13,6 +13,7 @@ from lxcflow.config import ContainerConfig
 from lxcflow.daemon.events import EventBus
 from lxcflow.daemon.run import Run
 from lxcflow.errors import InvalidTransition
+from lxcflow.rules.health import HealthRecord
 from lxcflow.runstate import ExitStatus
 from lxcflow.runtime.spec import RunMode
 from lxcflow.states import Actor, Cause, Event, State
@@ -55,6 +56,8 @@ class Container:
     frozen_by: Actor | None = None
     #: nanoseconds spent FROZEN in earlier freezes of this daemon's life
     frozen_total_ns: int = 0
+    #: how the current run stands with its health rule (None: no rule probes it)
+    health: HealthRecord | None = None
     _changed: trio.Event = field(default_factory=trio.Event)
 
     def __post_init__(self) -> None:
@@ -99,6 +102,8 @@ class Container:
             self.frozen_total_ns += event.time_ns - self.frozen_since_ns
         if to is State.RUNNING or to is State.STOPPED:
             self.frozen_by = None
+        if to is State.STOPPING:
+            self.health = None  # a run's health ends with it, whoever watches it
         self.state = to
         self.frozen_since_ns = event.time_ns if to is State.FROZEN else None
         self.notify()

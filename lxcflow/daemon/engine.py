@@ -29,13 +29,15 @@ from inotify_simple import flags
 
 from lxcflow import states
 from lxcflow.daemon import hooks, rules_report
+from lxcflow.daemon.health import HealthChecks
 from lxcflow.daemon.rules_report import RuleFile
 from lxcflow.daemon.sampling import Sampler
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.daemon.watch import FileWatcher
 from lxcflow.errors import LxcflowError, StartFailed, WrongState
-from lxcflow.rules.model import Action, Every, OnTransition, RestartPolicy, Rule, Sample
-from lxcflow.rules.parse import RuleError, duplicates, load_text, rule_files
+from lxcflow.rules.health import HealthRecord
+from lxcflow.rules.model import Action, Every, Health, OnTransition, RestartPolicy, Rule, Sample
+from lxcflow.rules.parse import RuleError, duplicates, health_clash, load_text, rule_files
 from lxcflow.rules.restart import RestartBook, TokenBucket
 from lxcflow.runtime.spec import DEFAULT_PATH
 from lxcflow.states import BY_ITS_INIT, Actor, Cause, Event, State
@@ -85,6 +87,7 @@ class RuleEngine:
         self._pending: dict[str, trio.CancelScope] = {}  # container -> its restart wait
         self._locks: dict[str, trio.Lock] = {}
         self._samplers: dict[str, Sampler] = {}
+        self.health = HealthChecks(supervisor, self._unhealthy)
         self._nursery: trio.Nursery | None = None
         self._dir_changed = trio.Event()
         self._changed = trio.Event()
@@ -119,6 +122,7 @@ class RuleEngine:
                 await self.sup.ready.wait()
                 self._boot()
                 self._sync_samplers()
+                self.health.start(nursery, self.rules)
                 while True:
                     self.dispatch(await sub.receive_counting("rules_missed_events"))
 
@@ -129,6 +133,7 @@ class RuleEngine:
             self.reload()
             if self.sup.ready.is_set():
                 self._sync_samplers()
+                self.health.sync(self.rules)
 
     def reload(self) -> None:
         """Re-read the files that changed; a broken one keeps its last good rules."""
@@ -153,7 +158,9 @@ class RuleEngine:
             try:
                 rules = load_text(text, path)
                 others = [r for p, f in self.files.items() if p != path for r in f.rules]
-                clash = duplicates(rules, others)
+                clash = duplicates(rules, others) or next(filter(None, (
+                    health_clash([rule], others + rules[:i], self.sup.containers)
+                    for i, rule in enumerate(rules))), None)
                 if clash is not None:
                     raise clash
             except Exception as e:  # RuleError; anything else is a parser bug, not fatal
@@ -199,10 +206,19 @@ class RuleEngine:
     # ----------------------------------------------------------- events
 
     def dispatch(self, event: Event) -> None:
-        """React to one event: restart policies, then transition rules."""
+        """React to one event: restart policies and health checks, then the
+        rules it triggers."""
+        if not event.is_notice:
+            self._follow(event)
+            self.health.observe(event, self.rules)
+        for rule in self.rules:
+            if (isinstance(rule.trigger, OnTransition) and rule.trigger.fires(event)
+                    and rule.applies(event.container, event.to_state, event)):
+                self._fire(rule, event.container, event)
+
+    def _follow(self, event: Event) -> None:
+        """Keep the restart policies' books by one transition."""
         name = event.container
-        if event.is_notice:
-            return
         stopped_at = self._user_stopped.get(name)
         if event.to_state is State.STARTING and stopped_at is not None and event.id > stopped_at:
             del self._user_stopped[name]  # started since the user's stop
@@ -217,10 +233,6 @@ class RuleEngine:
                 book.running(trio.current_time())
         elif event.to_state is State.STOPPED:
             self._on_stopped(event)
-        for rule in self.rules:
-            if (isinstance(rule.trigger, OnTransition) and rule.trigger.fires(event)
-                    and rule.applies(name, event.to_state, event)):
-                self._fire(rule, name, event)
 
     def _on_stopped(self, event: Event) -> None:
         name = event.container
@@ -294,12 +306,7 @@ class RuleEngine:
         with scope:
             try:
                 await trio.sleep(delay)
-                assert self._bucket is not None
-                wait = self._bucket.reserve(trio.current_time())
-                if wait > 0:
-                    log.warning("restart_budget_exhausted", container=name, rule=rule.name,
-                                wait_s=round(wait, 3))
-                    await trio.sleep(wait)
+                await self._budget(rule, name)
             finally:
                 if self._pending.get(name) is scope:
                     del self._pending[name]
@@ -320,6 +327,15 @@ class RuleEngine:
             log.error("restart_given_up", container=name, rule=rule.name, error=str(e))
             self._notice(name, rule, "restart_given_up", str(e))
 
+    async def _budget(self, rule: Rule, name: str) -> None:
+        """Take one restart from the host-wide budget, waiting for it if spent."""
+        assert self._bucket is not None
+        wait = self._bucket.reserve(trio.current_time())
+        if wait > 0:
+            log.warning("restart_budget_exhausted", container=name, rule=rule.name,
+                        wait_s=round(wait, 3))
+            await trio.sleep(wait)
+
     def user_stopped(self, name: str) -> bool:
         """A user is stopping ``name``: no policy may start it again until
         somebody starts it, whatever the events still on their way say (it
@@ -335,6 +351,27 @@ class RuleEngine:
         return True
 
     # ----------------------------------------------------------- actions
+
+    def _unhealthy(self, rule: Rule, name: str, event: Event, streak: int) -> None:
+        """A health rule's verdict: its actions, after its backoff for the
+        ``streak``-th unhealthy verdict in a row."""
+        assert self._nursery is not None
+        assert isinstance(rule.trigger, Health)
+        c = self.sup.containers.get(name)
+        if not rule.actions or c is None or c.health is None:
+            return
+        backoff = rule.trigger.backoff
+        delay = backoff.delay(streak, self.rng()) if backoff is not None else 0.0
+        self._nursery.start_soon(self._act_when_unhealthy, rule, name, event, delay, c.health)
+
+    async def _act_when_unhealthy(
+        self, rule: Rule, name: str, event: Event, delay: float, record: HealthRecord
+    ) -> None:
+        await trio.sleep(delay)
+        c = self.sup.containers.get(name)
+        if c is None or c.health is not record or record.status != "unhealthy":
+            return  # healthy again, or its run is over, while the backoff ran
+        await self._guarded(rule, name, event, list(rule.actions))
 
     def _fire(self, rule: Rule, name: str, event: Event | None) -> None:
         assert self._nursery is not None
@@ -386,6 +423,8 @@ class RuleEngine:
                 if c.state is not State.STOPPED:
                     await self.sup.stop(target, grace=STOP_GRACE, by=Actor.of_rule(rule.name))
             elif kind == "restart":
+                if isinstance(rule.trigger, Health):
+                    await self._budget(rule, target)
                 if c.state is not State.STOPPED:
                     await self.sup.stop(target, grace=STOP_GRACE, by=Actor.of_rule(rule.name))
                 await self.sup.start(target, by=Actor.of_rule(rule.name), again=True)
@@ -470,5 +509,6 @@ class RuleEngine:
 
     def describe(self) -> dict[str, Any]:
         """What ``rules list`` shows (see :mod:`~lxcflow.daemon.rules_report`)."""
-        return rules_report.describe(self.rules, self.books, self._samplers, self.files,
+        health = {name: c.health for name, c in self.sup.containers.items() if c.health}
+        return rules_report.describe(self.rules, self.books, self._samplers, health, self.files,
                                      self.directory)

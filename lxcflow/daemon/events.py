@@ -73,17 +73,22 @@ class EventBus:
         event_id = self.journal.append(event) if self.journal else next(self._ids)
         event = dataclasses.replace(event, id=event_id)
         self.last_id = event_id
-        log.info(
-            "transition",
-            container=event.container,
-            from_state=event.from_state.value,
-            state=event.to_state.value,
-            cause=event.cause_text,
-            exit_code=event.exit_code,
-            signal=event.signal,
-            detail=event.detail,
-            event_id=event.id,
-        )
+        if event.is_notice:
+            log.info("notice", container=event.container, notice=event.notice,
+                     state=event.to_state.value, cause=event.cause_text, detail=event.detail,
+                     event_id=event.id)
+        else:
+            log.info(
+                "transition",
+                container=event.container,
+                from_state=event.from_state.value,
+                state=event.to_state.value,
+                cause=event.cause_text,
+                exit_code=event.exit_code,
+                signal=event.signal,
+                detail=event.detail,
+                event_id=event.id,
+            )
         for sub in self._subscribers:
             sub._offer(event)
         self.poke()

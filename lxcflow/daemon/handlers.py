@@ -19,11 +19,18 @@ from typing import Any
 import trio
 
 from lxcflow import protocol
-from lxcflow.daemon import attach, autostart, console, replay, views
+from lxcflow.daemon import attach, autostart, console, health, replay, views
 from lxcflow.daemon.engine import RuleEngine
 from lxcflow.daemon.server import Dispatch, Reply
 from lxcflow.daemon.supervisor import Supervisor
-from lxcflow.errors import LxcflowError, OperationTimeout, ProtocolError, UsageError, WrongState
+from lxcflow.errors import (
+    LxcflowError,
+    NotFound,
+    OperationTimeout,
+    ProtocolError,
+    UsageError,
+    WrongState,
+)
 from lxcflow.runtime.spec import RunMode
 from lxcflow.states import State, parse_states
 from lxcflow.validate import container_name, seconds, signal_number, user_id
@@ -256,17 +263,25 @@ async def _wait(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
         raise UsageError("wait needs at least one container name")
     for name in names:
         container_name(name)
+    healthy = a.get("healthy", bool, False)
     try:
-        wanted = parse_states("|".join(a.strings("states")))
+        wanted = parse_states("|".join(a.strings("states"))) if not healthy else frozenset(
+            {State.RUNNING})
     except ValueError as e:
         raise UsageError(f"{e} (states: {'|'.join(s.value for s in State)})") from None
     if not wanted:
         raise UsageError("wait needs at least one state")
+    if healthy:
+        rules = s.rules.rules if s.rules is not None else []
+        for name in names:
+            if health.rule_for(name, rules) is None:
+                raise NotFound(f"no health rule probes {name!r}: nothing can find it healthy",
+                               container=name)
     timeout = a.get("timeout", float, None)
     deadline = trio.current_time() + seconds(timeout) if timeout is not None else math.inf
     try:
         reached = await replay.wait(s.supervisor, names, wanted, deadline=deadline,
-                                    thaw=a.get("thaw", bool, False))
+                                    thaw=a.get("thaw", bool, False), healthy=healthy)
     except OperationTimeout as e:
         raise OperationTimeout(f"timed out after {timeout:g} s {e}") from None
     await reply(protocol.ok({n: st.value if st else None for n, st in reached.items()}))

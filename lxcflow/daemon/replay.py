@@ -17,6 +17,7 @@ import trio
 from lxcflow.daemon.events import EventBus, Subscription
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import LxcflowError, OperationTimeout, WrongState
+from lxcflow.rules.health import VERDICTS
 from lxcflow.states import Event, State
 
 #: sends one streamed item to the client (``{"missed": ...}`` or an event's dict)
@@ -77,22 +78,25 @@ async def wait(
     *,
     deadline: float,
     thaw: bool,
+    healthy: bool = False,
 ) -> dict[str, State | None]:
     """Return once every named container is in one of ``wanted`` (at once if
     so), with the states reached. Replaying each event in order is what makes
     it race-free: a state held only for an instant still counts. With
     ``thaw``, frozen containers are thawed first (a user's request, like
-    ``unfreeze``: whoever froze it, it thaws).
+    ``unfreeze``: whoever froze it, it thaws). With ``healthy``, each must
+    also have been found healthy by its health rule in its current run.
 
     Raises:
         OperationTimeout: not all there by ``deadline`` (trio's clock).
     """
 
     def done() -> bool:
-        return all(current[n] in wanted for n in names)
+        return all(current[n] in wanted and (well[n] or not healthy) for n in names)
 
     with sup.bus.subscribe(size=65536) as sub:
         current = {name: sup.state_of(name) for name in names}
+        well = {name: _healthy_now(sup, name) for name in names}
         if thaw:
             for name in names:
                 if current[name] is State.FROZEN:
@@ -101,25 +105,40 @@ async def wait(
         with trio.move_on_at(deadline):
             while not done():
                 await sup.bus.wait_changed()
-                if _apply_events(sub, current, done):
+                if _apply_events(sub, current, well, done):
                     break
                 for name in names:  # created meanwhile (no transition), or events missed
                     if current[name] is None or sub.missed:
                         current[name] = sup.state_of(name)
+                        well[name] = _healthy_now(sup, name)
                 sub.missed = 0
     if not done():
-        raise OperationTimeout(
-            f"waiting for {', '.join(names)} to be {'|'.join(sorted(s.value for s in wanted))}")
+        what = "RUNNING and healthy" if healthy else "|".join(sorted(s.value for s in wanted))
+        raise OperationTimeout(f"waiting for {', '.join(names)} to be {what}")
     return current
 
 
+def _healthy_now(sup: Supervisor, name: str) -> bool:
+    c = sup.containers.get(name)
+    return c is not None and c.health is not None and c.health.status == "healthy"
+
+
 def _apply_events(
-    sub: Subscription, current: dict[str, State | None], done: Callable[[], bool]
+    sub: Subscription, current: dict[str, State | None], well: dict[str, bool],
+    done: Callable[[], bool],
 ) -> bool:
     """Replay buffered events in order; True as soon as ``done()`` holds."""
     while (event := sub.receive_nowait()) is not None:
-        if event.container in current:
-            current[event.container] = event.to_state
-            if done():
-                return True
+        name = event.container
+        if name not in current:
+            continue
+        if event.is_notice:
+            if event.notice in VERDICTS:
+                well[name] = event.notice == "healthy"
+        else:
+            current[name] = event.to_state
+            if event.to_state is State.STOPPING or event.from_state is State.STARTING:
+                well[name] = False  # a run's health is its own
+        if done():
+            return True
     return False

@@ -9,7 +9,8 @@ from typing import Any
 import trio
 
 from lxcflow.daemon.sampling import Sampler
-from lxcflow.rules.model import Every, OnTransition, RestartPolicy, Rule, Sample
+from lxcflow.rules.health import HealthRecord
+from lxcflow.rules.model import Every, Health, OnTransition, RestartPolicy, Rule, Sample
 from lxcflow.rules.restart import RestartBook
 
 
@@ -26,6 +27,7 @@ def describe(
     rules: list[Rule],
     books: dict[str, dict[str, RestartBook]],
     samplers: dict[str, Sampler],
+    health: dict[str, HealthRecord],
     files: dict[Path, RuleFile],
     directory: Path | None,
 ) -> dict[str, Any]:
@@ -41,6 +43,10 @@ def describe(
         if sampler is not None and isinstance(rule.trigger, Sample):
             for container, since in sorted(sampler.held_since.items()):
                 state[container] = f"condition held for {now - since:.1f} s"
+        for container, record in sorted(health.items()):
+            if record.rule == rule.name:
+                failing = f", {record.failures} failures in a row" if record.failures else ""
+                state[container] = record.status + failing
         out.append({
             "name": rule.name, "file": str(rule.file), "line": rule.line,
             "containers": str(rule.containers), "trigger": describe_trigger(rule),
@@ -59,9 +65,13 @@ def describe_trigger(rule: Rule) -> str:
         limit = f", at most {t.max_restarts} in {t.window:g} s" if t.max_restarts else ""
         return f"restart {t.kind}{limit}"
     if isinstance(t, OnTransition):
-        to = "|".join(sorted(s.value for s in t.to))
+        to = "|".join([*sorted(s.value for s in t.to), *sorted(v.upper() for v in t.verdicts)])
         return f"on {to}" + (f" from {'|'.join(sorted(s.value for s in t.from_))}"
                              if t.from_ else "")
+    if isinstance(t, Health):
+        return (f"health {t.probe} every {t.every:g} s, timeout {t.timeout:g} s, "
+                f"{t.retries} retries" + (f", start period {t.start_period:g} s"
+                                          if t.start_period else ""))
     if isinstance(t, Every):
         return f"every {t.interval:g} s"
     limits = [f"{what} {value}" for what, value in (

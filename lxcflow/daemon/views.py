@@ -31,6 +31,7 @@ def info(c: Container) -> dict[str, Any]:
         "frozen_by": c.frozen_by,
         "frozen_total_ns": c.frozen_total_ns + (
             time.time_ns() - c.frozen_since_ns if c.frozen_since_ns else 0),
+        "health_check": c.health.to_dict() if c.health else None,
     }
     if c.config is not None and c.config.idmap:
         uid, gid = host_root(c.config.idmap)
@@ -61,6 +62,7 @@ def summary(c: Container) -> dict[str, Any]:
         "ephemeral": c.ephemeral,
         "ipv4": [ip for i in (run.interfaces if run else ()) for ip in i.ipv4],
         "last_exit": {"code": last.code, "signal": last.signal} if last else None,
+        "health": c.health.status if c.health else None,
     }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from lxcflow.rules.health import Probe
 from lxcflow.states import BY_ITS_INIT, Event, State
 
 RestartKind = Literal["on-failure", "always", "unless-stopped"]
@@ -37,16 +38,32 @@ class Selector:
     def __str__(self) -> str:
         return f"/{self.regex.pattern}/" if self.regex is not None else str(self.glob)
 
+    def surely_overlaps(self, other: Selector) -> bool:
+        """Whether some name must match both, judged without any names: one
+        is ``*``, or a plain name the other matches. (Two globs or regexes
+        may overlap only for names that exist: the daemon checks those.)"""
+        for a, b in ((self, other), (other, self)):
+            if a.glob == "*":
+                return True
+            if a.glob is not None and not any(ch in a.glob for ch in "*?[") and b.matches(a.glob):
+                return True
+        return False
+
 
 @dataclass(frozen=True, slots=True)
 class OnTransition:
-    """Fires when a matching container moves to one of ``to`` (from one of ``from_``)."""
+    """Fires when a matching container moves to one of ``to`` (from one of
+    ``from_``), or gets one of the health verdicts in ``verdicts``
+    (``on = "HEALTHY"``)."""
 
     to: frozenset[State]
     from_: frozenset[State] | None = None
+    verdicts: frozenset[str] = frozenset()
 
     def fires(self, event: Event) -> bool:
-        return (not event.is_notice and event.to_state in self.to
+        if event.is_notice:
+            return event.notice in self.verdicts
+        return (event.to_state in self.to
                 and (self.from_ is None or event.from_state in self.from_))
 
 
@@ -129,7 +146,21 @@ class RestartPolicy:
         return True
 
 
-Trigger = OnTransition | Sample | Every | RestartPolicy
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Probes matching containers while they run (see :mod:`lxcflow.rules.health`);
+    the rule's actions run when one turns unhealthy, after ``backoff``'s delay
+    for the n-th time in a row (a healthy verdict starts the count over)."""
+
+    probe: Probe
+    every: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+    backoff: Backoff | None = None
+
+
+Trigger = OnTransition | Sample | Every | RestartPolicy | Health
 
 
 @dataclass(frozen=True, slots=True)

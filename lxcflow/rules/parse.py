@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
 from lxcflow.errors import ConfigError, UsageError
+from lxcflow.rules.health import PROBE_KINDS, VERDICTS, Probe
 from lxcflow.rules.model import (
     ACTIONS,
     CONTAINER_ACTIONS,
@@ -26,6 +27,7 @@ from lxcflow.rules.model import (
     Backoff,
     Condition,
     Every,
+    Health,
     OnTransition,
     RestartKind,
     RestartPolicy,
@@ -44,11 +46,15 @@ MIN_INTERVAL = 0.01
 
 KEYS = {
     "name", "description", "containers", "containers_regex", "condition", "actions",
-    "on", "from", "sample", "every",
+    "on", "from", "sample", "every", "health",
     "restart", "max_restarts", "window", "backoff", "reset_after",
 }
-TRIGGERS = ("on", "sample", "every", "restart")
-RESTART_ONLY = ("max_restarts", "window", "backoff", "reset_after")
+TRIGGERS = ("on", "sample", "every", "restart", "health")
+RESTART_ONLY = ("max_restarts", "window", "reset_after")
+HEALTH_KEYS = {*PROBE_KINDS, "every", "timeout", "retries", "start_period"}
+#: what ``on`` takes besides states: the health verdicts, by their notices
+ON_VERDICTS = {v.upper(): v for v in VERDICTS}
+_HTTP_RE = re.compile(r"([0-9]+)(/[\x21-\x7e]*)?")
 SAMPLE_KEYS = {"cpu_below", "cpu_above", "memory_above", "pids_above", "for", "every"}
 BACKOFF_KEYS = {"initial", "factor", "max", "jitter"}
 CONDITION_KEYS = {"state", "exit", "exit_code", "signal"}
@@ -111,24 +117,28 @@ def _selector(raw: dict[str, Any]) -> Selector:
     return Selector(glob=glob)
 
 
+def _backoff(value: object) -> Backoff:
+    b = _table(value, "backoff")
+    _check_keys(b, BACKOFF_KEYS, "backoff")
+    default = Backoff()
+    backoff = Backoff(
+        initial=_value("backoff.initial", duration, b.get("initial", default.initial)),
+        factor=_value("backoff.factor", lambda v: number(v, "factor", 1, 100),
+                      b.get("factor", default.factor)),
+        max=_value("backoff.max", duration, b.get("max", default.max)),
+        jitter=_value("backoff.jitter", lambda v: number(v, "jitter", 0, 1),
+                      b.get("jitter", default.jitter)),
+    )
+    if backoff.max < backoff.initial:
+        raise _Bad("backoff.max", "backoff.max is shorter than backoff.initial")
+    return backoff
+
+
 def _restart(raw: dict[str, Any]) -> RestartPolicy:
     kind = raw["restart"]
     if kind not in RESTART_KINDS:
         raise _Bad("restart", f"restart must be one of {', '.join(RESTART_KINDS)}, not {kind!r}")
-    backoff = Backoff()
-    if "backoff" in raw:
-        b = _table(raw["backoff"], "backoff")
-        _check_keys(b, BACKOFF_KEYS, "backoff")
-        backoff = Backoff(
-            initial=_value("backoff.initial", duration, b.get("initial", backoff.initial)),
-            factor=_value("backoff.factor", lambda v: number(v, "factor", 1, 100),
-                          b.get("factor", backoff.factor)),
-            max=_value("backoff.max", duration, b.get("max", backoff.max)),
-            jitter=_value("backoff.jitter", lambda v: number(v, "jitter", 0, 1),
-                          b.get("jitter", backoff.jitter)),
-        )
-        if backoff.max < backoff.initial:
-            raise _Bad("backoff.max", "backoff.max is shorter than backoff.initial")
+    backoff = _backoff(raw["backoff"]) if "backoff" in raw else Backoff()
     max_restarts = None
     if "max_restarts" in raw:
         max_restarts = _value("max_restarts", lambda v: count(v, "max_restarts", 1),
@@ -170,25 +180,91 @@ def _sample(value: object) -> Sample:
     )
 
 
+def _probe(h: dict[str, Any]) -> Probe:
+    kinds = [key for key in PROBE_KINDS if key in h]
+    if len(kinds) != 1:
+        what = "none" if not kinds else " and ".join(kinds)
+        raise _Bad(f"health.{kinds[1]}" if len(kinds) > 1 else "health",
+                   f"health needs exactly one probe (exec, tcp or http), not {what}")
+    kind, value = kinds[0], h[kinds[0]]
+    if kind == "exec":
+        if (not isinstance(value, list) or not value
+                or not all(isinstance(v, str) and v and "\0" not in v for v in value)):
+            raise _Bad("health.exec", "health.exec must be a command as a list of strings, "
+                                      'like ["/bin/pidof", "nginx"]')
+        return Probe("exec", command=tuple(value))
+    if kind == "tcp":
+        return Probe("tcp", port=_port("health.tcp", value))
+    m = _HTTP_RE.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise _Bad("health.http", f"health.http must be \"PORT/PATH\", like \"8080/healthz\", "
+                                  f"not {value!r}")
+    return Probe("http", port=_port("health.http", int(m[1])), path=m[2] or "/")
+
+
+def _port(key: str, value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
+        return value
+    raise _Bad(key, f"{key}: bad port {value!r} (1..65535)")
+
+
+def _health(raw: dict[str, Any]) -> Health:
+    h = _table(raw["health"], "health")
+    _check_keys(h, HEALTH_KEYS, "health")
+    default = Health(Probe("tcp"))
+    timeout = _value("health.timeout", duration, h.get("timeout", default.timeout))
+    if timeout <= 0:
+        raise _Bad("health.timeout", "health.timeout must be longer than 0 s")
+    return Health(
+        probe=_probe(h),
+        every=_interval("health.every", h.get("every", default.every)),
+        timeout=timeout,
+        retries=_value("health.retries", lambda v: count(v, "retries", 1),
+                       h.get("retries", default.retries)),
+        start_period=_value("health.start_period", duration,
+                            h.get("start_period", default.start_period)),
+        backoff=_backoff(raw["backoff"]) if "backoff" in raw else None,
+    )
+
+
+def _on(raw: dict[str, Any]) -> OnTransition:
+    value = raw["on"]
+    names = value if isinstance(value, list) else str(value).split("|")
+    verdicts = {ON_VERDICTS[n.strip().upper()] for n in names
+                if isinstance(n, str) and n.strip().upper() in ON_VERDICTS}
+    rest = [n for n in names if not (isinstance(n, str) and n.strip().upper() in ON_VERDICTS)]
+    if not rest and not verdicts:
+        rest = [value]  # let the state parser say what is wrong
+    to = _value("on", states, rest) if rest else frozenset()
+    if "from" in raw and not to:
+        raise _Bad("from", "from goes with a state in on, not only HEALTHY or UNHEALTHY")
+    return OnTransition(
+        to=to, from_=_value("from", states, raw["from"]) if "from" in raw else None,
+        verdicts=frozenset(verdicts),
+    )
+
+
 def _trigger(raw: dict[str, Any]) -> Trigger:
     given = [key for key in TRIGGERS if key in raw]
     if len(given) != 1:
         what = "none" if not given else " and ".join(given)
         raise _Bad(given[1] if len(given) > 1 else None,
-                   f"a rule needs exactly one trigger (on, sample, every or restart), not {what}")
+                   "a rule needs exactly one trigger (on, sample, every, restart or health), "
+                   f"not {what}")
     kind = given[0]
     if "from" in raw and kind != "on":
         raise _Bad("from", "from goes with on (a transition trigger)")
     for key in RESTART_ONLY:
         if key in raw and kind != "restart":
             raise _Bad(key, f"{key} goes with restart (a restart policy)")
+    if "backoff" in raw and kind not in ("restart", "health"):
+        raise _Bad("backoff", "backoff goes with restart or health")
     if kind == "restart":
         return _restart(raw)
+    if kind == "health":
+        return _health(raw)
     if kind == "on":
-        return OnTransition(
-            to=_value("on", states, raw["on"]),
-            from_=_value("from", states, raw["from"]) if "from" in raw else None,
-        )
+        return _on(raw)
     if kind == "every":
         return Every(_interval("every", raw["every"]))
     return _sample(raw["sample"])
@@ -304,6 +380,8 @@ def _rule(raw: dict[str, Any], file: Path, lines: Positions, index: int) -> Rule
         for key in ("actions", "condition"):
             if key in raw:
                 raise _Bad(key, f"a restart rule takes no {key} (the policy decides)")
+    elif isinstance(trigger, Health) and "actions" not in raw:
+        pass  # a probe alone: for wait --healthy and on = "HEALTHY"
     else:
         items = raw.get("actions")
         if not isinstance(items, list) or not items:
@@ -350,6 +428,10 @@ def parse_text(text: str, file: Path) -> tuple[list[Rule], list[RuleError]]:
             errors.append(RuleError(f"rule {rule.name!r} is defined twice (also at line "
                                     f"{names[rule.name].line})", file=str(file), line=rule.line))
         names.setdefault(rule.name, rule)
+    for position, rule in enumerate(rules):
+        clash = health_clash([rule], rules[:position])
+        if clash is not None:
+            errors.append(clash)
     return rules, errors
 
 
@@ -395,6 +477,27 @@ def duplicates(rules: list[Rule], others: list[Rule]) -> RuleError | None:
     return None
 
 
+def health_clash(
+    rules: list[Rule], others: list[Rule], names: Iterable[str] = ()
+) -> RuleError | None:
+    """A health rule in ``rules`` that would probe a container another health
+    rule (in ``others``) probes too: surely, or for one of ``names``."""
+    theirs = [r for r in others if isinstance(r.trigger, Health)]
+    names = list(names)
+    for rule in rules:
+        if not isinstance(rule.trigger, Health):
+            continue
+        for other in theirs:
+            both = next((n for n in names if rule.containers.matches(n)
+                         and other.containers.matches(n)), None)
+            if both is not None or rule.containers.surely_overlaps(other.containers):
+                whom = f"container {both!r}" if both else "the same containers"
+                return RuleError(f"health rules {rule.name!r} and {other.name!r} (at "
+                                 f"{other.where}) both probe {whom}: one health rule per "
+                                 "container", file=str(rule.file), line=rule.line)
+    return None
+
+
 def check_directory(directory: Path) -> tuple[list[Rule], list[RuleError]]:
     """Every rule of a directory, and every mistake in it (``rules check``)."""
     if not directory.is_dir():
@@ -412,8 +515,8 @@ def check_directory(directory: Path) -> tuple[list[Rule], list[RuleError]]:
             continue
         found, bad = parse_text(text, path)
         errors += bad
-        clash = duplicates(found, rules)
-        if clash is not None:
-            errors.append(clash)
+        for clash in (duplicates(found, rules), health_clash(found, rules)):
+            if clash is not None:
+                errors.append(clash)
         rules += found
     return rules, errors

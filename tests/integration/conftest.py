@@ -18,17 +18,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import trio
 
 from lxcflow.cgroups import open_manager
-from lxcflow.errors import CgroupError
+from lxcflow.daemon.engine import RuleEngine
+from lxcflow.daemon.supervisor import Supervisor
+from lxcflow.errors import CgroupError, WrongState
 from lxcflow.paths import Paths
 from lxcflow.runtime import shim
+from lxcflow.states import State
 from tests import debian_rootfs as debian_rootfs_cache
+from tests.integration.rules_rig import Rig
 
 ROOT = os.geteuid() == 0
 
@@ -244,3 +249,31 @@ def debian_rootfs() -> Iterator[Path]:
         yield base / "rootfs"
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+async def rig(lxc: Env, shim_binary: Path) -> AsyncIterator[Rig]:
+    """A supervisor with a rule engine in this process, and five containers
+    (web, idle, busy, db, app) that share the host's root."""
+    rules = lxc.base / "rules"
+    rules.mkdir()
+    sup = Supervisor(lxc.paths, open_manager(parent=lxc.paths.cgroup_parent),
+                     shim_binary=shim_binary)
+    engine = RuleEngine(sup, rules, hook_timeout=0.5, action_timeout=5.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        await nursery.start(sup.run)
+        # The host's root, with an init that is not the host's own.
+        config = lxc.config("lxc.uts.name = ruled\nlxc.init.cmd = sleep 1000\n")
+        for name in ("web", "idle", "busy", "db", "app"):
+            await sup.create(name, str(config))
+        yield Rig(sup, engine, rules)
+        with trio.move_on_after(10) as scope:
+            scope.shield = True
+            for c in list(sup.containers.values()):
+                if c.state is not State.STOPPED:
+                    try:
+                        await sup.stop(c.name, kill=True)
+                    except WrongState:
+                        pass
+        nursery.cancel_scope.cancel()

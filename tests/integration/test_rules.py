@@ -2,92 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trio
 
 from lxcflow.cgroups import open_manager
-from lxcflow.daemon import handlers, views
+from lxcflow.daemon import views
 from lxcflow.daemon.engine import RuleEngine
-from lxcflow.daemon.events import Subscription
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import WrongState
 from lxcflow.states import Actor, Cause, Event, State
 from tests.integration.conftest import Env, needs_root
+from tests.integration.rules_rig import Rig, collect, loaded, until
 
 pytestmark = needs_root
 
 S = State
-
-
-@dataclass
-class Rig:
-    """A supervisor with a rule engine on a rules directory of the test's."""
-
-    sup: Supervisor
-    engine: RuleEngine
-    rules: Path
-
-    async def user_stop(self, name: str, *, grace: float = 60.0, kill: bool = False) -> None:
-        """A user's stop, as the daemon composes it (restart policies hear it first)."""
-        await handlers.user_stop(handlers.Services(self.sup, self.engine), name, grace=grace,
-                                 kill=kill)
-
-    def write(self, text: str, name: str = "test.toml") -> Path:
-        path = self.rules / name
-        path.write_text(text)
-        return path
-
-
-@pytest.fixture
-async def rig(lxc: Env, shim_binary: Path) -> AsyncIterator[Rig]:
-    rules = lxc.base / "rules"
-    rules.mkdir()
-    sup = Supervisor(lxc.paths, open_manager(parent=lxc.paths.cgroup_parent),
-                     shim_binary=shim_binary)
-    engine = RuleEngine(sup, rules, hook_timeout=0.5, action_timeout=5.0)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(engine.run)
-        await nursery.start(sup.run)
-        # The host's root, with an init that is not the host's own.
-        config = lxc.config("lxc.uts.name = ruled\nlxc.init.cmd = sleep 1000\n")
-        for name in ("web", "idle", "busy", "db", "app"):
-            await sup.create(name, str(config))
-        yield Rig(sup, engine, rules)
-        with trio.move_on_after(10) as scope:
-            scope.shield = True
-            for c in list(sup.containers.values()):
-                if c.state is not S.STOPPED:
-                    try:
-                        await sup.stop(c.name, kill=True)
-                    except WrongState:
-                        pass
-        nursery.cancel_scope.cancel()
-
-
-async def until(rig: Rig, predicate: Callable[[], bool]) -> None:
-    """Wait for the engine's rules or books to satisfy ``predicate``."""
-    with trio.fail_after(10):
-        while not predicate():
-            await rig.engine.wait_changed()
-
-
-async def collect(
-    sub: Subscription, done: Callable[[list[Event]], bool], limit: float = 15
-) -> list[Event]:
-    events: list[Event] = []
-    with trio.fail_after(limit):
-        while not done(events):
-            events.append(await sub.receive())
-    return events
-
-
-async def loaded(rig: Rig, text: str, *names: str) -> None:
-    rig.write(text)
-    await until(rig, lambda: all(rig.engine.rule(n) is not None for n in names))
 
 
 async def test_crashing_container_restarted_with_backoff_then_given_up(rig: Rig) -> None:

@@ -102,5 +102,21 @@ async def test_global_hooks_get_the_event(tmp_path: Path) -> None:
     assert env_line == "web STOPPING STOPPED 2"
 
 
+async def test_a_global_hook_hears_what_a_notice_is(tmp_path: Path) -> None:
+    out = tmp_path / "seen"
+    hook = tmp_path / "record"
+    hook.write_text(f'#!/bin/sh\n{{ cat; echo "$LXCFLOW_NOTICE|$LXCFLOW_CAUSE"; }} > {out}\n')
+    hook.chmod(0o755)
+    event = Event("web", State.RUNNING, State.RUNNING, Cause.RULE, rule="web-alive", id=8,
+                  notice="unhealthy", detail="exit 1: refused")
+    await hooks.run_global(tmp_path, event, kill_after=10)
+    stdin_line, env_line = out.read_text().splitlines()
+    assert (json.loads(stdin_line)["notice"], json.loads(stdin_line)["detail"]) == (
+        "unhealthy", "exit 1: refused")
+    assert env_line == "unhealthy|rule:web-alive"
+    transition = Event("web", State.STOPPING, State.STOPPED, Cause.KERNEL, id=9)
+    assert "LXCFLOW_NOTICE" not in hooks.global_env(transition)
+
+
 def test_missing_hooks_directory_means_no_hooks(tmp_path: Path) -> None:
     assert hooks.global_hooks(tmp_path / "nope") == []

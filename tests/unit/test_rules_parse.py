@@ -10,18 +10,20 @@ from pathlib import Path
 
 import pytest
 
+from lxcflow.rules.health import HealthRecord, Probe
 from lxcflow.rules.model import (
     Action,
     Backoff,
     Condition,
     Every,
+    Health,
     OnTransition,
     RestartPolicy,
     Rule,
     Sample,
     Selector,
 )
-from lxcflow.rules.parse import RuleError, check_directory, load_text, parse_text
+from lxcflow.rules.parse import RuleError, check_directory, health_clash, load_text, parse_text
 from lxcflow.rules.values import byte_count, cpu_share
 from lxcflow.states import Cause, Event, State
 
@@ -91,7 +93,8 @@ def test_every_example_file_parses_without_a_mistake() -> None:
     rules = example_rules()
     assert {
         "freeze-idle-batch", "demote-cpu-hogs", "too-many-processes", "app-after-db",
-        "report-crash", "web-on-failure", "services-unless-stopped",
+        "report-crash", "web-on-failure", "services-unless-stopped", "web-alive", "db-ready",
+        "app-once-db-is-healthy",
     } <= rules.keys()
     assert {r.file for r in rules.values()} <= set(files)
 
@@ -254,10 +257,10 @@ BAD_RULES = [
                  2, "a rule needs actions = [ ... ]", id="actions-missing"),
     # triggers
     pytest.param(rule('containers = "web"', 'actions = ["stop"]'),
-                 2, "exactly one trigger (on, sample, every or restart), not none",
+                 2, "exactly one trigger (on, sample, every, restart or health), not none",
                  id="no-trigger"),
     pytest.param(rule('on = "RUNNING"', 'actions = ["stop"]', 'every = "10s"'),
-                 6, "exactly one trigger (on, sample, every or restart), not on and every",
+                 6, "exactly one trigger (on, sample, every, restart or health), not on and every",
                  id="two-triggers"),
     pytest.param(rule('every = "10s"', 'actions = ["stop"]', 'from = "RUNNING"'),
                  6, "from goes with on", id="from-without-on"),
@@ -311,6 +314,46 @@ BAD_RULES = [
                  5, "condition.state: unknown state 'BOGUS'", id="condition-state"),
     pytest.param(rule('on = "STOPPED"', 'condition = "failed"', 'actions = ["start"]'),
                  5, "condition must be a table", id="condition-not-a-table"),
+    # health checks
+    pytest.param(rule('health = { tcp = 80, http = "80/" }'),
+                 4, "health needs exactly one probe (exec, tcp or http), not tcp and http",
+                 id="health-two-kinds"),
+    pytest.param(rule('health = { every = "5s" }'),
+                 4, "health needs exactly one probe (exec, tcp or http), not none",
+                 id="health-no-kind"),
+    pytest.param(rule("health = { tcp = 70000 }"),
+                 4, "health.tcp: bad port 70000 (1..65535)", id="health-bad-port"),
+    pytest.param(rule('health = { tcp = "http" }'),
+                 4, "health.tcp: bad port 'http'", id="health-port-not-a-number"),
+    pytest.param(rule('health = { http = "80 /x" }'),
+                 4, 'health.http must be "PORT/PATH"', id="health-http-space"),
+    pytest.param(rule('health = { http = "0/x" }'),
+                 4, "health.http: bad port 0", id="health-http-port-zero"),
+    pytest.param(rule('health = { exec = "curl -f localhost" }'),
+                 4, "health.exec must be a command as a list of strings", id="health-exec-str"),
+    pytest.param(rule("health = { exec = [] }"),
+                 4, "health.exec must be a command as a list of strings", id="health-exec-empty"),
+    pytest.param(rule('health = { tcp = 80, every = "-5s" }'),
+                 4, "health.every: bad duration '-5s'", id="health-negative-every"),
+    pytest.param(rule("health = { tcp = 80, timeout = -1 }"),
+                 4, "health.timeout: bad duration -1", id="health-negative-timeout"),
+    pytest.param(rule("health = { tcp = 80, timeout = 0 }"),
+                 4, "health.timeout must be longer than 0 s", id="health-zero-timeout"),
+    pytest.param(rule('health = { tcp = 80, start_period = "-1m" }'),
+                 4, "health.start_period: bad duration '-1m'", id="health-negative-start"),
+    pytest.param(rule("health = { tcp = 80, retries = 0 }"),
+                 4, "health.retries: retries must be a whole number >= 1", id="health-retries"),
+    pytest.param(rule("health = { tcp = 80, interval = 5 }"),
+                 4, "unknown key 'interval' in health", id="health-unknown-key"),
+    pytest.param(rule('health = "tcp 80"'),
+                 4, "health must be a table", id="health-not-a-table"),
+    pytest.param(rule('on = "RUNNING"', 'backoff = { initial = "1s" }', 'actions = ["stop"]'),
+                 5, "backoff goes with restart or health", id="backoff-on-transition"),
+    pytest.param(rule('on = "HEALTHY"', 'from = "STARTING"', 'actions = ["stop"]'),
+                 5, "from goes with a state in on, not only HEALTHY or UNHEALTHY",
+                 id="from-with-healthy"),
+    pytest.param(rule('on = "HEALTHYISH"', 'actions = ["stop"]'),
+                 4, "unknown state 'HEALTHYISH'", id="on-unknown-verdict"),
     # names
     pytest.param('# no name\n[[rule]]\non = "RUNNING"\nactions = ["stop"]\n',
                  2, 'a rule needs a name = "..."', id="missing-name"),
@@ -944,3 +987,114 @@ def test_backoff_without_jitter_ignores_random_and_never_goes_negative() -> None
     full = Backoff(initial=2.0, jitter=1.0)
     assert full.delay(0, random=0.0) == 0.0
     assert full.delay(0, random=0.75) == pytest.approx(3.0)
+
+
+# ---------------------------------------------------------------- health checks
+
+
+def health_of(text: str) -> Health:
+    trigger = parse_one(text).trigger
+    assert isinstance(trigger, Health)
+    return trigger
+
+
+def test_example_health_rules() -> None:
+    rules = example_rules()
+    web = rules["web-alive"].trigger
+    assert isinstance(web, Health)
+    assert (web.probe, web.every, web.timeout, web.retries, web.start_period) == (
+        Probe("http", port=8080, path="/healthz"), 5.0, 2.0, 3, 10.0)
+    assert web.backoff == Backoff(initial=1.0, factor=2.0, max=60.0)
+    assert rules["db-ready"].actions == ()
+    after = rules["app-once-db-is-healthy"].trigger
+    assert isinstance(after, OnTransition)
+    assert after.verdicts == {"healthy"}
+
+
+def test_a_health_rule_with_every_key() -> None:
+    r = parse_one(rule('containers = "web-*"',
+                       'health = { exec = ["/usr/bin/curl", "-fsS", "http://127.0.0.1:8080/"], '
+                       'every = "5s", timeout = "2s", retries = 3, start_period = "10s" }',
+                       'backoff = { initial = "1s", max = "8s" }', 'actions = ["restart"]'))
+    assert r.trigger == Health(
+        Probe("exec", command=("/usr/bin/curl", "-fsS", "http://127.0.0.1:8080/")),
+        every=5.0, timeout=2.0, retries=3, start_period=10.0,
+        backoff=Backoff(initial=1.0, max=8.0))
+    assert [str(a) for a in r.actions] == ["restart"]
+
+
+def test_health_probes_take_docker_defaults_and_need_no_actions() -> None:
+    tcp = health_of(rule("health = { tcp = 5432 }"))
+    assert tcp == Health(Probe("tcp", port=5432), every=30.0, timeout=30.0, retries=3)
+    assert health_of(rule('health = { http = "8080/healthz?full=1" }')).probe == Probe(
+        "http", port=8080, path="/healthz?full=1")
+    assert health_of(rule('health = { http = "80" }')).probe.path == "/"
+    assert str(health_of(rule('health = { http = "80/x" }')).probe) == "http 80/x"
+
+
+def test_on_healthy_reacts_to_the_verdict_notice_only() -> None:
+    on = parse_one(rule('on = "HEALTHY|STOPPED"', 'actions = ["stop"]')).trigger
+    assert isinstance(on, OnTransition)
+    assert on == OnTransition(to=frozenset({S.STOPPED}), verdicts=frozenset({"healthy"}))
+    healthy = Event("db", S.RUNNING, S.RUNNING, Cause.RULE, rule="db", notice="healthy")
+    unhealthy = Event("db", S.RUNNING, S.RUNNING, Cause.RULE, rule="db", notice="unhealthy")
+    other = Event("db", S.STOPPED, S.STOPPED, Cause.RULE, rule="r", notice="restart_given_up")
+    assert on.fires(healthy)
+    assert not on.fires(unhealthy)
+    assert not on.fires(other)
+    assert on.fires(event(S.STOPPING, S.STOPPED))
+    assert not on.fires(event(S.STARTING, S.RUNNING))
+    only = parse_one(rule('on = ["unhealthy"]', 'actions = ["stop"]')).trigger
+    assert isinstance(only, OnTransition)
+    assert only.to == frozenset()
+    assert only.fires(unhealthy)
+    assert not only.fires(healthy)
+
+
+def two_health_rules(first: str, second: str) -> str:
+    return (f'[[rule]]\nname = "a"\ncontainers = "{first}"\nhealth = {{ tcp = 1 }}\n'
+            f'[[rule]]\nname = "b"\ncontainers = "{second}"\nhealth = {{ tcp = 2 }}\n')
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("web-*", "*"), ("*", "db"), ("web-1", "web-*"), ("web-*", "web-1"), ("db", "db")])
+def test_two_health_rules_for_one_container_name_both(first: str, second: str) -> None:
+    line, reason = the_error(two_health_rules(first, second))
+    assert line == 5
+    assert reason == ("health rules 'b' and 'a' (at /r/x.toml:1) both probe the same "
+                      "containers: one health rule per container")
+
+
+def test_health_rules_over_apart_globs_load_and_the_daemon_checks_real_names() -> None:
+    rules, errors = parse_text(two_health_rules("web-*", "*-1"), FILE)
+    assert errors == []
+    assert len(rules) == 2
+    clash = health_clash(rules[1:], rules[:1], names=["db-1", "web-2", "web-1"])
+    assert clash is not None
+    assert "both probe container 'web-1'" in str(clash)
+    assert health_clash(rules[1:], rules[:1], names=["db-1", "web-2"]) is None
+
+
+def test_health_record_follows_dockers_counting() -> None:
+    check = Health(Probe("tcp", port=1), every=1.0, retries=2, start_period=10.0)
+    record = HealthRecord("r", "tcp 1", started=100.0)
+    # Failures within the start period do not count while it is starting...
+    assert [record.record(check, False, "refused", t, 0) for t in (101.0, 102.0, 103.0)] == [
+        None, None, None]
+    assert record.status == "starting"
+    assert record.record(check, True, "ok", 104.0, 4) == "healthy"
+    # ...but once it passed, they do, start period or not.
+    assert record.record(check, False, "refused", 105.0, 5) is None
+    assert record.record(check, False, "refused", 106.0, 6) == "unhealthy"
+    assert record.record(check, False, "refused", 107.0, 7) is None  # stays unhealthy
+    assert record.failures == 3
+    assert record.record(check, True, "x" * 5000, 108.0, 8) == "healthy"
+    assert record.to_dict()["last_probe_ns"] == 8
+    assert len(record.last_output) == 4096
+
+
+def test_failures_after_the_start_period_count_from_the_first() -> None:
+    check = Health(Probe("tcp", port=1), retries=3, start_period=2.0)
+    record = HealthRecord("r", "tcp 1", started=0.0)
+    verdicts = [record.record(check, False, "", t, 0) for t in (1.0, 2.0, 3.0, 4.0)]
+    assert verdicts == [None, None, None, "unhealthy"]
