@@ -23,9 +23,10 @@ $(VENV)/.installed: pyproject.toml $(wildcard lxcflow/runtime/shim/*.[ch]) lxcfl
 
 # The supervisor in the foreground on the embedded defaults
 # (/var/lib/lxcflow, /run/lxcflow/lxcflow.sock), with the example rules and
-# hooks; ^C stops it, containers live on.
+# hooks, and Prometheus metrics on http://127.0.0.1:9464/metrics; ^C stops
+# it, containers live on.
 run: setup
-	$(VENV)/bin/lxcflow daemon --rules rules --hooks hooks
+	$(VENV)/bin/lxcflow daemon --rules rules --hooks hooks --metrics 127.0.0.1:9464
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -70,12 +71,19 @@ DEBOOTSTRAP := /usr/sbin/debootstrap
 $(DEBOOTSTRAP):
 	$(call apt_install,debootstrap)
 
+# The metrics test has Debian's Prometheus scrape the daemon (started by the
+# test on loopback; the package's own service is never started, and its
+# recommended node exporter is not installed).
+PROMETHEUS := /usr/bin/prometheus
+$(PROMETHEUS):
+	$(call apt_install,prometheus)
+
 # The busybox template copies Debian's static busybox.
 BUSYBOX := /bin/busybox
 $(BUSYBOX):
 	$(call apt_install,busybox-static)
 
-test: setup lint $(SSHD) $(DEBOOTSTRAP) $(BUSYBOX) $(LXC_START) $(LXC_DEBIAN)
+test: setup lint $(SSHD) $(DEBOOTSTRAP) $(BUSYBOX) $(LXC_START) $(LXC_DEBIAN) $(PROMETHEUS)
 	$(PY) tests/debian_rootfs.py >/dev/null
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

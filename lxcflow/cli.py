@@ -203,6 +203,8 @@ COMMANDS = Command(
                         "if it exists)"),
             Option("--restart-budget", value=float, default=120.0, metavar="N",
                    help="restarts a minute across all containers, at most (default 120)"),
+            Option("--metrics", value=str, metavar="HOST:PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics"),
             Option("--ready-fd", value=int, help=None),  # a spawning client's, not people's
         )),
     ),
@@ -235,7 +237,7 @@ def run_daemon(args: Parsed, paths: Paths) -> int:
     """``lxcflow daemon``: check its options, then run the supervisor until stopped."""
     from pathlib import Path
 
-    from lxcflow.daemon.options import DaemonOptions
+    from lxcflow.daemon.options import Address, DaemonOptions
 
     options = DaemonOptions(
         paths, log_format=args.log_format, log_level=args.log_level,
@@ -243,6 +245,7 @@ def run_daemon(args: Parsed, paths: Paths) -> int:
         hooks_dir=Path(args.hooks).absolute(), hook_timeout=args.hook_timeout,
         rules_dir=Path(args.rules or DEFAULT_RULES).absolute(),
         restart_budget=args.restart_budget, ready_fd=args.ready_fd,
+        metrics=Address.parse(args.metrics) if args.metrics else None,
     )
     if args.rules is not None and not options.rules_dir.is_dir():  # type: ignore[union-attr]
         raise UsageError(f"--rules {args.rules}: no such directory")

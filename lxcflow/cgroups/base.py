@@ -165,6 +165,20 @@ MANAGED_FILES = frozenset({
 DELEGATED_FILES = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "tasks")
 
 
+def stat_value(path: Path, key: str) -> int | None:
+    """The value of ``key`` in a flat-keyed file such as memory.stat; None
+    when the file or the key is not there."""
+    try:
+        text = read_text(path)
+    except (OSError, CgroupError):
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == key:
+            return int(value)
+    return None
+
+
 class ContainerCgroup(abc.ABC):
     """One container's cgroup, across however many hierarchies the layout has."""
 
@@ -201,6 +215,11 @@ class ContainerCgroup(abc.ABC):
     @abc.abstractmethod
     def memory_bytes(self) -> int | None:
         """Memory charged to the container; None without a memory controller."""
+
+    @abc.abstractmethod
+    def inactive_file_bytes(self) -> int | None:
+        """Of that, file pages the kernel may reclaim first (what cAdvisor
+        takes off to get the working set); None without a memory controller."""
 
     @property
     @abc.abstractmethod

@@ -56,6 +56,11 @@ class HybridCgroup(ContainerCgroup):
         value = self.unified.memory_bytes()
         return value if value is not None else self.legacy.memory_bytes()
 
+    def inactive_file_bytes(self) -> int | None:
+        if self.unified.memory_bytes() is not None:
+            return self.unified.inactive_file_bytes()
+        return self.legacy.inactive_file_bytes()
+
     @property
     def events_file(self) -> Path | None:
         return self.unified.events_file

@@ -98,6 +98,12 @@ class V1Cgroup(ContainerCgroup):
         usage = self.dirs["memory"] / "memory.usage_in_bytes"
         return int(base.read_text(usage)) if usage.is_file() else None
 
+    def inactive_file_bytes(self) -> int | None:
+        if "memory" not in self.dirs:
+            return None
+        # total_: the hierarchy below too, as usage_in_bytes counts it
+        return base.stat_value(self.dirs["memory"] / "memory.stat", "total_inactive_file")
+
     @property
     def events_file(self) -> Path | None:
         return None

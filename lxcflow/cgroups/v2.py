@@ -74,6 +74,9 @@ class V2Cgroup(ContainerCgroup):
             return None
         return int(base.read_text(current))
 
+    def inactive_file_bytes(self) -> int | None:
+        return base.stat_value(self.path / "memory.stat", "inactive_file")
+
     @property
     def events_file(self) -> Path | None:
         return self.path / "cgroup.events"

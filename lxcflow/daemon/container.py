@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -56,6 +57,8 @@ class Container:
     frozen_by: Actor | None = None
     #: nanoseconds spent FROZEN in earlier freezes of this daemon's life
     frozen_total_ns: int = 0
+    #: starts that were restarts (a policy's, or a rule's restart action)
+    restarts: int = 0
     #: how the current run stands with its health rule (None: no rule probes it)
     health: HealthRecord | None = None
     _changed: trio.Event = field(default_factory=trio.Event)
@@ -108,6 +111,12 @@ class Container:
         self.frozen_since_ns = event.time_ns if to is State.FROZEN else None
         self.notify()
         return self.bus.publish(event)
+
+    def frozen_seconds(self) -> float:
+        """Seconds spent FROZEN in this daemon's life, the current freeze included."""
+        now = time.time_ns()
+        current = now - self.frozen_since_ns if self.frozen_since_ns is not None else 0
+        return (self.frozen_total_ns + current) / 1e9
 
     def notice(self, kind: str, detail: str | None, cause: Cause | Actor) -> Event:
         """Publish an event of ``kind`` that changes no state (see :class:`Event`)."""

@@ -336,6 +336,12 @@ class RuleEngine:
                         wait_s=round(wait, 3))
             await trio.sleep(wait)
 
+    def budget_tokens(self) -> float:
+        """Restarts the host-wide budget would let go at once now."""
+        if self._bucket is None:
+            return self.restart_budget
+        return self._bucket.tokens(trio.current_time())
+
     def user_stopped(self, name: str) -> bool:
         """A user is stopping ``name``: no policy may start it again until
         somebody starts it, whatever the events still on their way say (it

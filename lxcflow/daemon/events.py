@@ -6,6 +6,7 @@ is told how many events it missed when that buffer overflows.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import structlog
 import trio
 
 from lxcflow.daemon.journal import Journal
-from lxcflow.states import Event
+from lxcflow.states import Event, State
 
 log = structlog.get_logger("lxcflow.events")
 
@@ -67,6 +68,9 @@ class EventBus:
         self._changed = trio.Event()
         #: id of the last event published (0: none ever)
         self.last_id = journal.next_id - 1 if journal else 0
+        #: transitions published, by the state they went to; notices, by kind
+        self.transitions_to: collections.Counter[State] = collections.Counter()
+        self.notices: collections.Counter[str] = collections.Counter()
 
     def publish(self, event: Event) -> Event:
         """Number the event, store, log and deliver it; returns the numbered event."""
@@ -74,10 +78,12 @@ class EventBus:
         event = dataclasses.replace(event, id=event_id)
         self.last_id = event_id
         if event.is_notice:
+            self.notices[event.notice or ""] += 1
             log.info("notice", container=event.container, notice=event.notice,
                      state=event.to_state.value, cause=event.cause_text, detail=event.detail,
                      event_id=event.id)
         else:
+            self.transitions_to[event.to_state] += 1
             log.info(
                 "transition",
                 container=event.container,

@@ -66,12 +66,22 @@ async def serve(options: DaemonOptions, journal: Journal) -> None:
     async def stop(name: str, kill: bool) -> None:
         await handlers.user_stop(services, name, kill=kill)
 
+    exporter, listeners = None, []
+    if options.metrics is not None:
+        from lxcflow.daemon import metrics  # prometheus_client: only when asked for
+
+        # Bound first: an address in use refuses the start, before anything runs.
+        listeners = await metrics.listen(options.metrics)
+        exporter = metrics.Metrics(supervisor, engine)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals, \
             contextlib.closing(journal):
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)  # subscribed before adoption: sees recoveries
             await nursery.start(supervisor.run)
             await nursery.start(server.serve, paths.socket, dispatch, handlers.OPEN_ENDED)
+            if exporter is not None:
+                await nursery.start(exporter.serve, listeners)
+                log.info("metrics_serving", address=f"http://{options.metrics}/metrics")
             nursery.start_soon(autostart.at_boot, supervisor, stop)
             log.info("daemon_ready", socket=str(paths.socket), pid=os.getpid())
             if options.ready_fd is not None:

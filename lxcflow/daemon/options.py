@@ -13,6 +13,31 @@ from lxcflow.paths import Paths
 
 
 @dataclass(frozen=True, slots=True)
+class Address:
+    """Where ``--metrics`` listens."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """``HOST:PORT`` or ``[IPV6]:PORT``.
+
+        Raises:
+            UsageError: naming what is wrong.
+        """
+        host, sep, port = text.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"--metrics {text!r}: give HOST:PORT, like 127.0.0.1:9464")
+        return cls(host, int(port))
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonOptions:
     """Everything the daemon's parts are built from."""
 
@@ -26,6 +51,7 @@ class DaemonOptions:
     rules_dir: Path | None = None  # None: no rules
     restart_budget: float = 120.0  # restarts a minute across all containers
     ready_fd: int | None = None  # a spawning client's readiness pipe
+    metrics: Address | None = None  # where /metrics is served (None: nowhere)
 
     def __post_init__(self) -> None:
         if self.journal_max_events < 1 or not self.journal_max_age_s > 0:

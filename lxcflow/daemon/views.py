@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,12 @@ def info(c: Container) -> dict[str, Any]:
         "memory_bytes": None,
         "interfaces": [
             {"name": i.name, "host": i.host, "link": i.link, "ipv4": list(i.ipv4),
-             "ipv6": list(i.ipv6), "host_counters": _counters(i.host)}
+             "ipv6": list(i.ipv6), "host_counters": host_counters(i.host)}
             for i in interfaces
         ],
         "frozen_since_ns": c.frozen_since_ns,
         "frozen_by": c.frozen_by,
-        "frozen_total_ns": c.frozen_total_ns + (
-            time.time_ns() - c.frozen_since_ns if c.frozen_since_ns else 0),
+        "frozen_total_ns": int(c.frozen_seconds() * 1e9),
         "health_check": c.health.to_dict() if c.health else None,
     }
     if c.config is not None and c.config.idmap:
@@ -72,7 +70,7 @@ def processes(cgroup: ContainerCgroup) -> list[dict[str, Any]]:
     return [{"pid": p.pid, "ns_pid": p.ns_pid, "command": p.command} for p in found if p]
 
 
-def _counters(host: str) -> dict[str, int] | None:
+def host_counters(host: str) -> dict[str, int] | None:
     """rx/tx bytes and packets of a host-side interface (None once it is gone);
     from sysfs, so ``info`` needs no netlink."""
     base = Path("/sys/class/net", host, "statistics")

@@ -35,6 +35,10 @@ class TokenBucket:
         self._tokens -= 1
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
+    def tokens(self, now: float) -> float:
+        """Restarts that could go at once now (negative: owed to those waiting)."""
+        return min(self.capacity, self._tokens + (now - self._at) * self.rate)
+
 
 @dataclass
 class RestartBook:

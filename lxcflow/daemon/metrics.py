@@ -1,0 +1,247 @@
+"""Prometheus metrics: ``lxcflow daemon --metrics HOST:PORT`` serves ``/metrics``.
+
+The container figures use cAdvisor's names (``container_cpu_usage_seconds_total``,
+``container_memory_working_set_bytes``, ...) with a ``name`` label, so the
+dashboards and alerts written for them work; the supervisor's own are
+``lxcflow_*``. prometheus_client renders the text; the HTTP server is the
+daemon's own, on its trio loop (the library's is threaded). A scrape reads
+cgroupfs and sysfs a slice of containers at a time and renders a slice of
+samples at a time, giving the loop back in between, so a transition that
+happens meanwhile waits for one slice, not for the whole scrape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import structlog
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from lxcflow.daemon.container import Container
+from lxcflow.daemon.engine import RuleEngine
+from lxcflow.daemon.options import Address
+from lxcflow.daemon.supervisor import Supervisor
+from lxcflow.daemon.views import host_counters
+from lxcflow.errors import CgroupError, LxcflowError
+from lxcflow.states import State
+
+log = structlog.get_logger("lxcflow.metrics")
+
+#: containers read between two turns of the loop
+READ_SLICE = 100
+#: samples rendered between two turns of the loop
+RENDER_SLICE = 1000
+#: seconds a client has to send its request
+REQUEST_TIMEOUT = 10.0
+MAX_REQUEST = 8192
+#: start, stop, freeze and unfreeze take milliseconds to a minute
+OPERATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                     10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """What ``/metrics`` shows, gathered from the supervisor and the rule engine."""
+
+    def __init__(self, supervisor: Supervisor, engine: RuleEngine | None) -> None:
+        self.sup = supervisor
+        self.engine = engine
+        self.operations = Histogram(
+            "lxcflow_operation_seconds", "Start, stop, freeze and unfreeze, from the request "
+            "to the kernel's confirmation, as the daemon measured them", ["op"],
+            registry=None, buckets=OPERATION_BUCKETS)
+        supervisor.on_operation = self._observe
+
+    def _observe(self, op: str, seconds: float) -> None:
+        self.operations.labels(op).observe(seconds)
+
+    # ----------------------------------------------------------- gathering
+
+    async def families(self) -> list[Metric]:
+        """Every metric family, read a slice of containers at a time."""
+        f = _Families()
+        containers = sorted(self.sup.containers.values(), key=lambda c: c.name)
+        for start in range(0, len(containers), READ_SLICE):
+            for c in containers[start:start + READ_SLICE]:
+                f.add(c)
+            await trio.lowlevel.checkpoint()
+        bus = self.sup.bus
+        events = CounterMetricFamily("lxcflow_events", "Transitions published, by the state "
+                                     "they went to", labels=["to"])
+        for state in State:
+            events.add_metric([state.value], bus.transitions_to[state])
+        notices = CounterMetricFamily("lxcflow_notices", "Notices published, by kind",
+                                      labels=["notice"])
+        for kind, count in sorted(bus.notices.items()):
+            notices.add_metric([kind], count)
+        last = GaugeMetricFamily("lxcflow_journal_last_event_id",
+                                 "The id of the last event published", value=bus.last_id)
+        out = [*f.all(), events, notices, last]
+        if self.engine is not None:
+            out.append(GaugeMetricFamily(
+                "lxcflow_restart_budget_tokens", "Restarts the host-wide budget lets go at "
+                "once (negative: owed to restarts waiting)",
+                value=self.engine.budget_tokens()))
+        out.extend(self.operations.collect())
+        return out
+
+    async def render(self) -> bytes:
+        """The text format, a slice of samples at a time."""
+        chunks: list[bytes] = []
+        for family in await self.families():
+            for part, first in _slices(family):
+                text = generate_latest(_Only(part))
+                if not first:  # the family's HELP and TYPE were given with its first slice
+                    text = b"".join(line for line in text.splitlines(keepends=True)
+                                    if not line.startswith(b"# "))
+                chunks.append(text)
+                await trio.lowlevel.checkpoint()
+        return b"".join(chunks)
+
+    # ----------------------------------------------------------- serving
+
+    async def serve(
+        self, listeners: list[trio.SocketListener],
+        *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Answer ``GET /metrics`` on ``listeners`` until cancelled."""
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            await trio.serve_listeners(self._answer, listeners, handler_nursery=nursery)
+
+    async def _answer(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            try:
+                with trio.move_on_after(REQUEST_TIMEOUT):
+                    head = await _request_head(stream)
+                    if head is None:
+                        return
+                    method, _, rest = head.partition(b" ")
+                    path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
+                    if method not in (b"GET", b"HEAD"):
+                        await _respond(stream, 405, b"only GET\n", head_only=False)
+                    elif path != b"/metrics":
+                        await _respond(stream, 404, b"see /metrics\n", head_only=method == b"HEAD")
+                    else:
+                        await _respond(stream, 200, await self.render(),
+                                       content_type=CONTENT_TYPE_LATEST,
+                                       head_only=method == b"HEAD")
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass  # the scraper hung up
+
+
+class _Families:
+    """The per-container families, filled one container at a time."""
+
+    def __init__(self) -> None:
+        name = ["name"]
+        self.cpu = CounterMetricFamily("container_cpu_usage_seconds",
+                                       "Cumulative CPU time consumed, in seconds", labels=name)
+        self.usage = GaugeMetricFamily("container_memory_usage_bytes", "Memory charged to the "
+                                       "container, page cache included", labels=name)
+        self.working_set = GaugeMetricFamily(
+            "container_memory_working_set_bytes",
+            "Memory usage minus inactive file pages (cAdvisor's working set)", labels=name)
+        self.processes = GaugeMetricFamily("container_processes", "Processes in the container",
+                                           labels=name)
+        self.rx = CounterMetricFamily("container_network_receive_bytes",
+                                      "Bytes the container received", labels=["name", "interface"])
+        self.tx = CounterMetricFamily("container_network_transmit_bytes",
+                                      "Bytes the container sent", labels=["name", "interface"])
+        self.state = GaugeMetricFamily("lxcflow_container_state",
+                                       "1 for the container's current state, 0 for the others",
+                                       labels=["name", "state"])
+        self.restarts = CounterMetricFamily(
+            "lxcflow_container_restarts", "Restarts, by a restart policy or a rule's action",
+            labels=name)
+        self.healthy = GaugeMetricFamily(
+            "lxcflow_container_healthy", "1 if its health rule found it healthy, else 0 "
+            "(only containers a health rule probes)", labels=name)
+        self.frozen = CounterMetricFamily("lxcflow_container_frozen_seconds",
+                                          "Seconds spent FROZEN in this daemon's life",
+                                          labels=name)
+
+    def add(self, c: Container) -> None:
+        name = [c.name]
+        for state in State:
+            self.state.add_metric([c.name, state.value], 1.0 if c.state is state else 0.0)
+        self.restarts.add_metric(name, c.restarts)
+        self.frozen.add_metric(name, c.frozen_seconds())
+        if c.health is not None:
+            self.healthy.add_metric(name, 1.0 if c.health.status == "healthy" else 0.0)
+        run = c.run
+        if run is None or run.cgroup is None or c.state is State.STOPPED:
+            return
+        cg = run.cgroup
+        try:
+            self.cpu.add_metric(name, cg.cpu_usage_ns() / 1e9)
+            usage = cg.memory_bytes()
+            if usage is not None:
+                self.usage.add_metric(name, usage)
+                self.working_set.add_metric(name, max(0, usage - (cg.inactive_file_bytes() or 0)))
+            self.processes.add_metric(name, len(cg.pids()))
+        except (CgroupError, LxcflowError, OSError):
+            return  # going away as we read: the next scrape will not have it
+        for interface in run.interfaces:
+            counters = host_counters(interface.host)
+            if counters is not None:
+                # The host end's transmit is what the container received.
+                self.rx.add_metric([c.name, interface.name], counters["tx_bytes"])
+                self.tx.add_metric([c.name, interface.name], counters["rx_bytes"])
+
+    def all(self) -> list[Metric]:
+        return [self.cpu, self.usage, self.working_set, self.processes, self.rx, self.tx,
+                self.state, self.restarts, self.healthy, self.frozen]
+
+
+class _Only:
+    """A collector of one (part of a) family, for generate_latest."""
+
+    def __init__(self, family: Metric) -> None:
+        self.family = family
+
+    def collect(self) -> Iterable[Metric]:
+        return [self.family]
+
+
+def _slices(family: Metric) -> Iterator[tuple[Metric, bool]]:
+    """``family`` in parts of at most RENDER_SLICE samples (one, if empty)."""
+    samples = family.samples
+    for start in range(0, max(len(samples), 1), RENDER_SLICE):
+        part = Metric(family.name, family.documentation, family.type)
+        part.samples = samples[start:start + RENDER_SLICE]
+        yield part, start == 0
+
+
+async def _request_head(stream: trio.SocketStream) -> bytes | None:
+    """The request line, once the whole head has come; None if it never does."""
+    data = b""
+    while b"\r\n\r\n" not in data and b"\n\n" not in data:
+        chunk = await stream.receive_some(4096)
+        if not chunk or len(data) > MAX_REQUEST:
+            return None
+        data += chunk
+    return data.split(b"\n", 1)[0].rstrip(b"\r")
+
+
+async def _respond(
+    stream: trio.SocketStream, status: int, body: bytes, *, head_only: bool,
+    content_type: str = "text/plain; charset=utf-8",
+) -> None:
+    reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed"}[status]
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    await stream.send_all(head if head_only else head + body)
+
+
+async def listen(address: Address) -> list[trio.SocketListener]:
+    """Bind ``address`` before the daemon says it is ready.
+
+    Raises:
+        LxcflowError: it cannot be bound (in use, say), naming it.
+    """
+    try:
+        return await trio.open_tcp_listeners(address.port, host=address.host)
+    except OSError as e:
+        raise LxcflowError(f"--metrics {address}: {e.strerror or e}") from None
