@@ -36,6 +36,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def listening(pid: int, port: int) -> None:
+    """Wait until a socket in ``pid``'s network namespace listens on
+    127.0.0.1:``port`` (its /proc/PID/net/tcp is that namespace's table)."""
+    wanted = f"0100007F:{port:04X}"
+    with trio.fail_after(10):
+        while not any(line.split()[1] == wanted and line.split()[3] == "0A"
+                      for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]):
+            await trio.sleep(0.01)
+
+
 async def test_an_exec_probe_that_fails_makes_it_unhealthy_then_restarts_it_healthy(
     rig: Rig, lxc: Env, tmp_path: Path
 ) -> None:
@@ -110,6 +120,15 @@ async def test_tcp_and_http_probes_reach_a_server_inside_the_containers_namespac
               f"-m http.server --bind 127.0.0.1 --directory / {port}\n")
     for name in ("tcp-ok", "http-ok", "http-404", "tcp-closed"):
         await rig.sup.create(name, str(lxc.config(server, f"{name}.conf")))
+    names = ("tcp-ok", "http-ok", "http-404", "tcp-closed")
+    for name in names:
+        await rig.sup.start(name)
+    # A server is RUNNING from its exec, well before it listens: the probes
+    # begin (with the rules) only once every one does, so that a first probe
+    # refused in between cannot decide the verdict.
+    for name in names:
+        _, run, _ = rig.sup.running(name)
+        await listening(run.shim.init_pid, port)
     await loaded(rig, f"""
 [[rule]]
 name = "tcp-ok"
@@ -131,10 +150,7 @@ name = "tcp-closed"
 containers = "tcp-closed"
 health = {{ tcp = {closed}, every = "100ms", timeout = "1s", retries = 1 }}
 """, "tcp-ok", "http-ok", "http-404", "tcp-closed")
-    names = ("tcp-ok", "http-ok", "http-404", "tcp-closed")
     with rig.sup.bus.subscribe() as sub:
-        for name in names:
-            await rig.sup.start(name)
         events = await collect(sub, lambda ev: all(verdicts(ev, n) for n in names), limit=30)
     said = {e.container: (e.notice, e.detail) for e in events
             if e.notice in ("healthy", "unhealthy")}
