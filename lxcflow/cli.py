@@ -34,6 +34,7 @@ from lxcflow.commands import (
     cmd_rules_list,
     cmd_start,
     cmd_stop,
+    cmd_top,
     cmd_unfreeze,
     cmd_wait,
     rules_check,
@@ -140,6 +141,9 @@ COMMANDS = Command(
         _named("unfreeze", cmd_unfreeze, "thaw a frozen container; returns once RUNNING"),
         _named("info", cmd_info, "show a container's state, PID and resource use", _JSON),
         _named("ps", cmd_ps, "list a container's processes", _JSON),
+        Command("top", "a live view of every container (q quits; keys sort)", cmd_top,
+                options=(Option("-i", "--interval", value=float, default=1.0, metavar="SECONDS",
+                                help="seconds between refreshes (default 1)"),)),
         Command("ls", "list containers", cmd_ls, options=(
             Option("-f", "--fancy", help="a table with state and PID"), _JSON)),
         _named("priority", cmd_priority, "read or set CPU priority (cpu.shares semantics)",

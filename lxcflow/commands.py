@@ -280,6 +280,12 @@ def cmd_ls(a: Parsed, c: Client) -> int:
     return 0
 
 
+def cmd_top(a: Parsed, c: Client) -> int:
+    from lxcflow import top  # curses: only this command draws
+
+    return top.run(c, a.interval)
+
+
 def cmd_ps(a: Parsed, c: Client) -> int:
     procs = c.call("ps", {"name": a.name})
     if a.json:

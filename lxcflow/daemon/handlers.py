@@ -12,6 +12,7 @@ import math
 import os
 import re
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -218,6 +219,17 @@ async def _list(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     await reply(protocol.ok([views.summary(c) for c in containers]))
 
 
+async def _top(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
+    interval = seconds(a.get("interval", float, 1.0), "top's interval")
+    if interval < 0.1:
+        raise UsageError("top's interval must be at least 0.1 s")
+    while True:  # until the client hangs up
+        containers = sorted(s.supervisor.containers.values(), key=lambda c: c.name)
+        rows = await views.read_each(containers, views.top_row)
+        await reply(protocol.ok({"time_ns": time.time_ns(), "containers": rows}, more=True))
+        await trio.sleep(interval)
+
+
 async def _ps(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     _, _, cgroup = s.supervisor.running(a.name())
     await reply(protocol.ok(views.processes(cgroup)))
@@ -336,6 +348,7 @@ HANDLERS: dict[str, Handler] = {
     "info": _info,
     "list": _list,
     "ps": _ps,
+    "top": _top,
     "priority": _priority,
     "cgroup": _cgroup,
     "monitor": _monitor,
@@ -348,7 +361,7 @@ HANDLERS: dict[str, Handler] = {
 }
 
 #: requests that may run for as long as the client likes (dropped when it hangs up)
-OPEN_ENDED = frozenset({"monitor", "wait", "attach"})
+OPEN_ENDED = frozenset({"monitor", "wait", "attach", "top"})
 
 
 def dispatcher(s: Services) -> Dispatch:

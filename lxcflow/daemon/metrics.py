@@ -23,14 +23,12 @@ from lxcflow.daemon.container import Container
 from lxcflow.daemon.engine import RuleEngine
 from lxcflow.daemon.options import Address
 from lxcflow.daemon.supervisor import Supervisor
-from lxcflow.daemon.views import host_counters
-from lxcflow.errors import CgroupError, LxcflowError
+from lxcflow.daemon.views import figures, read_each
+from lxcflow.errors import LxcflowError
 from lxcflow.states import State
 
 log = structlog.get_logger("lxcflow.metrics")
 
-#: containers read between two turns of the loop
-READ_SLICE = 100
 #: samples rendered between two turns of the loop
 RENDER_SLICE = 1000
 #: seconds a client has to send its request
@@ -61,11 +59,7 @@ class Metrics:
     async def families(self) -> list[Metric]:
         """Every metric family, read a slice of containers at a time."""
         f = _Families()
-        containers = sorted(self.sup.containers.values(), key=lambda c: c.name)
-        for start in range(0, len(containers), READ_SLICE):
-            for c in containers[start:start + READ_SLICE]:
-                f.add(c)
-            await trio.lowlevel.checkpoint()
+        await read_each(sorted(self.sup.containers.values(), key=lambda c: c.name), f.add)
         bus = self.sup.bus
         events = CounterMetricFamily("lxcflow_events", "Transitions published, by the state "
                                      "they went to", labels=["to"])
@@ -170,25 +164,18 @@ class _Families:
         self.frozen.add_metric(name, c.frozen_seconds())
         if c.health is not None:
             self.healthy.add_metric(name, 1.0 if c.health.status == "healthy" else 0.0)
-        run = c.run
-        if run is None or run.cgroup is None or c.state is State.STOPPED:
+        found = figures(c)
+        if found is None:
             return
-        cg = run.cgroup
-        try:
-            self.cpu.add_metric(name, cg.cpu_usage_ns() / 1e9)
-            usage = cg.memory_bytes()
-            if usage is not None:
-                self.usage.add_metric(name, usage)
-                self.working_set.add_metric(name, max(0, usage - (cg.inactive_file_bytes() or 0)))
-            self.processes.add_metric(name, len(cg.pids()))
-        except (CgroupError, LxcflowError, OSError):
-            return  # going away as we read: the next scrape will not have it
-        for interface in run.interfaces:
-            counters = host_counters(interface.host)
-            if counters is not None:
-                # The host end's transmit is what the container received.
-                self.rx.add_metric([c.name, interface.name], counters["tx_bytes"])
-                self.tx.add_metric([c.name, interface.name], counters["rx_bytes"])
+        self.cpu.add_metric(name, found.cpu_ns / 1e9)
+        if found.memory_bytes is not None:
+            self.usage.add_metric(name, found.memory_bytes)
+        if found.working_set_bytes is not None:
+            self.working_set.add_metric(name, found.working_set_bytes)
+        self.processes.add_metric(name, found.processes)
+        for interface, received, sent in found.interfaces:
+            self.rx.add_metric([c.name, interface], received)
+            self.tx.add_metric([c.name, interface], sent)
 
     def all(self) -> list[Metric]:
         return [self.cpu, self.usage, self.working_set, self.processes, self.rx, self.tx,

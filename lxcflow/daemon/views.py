@@ -1,9 +1,14 @@
-"""What ``info``, ``ls`` and ``ps`` reply: a container as plain data."""
+"""What ``info``, ``ls``, ``ps`` and ``top`` reply, and what metrics read: a
+container as plain data."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import trio
 
 from lxcflow.cgroups import ContainerCgroup
 from lxcflow.config.idmap import host_root
@@ -11,6 +16,11 @@ from lxcflow.daemon.container import Container
 from lxcflow.errors import CgroupError, LxcflowError
 from lxcflow.runtime import apparmor, proc
 from lxcflow.states import State
+
+T = TypeVar("T")
+
+#: containers read (cgroupfs, sysfs) between two turns of the loop
+READ_SLICE = 100
 
 
 def info(c: Container) -> dict[str, Any]:
@@ -61,6 +71,68 @@ def summary(c: Container) -> dict[str, Any]:
         "ipv4": [ip for i in (run.interfaces if run else ()) for ip in i.ipv4],
         "last_exit": {"code": last.code, "signal": last.signal} if last else None,
         "health": c.health.status if c.health else None,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What a running container uses now, as ``metrics`` and ``top`` show it."""
+
+    cpu_ns: int
+    memory_bytes: int | None
+    working_set_bytes: int | None  # memory minus inactive file pages (cAdvisor's)
+    processes: int
+    #: (its name inside, bytes it received, bytes it sent) per interface
+    interfaces: tuple[tuple[str, int, int], ...]
+
+
+def figures(c: Container) -> Figures | None:
+    """The container's figures; None when it is not running or is going
+    away as they are read."""
+    run = c.run
+    if run is None or run.cgroup is None or c.state is State.STOPPED:
+        return None
+    cg = run.cgroup
+    try:
+        memory = cg.memory_bytes()
+        working = (max(0, memory - (cg.inactive_file_bytes() or 0))
+                   if memory is not None else None)
+        cpu, count = cg.cpu_usage_ns(), len(cg.pids())
+    except (CgroupError, LxcflowError, OSError):
+        return None
+    interfaces = []
+    for interface in run.interfaces:
+        counters = host_counters(interface.host)
+        if counters is not None:
+            # The host end's transmit is what the container received.
+            interfaces.append((interface.name, counters["tx_bytes"], counters["rx_bytes"]))
+    return Figures(cpu, memory, working, count, tuple(interfaces))
+
+
+async def read_each(containers: Iterable[Container], read: Callable[[Container], T]) -> list[T]:
+    """``read`` of every container, giving the loop back after each slice: a
+    transition that happens meanwhile waits for one slice, not for them all."""
+    out = []
+    for i, c in enumerate(containers, 1):
+        out.append(read(c))
+        if i % READ_SLICE == 0:
+            await trio.lowlevel.checkpoint()
+    return out
+
+
+def top_row(c: Container) -> dict[str, Any]:
+    """One row of ``top``: the summary's state and health, the figures, the books."""
+    found = figures(c)
+    return {
+        "name": c.name, "state": c.state.value,
+        "health": c.health.status if c.health else None,
+        "cpu_ns": found.cpu_ns if found else None,
+        "memory_bytes": found.working_set_bytes if found else None,
+        "processes": found.processes if found else None,
+        "rx_bytes": sum(i[1] for i in found.interfaces) if found and found.interfaces else None,
+        "tx_bytes": sum(i[2] for i in found.interfaces) if found and found.interfaces else None,
+        "restarts": c.restarts,
+        "frozen_s": c.frozen_seconds(),
     }
 
 

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -190,12 +191,16 @@ class Terminal:
 
 
 @contextlib.contextmanager
-def cli_on_a_terminal(lxc: Env, *args: str) -> Iterator[Terminal]:
-    """``lxcflow ARGS`` on a real terminal (a pty this test holds); the CLI is
-    ended after."""
+def cli_on_a_terminal(
+    lxc: Env, *args: str, size: tuple[int, int] | None = None
+) -> Iterator[Terminal]:
+    """``lxcflow ARGS`` on a real terminal (a pty this test holds), of
+    ``size`` (rows, columns) if given; the CLI is ended after."""
     pid, master = os.forkpty()
     if pid == 0:  # the CLI, on the terminal
         try:
+            if size is not None:
+                termios.tcsetwinsize(0, size)
             os.execve(sys.executable, [sys.executable, "-m", "lxcflow", *args], lxc.env)
         finally:
             os._exit(127)

@@ -40,9 +40,14 @@ async def listening(pid: int, port: int) -> None:
     """Wait until a socket in ``pid``'s network namespace listens on
     127.0.0.1:``port`` (its /proc/PID/net/tcp is that namespace's table)."""
     wanted = f"0100007F:{port:04X}"
+
+    def listens() -> bool:
+        table = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+        return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in table)
+
+    # Nothing tells of a socket that begins to listen: look every 10 ms.
     with trio.fail_after(10):
-        while not any(line.split()[1] == wanted and line.split()[3] == "0A"
-                      for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]):
+        while not listens():  # noqa: ASYNC110
             await trio.sleep(0.01)
 
 

@@ -40,7 +40,7 @@ def test_client_imports_neither_trio_nor_pyroute2() -> None:
 #: modules a common command must not import: each costs milliseconds at start
 HEAVY = ("argparse", "re", "json", "pathlib", "socket", "selectors", "enum", "signal", "typing",
          "dataclasses", "os", "array", "collections", "subprocess", "trio", "pyroute2",
-         "structlog")
+         "structlog", "curses", "lxcflow.top")
 INFO = {"name": "web", "state": "RUNNING", "pid": 42, "ipv4": ["198.18.0.2"], "interfaces": [],
         "cpu_ns": 1_500_000_000, "memory_bytes": 2048, "frozen_by": None, "frozen_total_ns": 0,
         "last_exit": None}
