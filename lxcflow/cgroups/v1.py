@@ -79,6 +79,10 @@ class V1Cgroup(ContainerCgroup):
             found |= base.tree_pids(directory)
         return sorted(found)
 
+    def process_count(self) -> int:
+        # Each hierarchy holds every process of the container: one will do.
+        return len(base.tree_pids(self._unique[0])) if self._unique else 0
+
     def top_pids(self) -> set[int]:
         """The pids in the container's own directories, not below them: one
         read per hierarchy, no walk through the control files."""
@@ -95,8 +99,8 @@ class V1Cgroup(ContainerCgroup):
     def memory_bytes(self) -> int | None:
         if "memory" not in self.dirs:
             return None
-        usage = self.dirs["memory"] / "memory.usage_in_bytes"
-        return int(base.read_text(usage)) if usage.is_file() else None
+        text = base.read_optional(self.dirs["memory"] / "memory.usage_in_bytes")
+        return None if text is None else int(text)
 
     def inactive_file_bytes(self) -> int | None:
         if "memory" not in self.dirs:

@@ -69,10 +69,8 @@ class V2Cgroup(ContainerCgroup):
                           path=str(self.path / "cpu.stat"), op="read")
 
     def memory_bytes(self) -> int | None:
-        current = self.path / "memory.current"
-        if not current.is_file():
-            return None
-        return int(base.read_text(current))
+        text = base.read_optional(self.path / "memory.current")
+        return None if text is None else int(text)
 
     def inactive_file_bytes(self) -> int | None:
         return base.stat_value(self.path / "memory.stat", "inactive_file")

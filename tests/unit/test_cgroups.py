@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import subprocess
@@ -380,6 +381,21 @@ def test_remove_takes_child_cgroups(tree: FakeCgroupTree, manager: CgroupManager
     tree.clear_pids(cg)
     cg.remove()
     assert not any(p.parent.exists() for p in cg.procs_files())
+
+
+def test_process_count_is_the_count_of_pids_child_cgroups_included(
+    tree: FakeCgroupTree, manager: CgroupManager, sleeper: subprocess.Popen[bytes]
+) -> None:
+    cg = manager.create("c1")
+    assert cg.process_count() == 0
+    for procs in cg.procs_files():
+        (procs.parent / "inner").mkdir()
+    tree.sync()
+    tree.add_pids(cg, [os.getpid()])
+    tree.add_pids(cg, [sleeper.pid], child="inner")
+    assert cg.process_count() == len(cg.pids()) == 2
+    tree.clear_pids(cg)
+    assert cg.process_count() == 0
 
 
 def test_other_v1_hierarchies_are_the_unused_ones(tmp_path: Path,
