@@ -3,34 +3,34 @@
 The container figures use cAdvisor's names (``container_cpu_usage_seconds_total``,
 ``container_memory_working_set_bytes``, ...) with a ``name`` label, so the
 dashboards and alerts written for them work; the supervisor's own are
-``lxcflow_*``. prometheus_client renders the text; the HTTP server is the
-daemon's own, on its trio loop (the library's is threaded). A scrape reads
-cgroupfs and sysfs a slice of containers at a time and renders a slice of
-samples at a time, giving the loop back in between, so a transition that
-happens meanwhile waits for one slice, not for the whole scrape.
+``lxcflow_*``. The per-container families are written by
+:mod:`metrics_text` (thousands of samples a scrape); prometheus_client
+renders the daemon-wide ones and keeps the operations' histogram. The HTTP
+server is the daemon's own, on its trio loop (the library's is threaded). A
+scrape reads cgroupfs and sysfs a millisecond's worth of containers at a
+time, giving the loop back in between, so a transition that happens
+meanwhile waits for one slice, not for the whole scrape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import structlog
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from lxcflow.daemon.container import Container
 from lxcflow.daemon.engine import RuleEngine
+from lxcflow.daemon.metrics_text import ContainerLines
 from lxcflow.daemon.options import Address
 from lxcflow.daemon.supervisor import Supervisor
-from lxcflow.daemon.views import figures, read_each
+from lxcflow.daemon.views import read_each
 from lxcflow.errors import LxcflowError
 from lxcflow.states import State
 
 log = structlog.get_logger("lxcflow.metrics")
 
-#: samples rendered between two turns of the loop
-RENDER_SLICE = 1000
 #: seconds a client has to send its request
 REQUEST_TIMEOUT = 10.0
 MAX_REQUEST = 8192
@@ -56,10 +56,8 @@ class Metrics:
 
     # ----------------------------------------------------------- gathering
 
-    async def families(self) -> list[Metric]:
-        """Every metric family, read a slice of containers at a time."""
-        f = _Families()
-        await read_each(sorted(self.sup.containers.values(), key=lambda c: c.name), f.add)
+    def daemon_families(self) -> list[Metric]:
+        """The families of the daemon as a whole (a few dozen samples)."""
         bus = self.sup.bus
         events = CounterMetricFamily("lxcflow_events", "Transitions published, by the state "
                                      "they went to", labels=["to"])
@@ -71,7 +69,7 @@ class Metrics:
             notices.add_metric([kind], count)
         last = GaugeMetricFamily("lxcflow_journal_last_event_id",
                                  "The id of the last event published", value=bus.last_id)
-        out = [*f.all(), events, notices, last]
+        out: list[Metric] = [events, notices, last]
         if self.engine is not None:
             out.append(GaugeMetricFamily(
                 "lxcflow_restart_budget_tokens", "Restarts the host-wide budget lets go at "
@@ -81,17 +79,10 @@ class Metrics:
         return out
 
     async def render(self) -> bytes:
-        """The text format, a slice of samples at a time."""
-        chunks: list[bytes] = []
-        for family in await self.families():
-            for part, first in _slices(family):
-                text = generate_latest(_Only(part))
-                if not first:  # the family's HELP and TYPE were given with its first slice
-                    text = b"".join(line for line in text.splitlines(keepends=True)
-                                    if not line.startswith(b"# "))
-                chunks.append(text)
-                await trio.lowlevel.checkpoint()
-        return b"".join(chunks)
+        """The text format: every container's families, then the daemon's."""
+        lines = ContainerLines()
+        await read_each(sorted(self.sup.containers.values(), key=lambda c: c.name), lines.add)
+        return lines.text().encode() + generate_latest(_Collector(self.daemon_families()))
 
     # ----------------------------------------------------------- serving
 
@@ -125,80 +116,14 @@ class Metrics:
                 pass  # the scraper hung up
 
 
-class _Families:
-    """The per-container families, filled one container at a time."""
+class _Collector:
+    """Families already gathered, as generate_latest takes them."""
 
-    def __init__(self) -> None:
-        name = ["name"]
-        self.cpu = CounterMetricFamily("container_cpu_usage_seconds",
-                                       "Cumulative CPU time consumed, in seconds", labels=name)
-        self.usage = GaugeMetricFamily("container_memory_usage_bytes", "Memory charged to the "
-                                       "container, page cache included", labels=name)
-        self.working_set = GaugeMetricFamily(
-            "container_memory_working_set_bytes",
-            "Memory usage minus inactive file pages (cAdvisor's working set)", labels=name)
-        self.processes = GaugeMetricFamily("container_processes", "Processes in the container",
-                                           labels=name)
-        self.rx = CounterMetricFamily("container_network_receive_bytes",
-                                      "Bytes the container received", labels=["name", "interface"])
-        self.tx = CounterMetricFamily("container_network_transmit_bytes",
-                                      "Bytes the container sent", labels=["name", "interface"])
-        self.state = GaugeMetricFamily("lxcflow_container_state",
-                                       "1 for the container's current state, 0 for the others",
-                                       labels=["name", "state"])
-        self.restarts = CounterMetricFamily(
-            "lxcflow_container_restarts", "Restarts, by a restart policy or a rule's action",
-            labels=name)
-        self.healthy = GaugeMetricFamily(
-            "lxcflow_container_healthy", "1 if its health rule found it healthy, else 0 "
-            "(only containers a health rule probes)", labels=name)
-        self.frozen = CounterMetricFamily("lxcflow_container_frozen_seconds",
-                                          "Seconds spent FROZEN in this daemon's life",
-                                          labels=name)
-
-    def add(self, c: Container) -> None:
-        name = [c.name]
-        for state in State:
-            self.state.add_metric([c.name, state.value], 1.0 if c.state is state else 0.0)
-        self.restarts.add_metric(name, c.restarts)
-        self.frozen.add_metric(name, c.frozen_seconds())
-        if c.health is not None:
-            self.healthy.add_metric(name, 1.0 if c.health.status == "healthy" else 0.0)
-        found = figures(c)
-        if found is None:
-            return
-        self.cpu.add_metric(name, found.cpu_ns / 1e9)
-        if found.memory_bytes is not None:
-            self.usage.add_metric(name, found.memory_bytes)
-        if found.working_set_bytes is not None:
-            self.working_set.add_metric(name, found.working_set_bytes)
-        self.processes.add_metric(name, found.processes)
-        for interface, received, sent in found.interfaces:
-            self.rx.add_metric([c.name, interface], received)
-            self.tx.add_metric([c.name, interface], sent)
-
-    def all(self) -> list[Metric]:
-        return [self.cpu, self.usage, self.working_set, self.processes, self.rx, self.tx,
-                self.state, self.restarts, self.healthy, self.frozen]
-
-
-class _Only:
-    """A collector of one (part of a) family, for generate_latest."""
-
-    def __init__(self, family: Metric) -> None:
-        self.family = family
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
 
     def collect(self) -> Iterable[Metric]:
-        return [self.family]
-
-
-def _slices(family: Metric) -> Iterator[tuple[Metric, bool]]:
-    """``family`` in parts of at most RENDER_SLICE samples (one, if empty)."""
-    samples = family.samples
-    for start in range(0, max(len(samples), 1), RENDER_SLICE):
-        part = Metric(family.name, family.documentation, family.type)
-        part.samples = samples[start:start + RENDER_SLICE]
-        yield part, start == 0
+        return self.families
 
 
 async def _request_head(stream: trio.SocketStream) -> bytes | None:

@@ -3,6 +3,7 @@ container as plain data."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,9 @@ from lxcflow.states import State
 
 T = TypeVar("T")
 
-#: containers read (cgroupfs, sysfs) between two turns of the loop
-READ_SLICE = 100
+#: seconds of reading (cgroupfs, sysfs) between two turns of the loop: an
+#: event passes several tasks on its way out, and waits a slice at each
+READ_SLICE = 0.001
 
 
 def info(c: Container) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def figures(c: Container) -> Figures | None:
         memory = cg.memory_bytes()
         working = (max(0, memory - (cg.inactive_file_bytes() or 0))
                    if memory is not None else None)
-        cpu, count = cg.cpu_usage_ns(), len(cg.pids())
+        cpu, count = cg.cpu_usage_ns(), cg.process_count()
     except (CgroupError, LxcflowError, OSError):
         return None
     interfaces = []
@@ -110,13 +112,16 @@ def figures(c: Container) -> Figures | None:
 
 
 async def read_each(containers: Iterable[Container], read: Callable[[Container], T]) -> list[T]:
-    """``read`` of every container, giving the loop back after each slice: a
-    transition that happens meanwhile waits for one slice, not for them all."""
+    """``read`` of every container, giving the loop back after each slice of
+    :data:`READ_SLICE` seconds: a transition that happens meanwhile waits
+    for one slice, not for them all."""
     out = []
-    for i, c in enumerate(containers, 1):
+    until = time.perf_counter() + READ_SLICE
+    for c in containers:
         out.append(read(c))
-        if i % READ_SLICE == 0:
+        if time.perf_counter() > until:
             await trio.lowlevel.checkpoint()
+            until = time.perf_counter() + READ_SLICE
     return out
 
 

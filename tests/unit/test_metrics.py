@@ -1,4 +1,4 @@
-"""Metrics: the address option, and rendering in slices giving the same text."""
+"""Metrics: the address option, and the text as Prometheus's own parser reads it."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from lxcflow.daemon.container import Container
 from lxcflow.daemon.events import EventBus
-from lxcflow.daemon.metrics import RENDER_SLICE, Metrics
+from lxcflow.daemon.metrics import Metrics
+from lxcflow.daemon.metrics_text import FAMILIES, ContainerLines
 from lxcflow.daemon.options import Address
 from lxcflow.errors import UsageError
 from lxcflow.rules.health import HealthRecord
@@ -30,29 +31,48 @@ def test_metrics_address() -> None:
             Address.parse(bad)
 
 
-async def test_a_scrape_rendered_in_slices_reads_as_one_rendered_whole() -> None:
+def samples_of(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample as prometheus_client's own parser reads the text."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def test_a_scrape_reads_back_through_the_librarys_parser() -> None:
     bus = EventBus()
-    containers = {f"c{i:04}": Container(f"c{i:04}", bus) for i in range(RENDER_SLICE // 3)}
+    containers = {f"c{i:04}": Container(f"c{i:04}", bus) for i in range(300)}
     containers["c0001"].transition(State.STARTING, Cause.COMMAND)
     containers["c0002"].restarts = 3
+    containers["c0003"].health = HealthRecord("r", "tcp 1", started=0.0, status="healthy")
     sup = SimpleNamespace(containers=containers, bus=bus, on_operation=None)
     metrics = Metrics(cast(Any, sup), None)
     sup.on_operation("start", 0.02)
-    families = await metrics.families()
-    # lxcflow_container_state has 7 samples a container: several slices
-    assert max(len(f.samples) for f in families) > 2 * RENDER_SLICE
-
-    class Whole:
-        def collect(self) -> list[Any]:
-            return families
-
-    assert await metrics.render() == generate_latest(Whole())
     text = (await metrics.render()).decode()
-    assert text.count("# TYPE lxcflow_container_state gauge") == 1
-    assert 'lxcflow_container_state{name="c0001",state="STARTING"} 1.0' in text
-    assert 'lxcflow_container_restarts_total{name="c0002"} 3.0' in text
-    assert 'lxcflow_operation_seconds_count{op="start"} 1.0' in text
-    assert 'lxcflow_events_total{to="STARTING"} 1.0' in text
+    samples = samples_of(text)
+    for name, kind, _ in FAMILIES:  # each family once, the empty ones too
+        assert text.count(f"# TYPE {name} {kind}\n") == 1
+        assert text.count(f"# HELP {name} ") == 1
+    states = [(dict(labels)["name"], dict(labels)["state"], v) for (n, labels), v in
+              samples.items() if n == "lxcflow_container_state"]
+    assert len(states) == 300 * len(State)
+    assert sorted((name, state) for name, state, v in states if v == 1) == sorted(
+        [("c0001", "STARTING")] + [(n, "STOPPED") for n in containers if n != "c0001"])
+    assert samples[("lxcflow_container_restarts_total", (("name", "c0002"),))] == 3
+    assert samples[("lxcflow_container_restarts_total", (("name", "c0004"),))] == 0
+    assert samples[("lxcflow_container_healthy", (("name", "c0003"),))] == 1
+    assert sum(1 for n, _ in samples if n == "lxcflow_container_healthy") == 1
+    assert samples[("lxcflow_container_frozen_seconds_total", (("name", "c0000"),))] == 0
+    assert samples[("lxcflow_operation_seconds_count", (("op", "start"),))] == 1
+    assert samples[("lxcflow_events_total", (("to", "STARTING"),))] == 1
+    # a stopped container has no figures
+    assert not any(n.startswith("container_") for n, _ in samples)
+
+
+@pytest.mark.parametrize("name", ['say "hi"', "back\\slash", "new\nline", "plain-name_1.2"])
+def test_label_values_are_escaped_as_the_parser_unescapes_them(name: str) -> None:
+    lines = ContainerLines()
+    lines.add(Container(name, EventBus()))
+    samples = samples_of(lines.text())
+    assert samples[("lxcflow_container_restarts_total", (("name", name),))] == 0
 
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "lxcflow" / "grafana" / "lxcflow.json"
@@ -74,12 +94,11 @@ async def test_the_grafana_dashboard_asks_only_for_metrics_the_daemon_serves() -
     box.notice("healthy", None, Cause.RULE)
     sup = SimpleNamespace(containers={"box": box}, bus=bus, on_operation=None)
     metrics = Metrics(cast(Any, sup), None)
-    served = {s.name for f in await metrics.families() for s in f.samples}
-    # the per-container figures a running container adds (see _Families.add)
-    served |= {"container_cpu_usage_seconds_total", "container_memory_usage_bytes",
-               "container_memory_working_set_bytes", "container_processes",
-               "container_network_receive_bytes_total", "container_network_transmit_bytes_total",
-               "lxcflow_restart_budget_tokens", "lxcflow_operation_seconds_bucket"}
+    served = {name for name, _ in samples_of((await metrics.render()).decode())}
+    # the families a running container fills, and what a rule engine and
+    # an operation add
+    served |= {name for name, _, _ in FAMILIES}
+    served |= {"lxcflow_restart_budget_tokens", "lxcflow_operation_seconds_bucket"}
     asked = {word for expr in dashboard_expressions()
              for word in _WORD.findall(re.sub(r'"[^"]*"|\[[^\]]*\]|\$\w+', "", expr))}
     assert asked - PROMQL <= served, asked - PROMQL - served
