@@ -117,17 +117,27 @@ class HealthChecks:
     ) -> None:
         check = rule.trigger
         assert isinstance(check, Health)
+        sock = probes.ProbeSocket()
         with scope:
-            while True:
-                await trio.sleep(check.every)
-                await c.wait_until(lambda: c.state is State.RUNNING)
-                result = await probes.run(self.sup, c.name, check.probe, within=check.timeout)
-                if c.state is not State.RUNNING or c.health is not record:
-                    continue  # froze or ended meanwhile: the result says nothing
-                verdict = record.record(check, result.ok, result.output,
-                                        trio.current_time(), time.time_ns())
-                if verdict is not None:
-                    self._verdict(rule, c, verdict, result.output)
+            try:
+                await self._probe_each(rule, check, c, record, sock)
+            finally:
+                sock.close()  # it holds the container's network namespace
+
+    async def _probe_each(
+        self, rule: Rule, check: Health, c: Container, record: HealthRecord,
+        sock: probes.ProbeSocket,
+    ) -> None:
+        while True:
+            await trio.sleep(check.every)
+            await c.wait_until(lambda: c.state is State.RUNNING)
+            result = await probes.run(self.sup, c.name, check.probe, sock, within=check.timeout)
+            if c.state is not State.RUNNING or c.health is not record:
+                continue  # froze or ended meanwhile: the result says nothing
+            verdict = record.record(check, result.ok, result.output,
+                                    trio.current_time(), time.time_ns())
+            if verdict is not None:
+                self._verdict(rule, c, verdict, result.output)
 
     def _verdict(self, rule: Rule, c: Container, verdict: HealthStatus, output: str) -> None:
         c.log.info("health_changed", health=verdict, rule=rule.name, output=output or None)

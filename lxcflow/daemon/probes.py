@@ -5,7 +5,12 @@ cgroup and confinement); at its timeout its whole process group dies, the
 command's children with it. ``tcp`` and ``http`` probes connect to
 127.0.0.1 inside the container's network namespace: the socket is made by a
 worker thread that has entered it (a socket belongs to the namespace it was
-made in), and used from the trio thread, which never moves.
+made in), and used from the trio thread, which never moves. One socket
+serves a run's probes (:class:`ProbeSocket`): after each, its connection is
+reset rather than closed (as kubelet's probes do, so that no TIME_WAIT piles
+up) and the socket is connected again at the next. That spares each probe
+a worker thread's round trip and a socket's making (85 against 280 us of
+CPU a probe here).
 
 Nothing here raises for the container's own failings: every outcome is a
 :class:`ProbeResult`.
@@ -25,7 +30,7 @@ from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import LxcflowError
 from lxcflow.rules.health import MAX_OUTPUT, Probe
 from lxcflow.runtime.attach import SETUP_FAILED
-from lxcflow.runtime.netns import tcp_socket_in
+from lxcflow.runtime.netns import disconnect, tcp_socket_in
 
 _STATUS_RE = re.compile(rb"HTTP/\d(?:\.\d)? ([0-9]{3})[^\r\n]*")
 
@@ -36,13 +41,60 @@ class ProbeResult:
     output: str  # what the probe said, or why it failed
 
 
-async def run(sup: Supervisor, name: str, probe: Probe, *, within: float) -> ProbeResult:
-    """Probe ``name`` once; a probe still going after ``within`` seconds fails."""
+class ProbeSocket:
+    """The TCP socket a run's ``tcp`` and ``http`` probes connect from, made
+    in the container's network namespace at the first; close it when the run
+    ends (it holds the namespace)."""
+
+    def __init__(self) -> None:
+        self._sock: trio.socket.SocketType | None = None
+
+    async def connect(self, sup: Supervisor, name: str, port: int) -> trio.socket.SocketType:
+        """The socket, connected to 127.0.0.1:``port`` inside ``name``.
+
+        Raises:
+            OSError: the connect failed (refused, say).
+            LxcflowError: ``name`` is not running.
+        """
+        if self._sock is None:
+            _, run, _ = sup.running(name)
+            # Its own copy: the run may end (and close its pidfd) while the thread works.
+            pidfd = os.dup(run.shim.init_pidfd)
+            try:
+                raw = await trio.to_thread.run_sync(tcp_socket_in, pidfd)
+            finally:
+                os.close(pidfd)
+            self._sock = trio.socket.from_stdlib_socket(raw)
+        # A connect cut short by the timeout closes the socket (trio's way):
+        # dissolve() then lets it go, and the next probe makes another.
+        await self._sock.connect(("127.0.0.1", port))
+        return self._sock
+
+    def dissolve(self) -> None:
+        """After a probe: the connection reset, the socket kept for the next."""
+        sock = self._sock
+        if sock is not None and (sock.fileno() < 0 or not disconnect(sock.fileno())):
+            self.close()
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+async def run(
+    sup: Supervisor, name: str, probe: Probe, sock: ProbeSocket, *, within: float
+) -> ProbeResult:
+    """Probe ``name`` once (``tcp`` and ``http`` from ``sock``); a probe still
+    going after ``within`` seconds fails."""
     with trio.move_on_after(within):
         try:
             if probe.kind == "exec":
                 return await _exec(sup, name, probe.command)
-            return await _connect(sup, name, probe)
+            try:
+                return await _connect(sup, name, probe, sock)
+            finally:
+                sock.dissolve()
         except LxcflowError as e:  # it stopped or froze meanwhile, say
             return ProbeResult(False, str(e))
         except OSError as e:  # the shim or a socket could not be made
@@ -111,22 +163,14 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-async def _connect(sup: Supervisor, name: str, probe: Probe) -> ProbeResult:
-    _, run, _ = sup.running(name)
-    # Its own copy: the run may end (and close its pidfd) while the thread works.
-    pidfd = os.dup(run.shim.init_pidfd)
+async def _connect(sup: Supervisor, name: str, probe: Probe, sock: ProbeSocket) -> ProbeResult:
     try:
-        raw = await trio.to_thread.run_sync(tcp_socket_in, pidfd)
-    finally:
-        os.close(pidfd)
-    with trio.socket.from_stdlib_socket(raw) as sock:
-        try:
-            await sock.connect(("127.0.0.1", probe.port))
-        except OSError as e:
-            return ProbeResult(False, f"127.0.0.1:{probe.port}: {_reason(e)}")
-        if probe.kind == "tcp":
-            return ProbeResult(True, f"connected to 127.0.0.1:{probe.port}")
-        return await _http_get(sock, probe)
+        connected = await sock.connect(sup, name, probe.port)
+    except OSError as e:
+        return ProbeResult(False, f"127.0.0.1:{probe.port}: {_reason(e)}")
+    if probe.kind == "tcp":
+        return ProbeResult(True, f"connected to 127.0.0.1:{probe.port}")
+    return await _http_get(connected, probe)
 
 
 async def _http_get(sock: trio.socket.SocketType, probe: Probe) -> ProbeResult:

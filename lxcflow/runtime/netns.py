@@ -1,9 +1,13 @@
-"""A thread's visit to another network namespace, and back.
+"""A thread's visit to another network namespace, and back; and a socket
+made there, connected again and again.
 
 setns(2) moves only the calling thread, so the daemon does this in worker
 threads and never in the trio thread; a worker that could not come back
 would serve later jobs from a container's namespace, so it ends the process.
-Stdlib only: a probe's socket needs no netlink library.
+A socket stays in the namespace it was made in whichever thread uses it,
+and a TCP socket whose connection is dissolved may connect again: a probe
+pays the visit once per run, not once per connect. Stdlib only: a probe's
+socket needs no netlink library.
 """
 
 from __future__ import annotations
@@ -58,3 +62,17 @@ def tcp_socket_in(netns: int) -> socket.socket:
     the namespace it was made in, whichever thread uses it later)."""
     with inside(netns):
         return socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+
+
+#: a struct sockaddr whose sa_family is AF_UNSPEC (0): what connect(2) takes
+#: to dissolve a socket's association
+_UNSPEC = (ctypes.c_ubyte * 16)()
+
+
+def disconnect(fd: int) -> bool:
+    """Dissolve a TCP socket's connection (connect(2) to AF_UNSPEC: a reset
+    if it was connected, and no TIME_WAIT), leaving the socket free to
+    connect again, in the namespace it was made in. False if the kernel
+    refused (the socket is then only good for closing)."""
+    return _libc.connect(fd, _UNSPEC, len(_UNSPEC)) == 0
+

@@ -169,6 +169,43 @@ health = {{ tcp = {closed}, every = "100ms", timeout = "1s", retries = 1 }}
         assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
+async def test_one_socket_serves_a_runs_probes_refused_or_not_and_leaves_no_time_wait(
+    rig: Rig, lxc: Env, tmp_path: Path
+) -> None:
+    port = free_port()
+    server = tmp_path / "late.py"  # refuses for a while, then accepts and closes
+    server.write_text(
+        "import socket, time\ntime.sleep(0.6)\n"
+        f"s = socket.create_server(('127.0.0.1', {port}))\n"
+        "while True:\n    s.accept()[0].close()\n")
+    await rig.sup.create("late", str(lxc.config(
+        f"lxc.uts.name = late\nlxc.net.0.type = empty\n"
+        f"lxc.init.cmd = {sys.executable} {server}\n", "late.conf")))
+    await loaded(rig, f"""
+[[rule]]
+name = "late"
+containers = "late"
+health = {{ tcp = {port}, every = "50ms", timeout = "1s", retries = 1 }}
+""", "late")
+    with rig.sup.bus.subscribe() as sub:
+        await rig.sup.start("late")
+        events = await collect(sub, lambda ev: verdicts(ev) == ["unhealthy", "healthy"])
+    assert events[-1].detail == f"connected to 127.0.0.1:{port}"
+    _, run, _ = rig.sup.running("late")
+    await trio.sleep(0.5)  # ten probes more, each a connection
+    c = rig.sup.get("late")
+    assert c.health is not None
+    assert c.health.status == "healthy"
+    # Each probe's connection was reset, not closed: nothing waits out
+    # TIME_WAIT (state 06) in the container's namespace, and at most the
+    # probe under way is connected there.
+    states = [line.split()[3] for line in
+              Path(f"/proc/{run.shim.init_pid}/net/tcp").read_text().splitlines()[1:]]
+    assert "06" not in states
+    assert states.count("0A") == 1  # the server's listener
+    assert len(states) <= 3
+
+
 async def test_on_healthy_starts_the_app_once_the_db_is_healthy(rig: Rig, tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     await loaded(rig, f"""
