@@ -158,8 +158,9 @@ class Daemon:
     ``python`` runs it: another checkout's interpreter runs that checkout."""
 
     def __init__(self, base: Path, label: str, rules: Path, budget: float | None = None,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, metrics: str | None = None) -> None:
         self.root = base / label
+        self.metrics = metrics  # HOST:PORT for --metrics
         self.python = python
         self.rules = rules
         self.budget = budget
@@ -185,6 +186,8 @@ class Daemon:
                "--hooks", str(hooks), "--log-level", "warning"]
         if self.budget is not None:
             cmd += ["--restart-budget", f"{self.budget:g}"]
+        if self.metrics is not None:
+            cmd += ["--metrics", self.metrics]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log, start_new_session=True)

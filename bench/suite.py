@@ -54,6 +54,7 @@ from common import (
 from confinement import op_confinement, op_unprivileged
 from keepers import op_keepers
 from lxc_side import Lxc, version
+from observe import op_observe
 from report import FLOOR, LXC, LXCFLOW, Check, Operation, Scalar
 from rig import LXCFLOW_CLI, TRUE, Bench, in_parallel, ratio_check, timed
 from system import op_system
@@ -65,10 +66,12 @@ from lxcflow.runstate import RunState
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"n": 100, "wait": 30, "transitions": 1000, "kills": 100, "deaths": 200,
              "scale": 1000, "parallel": 16, "crashloop": 100, "warmup": 5.0, "window": 30.0,
-             "idle_window": 10.0, "ls": 20, "keepers": 100},
+             "idle_window": 10.0, "ls": 20, "keepers": 100, "probe_every": 5.0,
+             "exec_probes": 50, "scrapes": 20},
     "quick": {"n": 10, "wait": 3, "transitions": 100, "kills": 10, "deaths": 20,
               "scale": 20, "parallel": 8, "crashloop": 10, "warmup": 2.0, "window": 4.0,
-              "idle_window": 2.0, "ls": 5, "keepers": 10},
+              "idle_window": 2.0, "ls": 5, "keepers": 10, "probe_every": 1.0,
+              "exec_probes": 5, "scrapes": 5},
 }
 UNSHARE = ["unshare", "--fork", "--pid", "--mount-proc", "--mount", "--uts", "--ipc", "--net"]
 CGROUP2 = Path("/sys/fs/cgroup/unified") if Path("/sys/fs/cgroup/unified/cgroup.procs").exists() \
@@ -561,7 +564,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 KEYS = ("execute", "start", "freeze", "wait", "events", "restart", "cli", "scale", "crashloop",
-        "attach", "system", "keepers", "confinement", "unprivileged")
+        "attach", "system", "keepers", "confinement", "unprivileged", "observe")
 
 
 def main() -> int:
@@ -610,6 +613,7 @@ def main() -> int:
             ("keepers", lambda: op_keepers(b)),
             ("confinement", lambda: op_confinement(b)),
             ("unprivileged", lambda: op_unprivileged(b)),
+            ("observe", lambda: op_observe(b, empty)),
         ]
         for key, step in steps:
             if key in wanted:
