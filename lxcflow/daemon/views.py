@@ -52,12 +52,9 @@ def info(c: Container) -> dict[str, Any]:
             out["apparmor"] = apparmor.decide_for(c.config).describe(c.config.apparmor_profile)
         except LxcflowError as e:  # unloaded since the start
             out["apparmor"] = str(e)
-    if run is not None and run.cgroup is not None and c.state is not State.STOPPED:
-        try:
-            out["cpu_ns"] = run.cgroup.cpu_usage_ns()
-            out["memory_bytes"] = run.cgroup.memory_bytes()
-        except (CgroupError, LxcflowError):
-            pass
+    found = figures(c)
+    if found is not None:
+        out["cpu_ns"], out["memory_bytes"] = found.cpu_ns, found.memory_bytes
     return out
 
 
