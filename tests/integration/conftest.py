@@ -14,6 +14,7 @@ import secrets
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,14 @@ class Env:
             except ProcessLookupError:
                 return
             time.sleep(0.01)
+
+
+def free_port() -> int:
+    """A loopback port nothing on the host listens on now (so a probe that
+    passes was answered inside the container's own namespace)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def cleanup_cgroups(parent: str) -> list[str]:

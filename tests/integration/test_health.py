@@ -15,7 +15,7 @@ import trio
 
 from lxcflow.daemon import views
 from lxcflow.states import Event, State
-from tests.integration.conftest import Env, needs_root
+from tests.integration.conftest import Env, free_port, needs_root
 from tests.integration.rules_rig import Rig, collect, loaded
 
 pytestmark = needs_root
@@ -26,14 +26,6 @@ S = State
 def verdicts(events: list[Event], name: str | None = None) -> list[str]:
     return [e.notice for e in events if e.notice in ("healthy", "unhealthy")
             and (name is None or e.container == name)]  # type: ignore[misc]
-
-
-def free_port() -> int:
-    """A port nothing on the host listens on (so a probe that passes was
-    answered inside the container's own namespace)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def listening(pid: int, port: int) -> None:

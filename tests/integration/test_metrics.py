@@ -20,18 +20,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import Env, needs_root
+from tests.integration.conftest import Env, free_port, needs_root
 
 pytestmark = needs_root
 
 PROMETHEUS = "/usr/bin/prometheus"
 DASHBOARD = Path(__file__).resolve().parents[2] / "lxcflow" / "grafana" / "lxcflow.json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
