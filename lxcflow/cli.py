@@ -63,10 +63,16 @@ _CONFIG = Option("-f", "--config", value=str, metavar="FILE",
 _COMMAND = Argument("command", "the command (after --)", rest=True)
 
 
+_NAMES = Option("-n", "--name", value=str, required=True, append=True, metavar="NAME",
+                help="container name, or a quoted glob such as 'web-*' (repeatable)")
+
+
 def _named(name: str, handler: Handler, help: str, *options: Option,
-           arguments: Sequence[Argument] = ()) -> Command:
-    """A command on one container, named by -n."""
-    return Command(name, help, handler, options=(_NAME, *options), arguments=arguments)
+           arguments: Sequence[Argument] = (), many: bool = False) -> Command:
+    """A command on one container, named by -n; ``many``: or on several
+    (-n repeatable, and globs)."""
+    return Command(name, help, handler, options=(_NAMES if many else _NAME, *options),
+                   arguments=arguments)
 
 
 COMMANDS = Command(
@@ -92,9 +98,9 @@ COMMANDS = Command(
                arguments=(Argument("template_args", "the template's own options (after --)",
                                    rest=True),)),
         _named("destroy", cmd_destroy, "remove a container's config and metadata",
-               Option("-f", "--force", help="stop it first if running")),
-        _named("start", cmd_start, "start a system container; returns once RUNNING",
-               _CONFIG, arguments=(_COMMAND,)),
+               Option("-f", "--force", help="stop it first if running"), many=True),
+        _named("start", cmd_start, "start system containers; returns once RUNNING",
+               _CONFIG, arguments=(_COMMAND,), many=True),
         _named("execute", cmd_execute,
                "run a command in an application container, in the foreground",
                _CONFIG, arguments=(_COMMAND,)),
@@ -133,12 +139,13 @@ COMMANDS = Command(
                       help="seconds to wait before killing (default 60)"),
                Option("-k", "--kill", help="kill at once"),
                Option("-r", "--reboot", help="reboot a system container (lxc.signal.reboot, "
-                      "default SIGINT); returns once it runs again, within -t")),
+                      "default SIGINT); returns once it runs again, within -t"), many=True),
         _named("kill", cmd_kill, "send a signal to every process of a container",
                Option("-s", "--signal", value=str, default="SIGKILL", metavar="SIGNAL",
-                      help="name or number (default SIGKILL)")),
-        _named("freeze", cmd_freeze, "freeze a container; returns once FROZEN"),
-        _named("unfreeze", cmd_unfreeze, "thaw a frozen container; returns once RUNNING"),
+                      help="name or number (default SIGKILL)"), many=True),
+        _named("freeze", cmd_freeze, "freeze containers; returns once FROZEN", many=True),
+        _named("unfreeze", cmd_unfreeze, "thaw frozen containers; returns once RUNNING",
+               many=True),
         _named("info", cmd_info, "show a container's state, PID and resource use", _JSON),
         _named("ps", cmd_ps, "list a container's processes", _JSON),
         Command("top", "a live view of every container (q quits; keys sort)", cmd_top,

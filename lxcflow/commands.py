@@ -12,7 +12,7 @@ import sys
 from lxcflow.client import Client
 from lxcflow.errors import LxcflowError, UsageError
 from lxcflow.paths import absolute
-from lxcflow.validate import duration, environment_variable, signal_number, user_id
+from lxcflow.validate import duration, environment_variable, is_glob, signal_number, user_id
 
 # The CLI imports this module on every call: typing costs milliseconds there.
 TYPE_CHECKING = False
@@ -54,15 +54,28 @@ def cmd_create(a: Parsed, c: Client) -> int:
     return 0
 
 
+def _on_each(a: Parsed, c: Client, op: str, args: dict[str, Any]) -> int:
+    """``op`` on the containers -n names: one request whether it names one or
+    many (several -n, globs), and one line on stderr for each that failed."""
+    names: list[str] = a.name
+    if len(names) == 1 and not is_glob(names[0]):
+        c.call(op, {"name": names[0], **args})
+        return 0
+    failed = c.call(op, {"names": names, **args})["failed"]
+    for name, error in failed:
+        print(f"lxcflow {a.cmd}: {name}: {error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_destroy(a: Parsed, c: Client) -> int:
-    c.call("destroy", {"name": a.name, "force": a.force})
-    return 0
+    return _on_each(a, c, "destroy", {"force": a.force})
 
 
 def cmd_start(a: Parsed, c: Client) -> int:
+    if (a.config or a.command) and (len(a.name) > 1 or is_glob(a.name[0])):
+        raise UsageError("-f or a command starts one container: give one -n NAME")
     config = absolute(a.config) if a.config else None
-    c.call("start", {"name": a.name, "config": config, "command": a.command})
-    return 0
+    return _on_each(a, c, "start", {"config": config, "command": a.command})
 
 
 def cmd_execute(a: Parsed, c: Client) -> int:
@@ -195,23 +208,19 @@ def cmd_autostart(a: Parsed, c: Client) -> int:
 
 
 def cmd_stop(a: Parsed, c: Client) -> int:
-    c.call("stop", {"name": a.name, "timeout": a.timeout, "kill": a.kill, "reboot": a.reboot})
-    return 0
+    return _on_each(a, c, "stop", {"timeout": a.timeout, "kill": a.kill, "reboot": a.reboot})
 
 
 def cmd_kill(a: Parsed, c: Client) -> int:
-    c.call("kill", {"name": a.name, "signal": signal_number(a.signal)})
-    return 0
+    return _on_each(a, c, "kill", {"signal": signal_number(a.signal)})
 
 
 def cmd_freeze(a: Parsed, c: Client) -> int:
-    c.call("freeze", {"name": a.name})
-    return 0
+    return _on_each(a, c, "freeze", {})
 
 
 def cmd_unfreeze(a: Parsed, c: Client) -> int:
-    c.call("unfreeze", {"name": a.name})
-    return 0
+    return _on_each(a, c, "unfreeze", {})
 
 
 def cmd_info(a: Parsed, c: Client) -> int:

@@ -81,6 +81,13 @@ class ExitStatus:
     signal: int | None
 
     @classmethod
+    def of_wait_status(cls, status: int) -> ExitStatus:
+        """From a raw wait(2) status."""
+        if os.WIFSIGNALED(status):
+            return cls(None, os.WTERMSIG(status))
+        return cls(os.WEXITSTATUS(status), None)
+
+    @classmethod
     def read(cls, run_dir: Path) -> ExitStatus | None:
         """The status the shim recorded, or None if it recorded none."""
         try:

@@ -45,6 +45,12 @@ def _name_problem(name: str, limit: int) -> str | None:
     return None
 
 
+def is_glob(pattern: str) -> bool:
+    """Whether ``pattern`` is a shell glob over container names (``*``, ``?``
+    or ``[...]``, none of which a name may hold) rather than one name."""
+    return any(ch in "*?[" for ch in pattern)
+
+
 def container_name(name: str) -> str:
     """Return ``name`` if it can name a container (it becomes a directory name).
 

@@ -1,7 +1,9 @@
 """Autostart, as lxc-autostart 5.0 does it: the containers whose config says
 ``lxc.start.auto = 1``, chosen by ``lxc.group``, started in ascending
 ``lxc.start.order`` (ties by name) with ``lxc.start.delay`` seconds after
-each, stopped, killed or rebooted in the reverse order.
+each, stopped, killed or rebooted in the reverse order. Unlike
+lxc-autostart, containers of one order that no delay separates are done
+together (a mass operation), not one by one.
 
 The daemon runs the start once per host boot (the kernel's boot id is kept
 in ``<lxcpath>/.autostart-boot``): the shipped unit brings containers up at
@@ -18,6 +20,7 @@ import structlog
 import trio
 
 from lxcflow.config import ContainerConfig, load_config
+from lxcflow.daemon import batch
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import LxcflowError
 from lxcflow.states import State
@@ -79,34 +82,57 @@ async def run(supervisor: Supervisor, action: str, entries: Sequence[Entry], *,
               stop: Stop, reboot_within: float) -> list[dict[str, object]]:
     """Do ``action`` to ``entries``; what became of each, in the order done.
 
-    A failure of one container does not stop the rest.
+    Containers of one ``lxc.start.order`` are done together, as one mass
+    operation (:mod:`~lxcflow.daemon.batch`), and the orders one after the
+    other; a container's ``lxc.start.delay`` passes before any container
+    after it starts. A failure of one container does not stop the rest.
     """
-    results: list[dict[str, object]] = []
-    ordered = list(entries) if action == "start" else list(reversed(entries))
-    for entry in ordered:
-        c = supervisor.containers.get(entry.name)
+    results: dict[str, str] = {}
+
+    async def act(name: str) -> None:
+        c = supervisor.containers.get(name)
         result = "done"
-        try:
-            if c is None:
-                result = "gone"
-            elif action == "start":
-                if c.state is State.STOPPED:
-                    await supervisor.start(entry.name)
-                else:
-                    result = f"already {c.state.value}"
-            elif c.state is State.STOPPED:
-                result = "not running"
-            elif action in ("stop", "kill"):
-                await stop(entry.name, action == "kill")
+        if c is None:
+            result = "gone"
+        elif action == "start":
+            if c.state is State.STOPPED:
+                await supervisor.start(name)
             else:
-                await supervisor.reboot(entry.name, within=reboot_within)
-        except LxcflowError as e:
-            result = f"failed: {e}"
-        log.info("autostart", container=entry.name, action=action, result=result)
-        results.append({**entry.to_dict(), "result": result})
-        if action == "start" and result == "done" and entry.delay:
-            await trio.sleep(entry.delay)  # what the config asks: time to come up
-    return results
+                result = f"already {c.state.value}"
+        elif c.state is State.STOPPED:
+            result = "not running"
+        elif action in ("stop", "kill"):
+            await stop(name, action == "kill")
+        else:
+            await supervisor.reboot(name, within=reboot_within)
+        results[name] = result
+
+    done: list[dict[str, object]] = []
+    for wave in _waves(entries, reverse=action != "start"):
+        failed = await batch.each([e.name for e in wave], act)
+        for entry in wave:
+            result = f"failed: {failed[entry.name]}" if entry.name in failed \
+                else results[entry.name]
+            log.info("autostart", container=entry.name, action=action, result=result)
+            done.append({**entry.to_dict(), "result": result})
+        delay = max((e.delay for e in wave if results.get(e.name) == "done"), default=0)
+        if action == "start" and delay:
+            await trio.sleep(delay)  # what the config asks: time to come up
+    return done
+
+
+def _waves(entries: Sequence[Entry], *, reverse: bool) -> list[list[Entry]]:
+    """The entries in runs of one ``lxc.start.order``, in start order or its
+    reverse. A container with a delay ends its run, so that, as with
+    lxc-autostart, none after it starts before its delay has passed."""
+    waves: list[list[Entry]] = []
+    for entry in entries:
+        last = waves[-1] if waves else None
+        if last and last[-1].order == entry.order and not last[-1].delay:
+            last.append(entry)
+        else:
+            waves.append([entry])
+    return [list(reversed(w)) for w in reversed(waves)] if reverse else waves
 
 
 async def at_boot(supervisor: Supervisor, stop: Stop, boot_id: Path = BOOT_ID) -> None:

@@ -15,6 +15,11 @@ signal: SIGHUP for a restart, SIGINT for a halt or power-off. No other
 death of a system container's init looks like that: as a namespace's init
 it cannot be killed by a signal it has no handler for (only SIGKILL), and
 with a handler it does not die of it.
+
+How it ended is read first from the init's own pidfd (the kernel keeps the
+status of a reaped process, 6.15+), which is as soon as the keeper reaps
+it; the keeper's exit record, written at that reap, is the durable copy and
+decides wherever the init's status does not.
 """
 
 from __future__ import annotations
@@ -47,6 +52,26 @@ def reboot_signal(config: ContainerConfig | None) -> int:
     if config is not None and config.signal_reboot is not None:
         return config.signal_reboot
     return int(signal.SIGINT)
+
+
+def seen_exit(mode: RunMode, status: int | None) -> ExitStatus | None:
+    """The container's exit status as its init's own raw wait ``status``
+    tells it, or None where only the keeper's record can.
+
+    A system container's init is its command. An application's PID 1 is
+    the small init, which exits with the command's code, or 128 + the
+    signal that killed it: below 128 that is exactly the command's code;
+    from 128 on, or when the small init itself was killed (the command may
+    have ended first), the record says which.
+    """
+    if status is None:
+        return None
+    exit = ExitStatus.of_wait_status(status)
+    if mode is RunMode.SYSTEM:
+        return exit
+    if exit.code is not None and exit.code < 128:
+        return exit
+    return None
 
 
 def init_end(mode: RunMode, exit: ExitStatus | None) -> Cause | None:

@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from lxcflow import protocol
-from lxcflow.daemon import attach, autostart, console, health, replay, views
+from lxcflow.daemon import attach, autostart, batch, console, health, replay, views
 from lxcflow.daemon.engine import RuleEngine
 from lxcflow.daemon.server import Dispatch, Reply
 from lxcflow.daemon.supervisor import Supervisor
@@ -95,20 +95,45 @@ async def _create(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     await reply(protocol.ok(None))
 
 
+async def _on_each(s: Services, a: Args, reply: Reply,
+                   act: Callable[[str], Awaitable[object]]) -> bool:
+    """Do a request that names several containers (``names``: names and
+    globs) to each of them, and reply; False when it names one (``name``)."""
+    if "names" not in a.raw:
+        return False
+    names, wrong = batch.resolve(a.strings("names"), s.supervisor.containers)
+    failed = await batch.each(names, act)
+    await reply(protocol.ok({"done": len(names) - len(failed),
+                             "failed": [[p, e] for p, e in {**wrong, **failed}.items()]}))
+    return True
+
+
 async def _destroy(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
-    name, force = a.name(), a.get("force", bool, False)
-    if force and s.rules is not None and s.supervisor.state_of(name) not in (None, State.STOPPED):
-        s.rules.user_stopped(name)  # destroy -f stops it first: a user's stop
-    await s.supervisor.destroy(name, force=force)
-    await reply(protocol.ok(None))
+    force = a.get("force", bool, False)
+
+    async def destroy(name: str) -> None:
+        if (force and s.rules is not None
+                and s.supervisor.state_of(name) not in (None, State.STOPPED)):
+            s.rules.user_stopped(name)  # destroy -f stops it first: a user's stop
+        await s.supervisor.destroy(name, force=force)
+
+    if not await _on_each(s, a, reply, destroy):
+        await destroy(a.name())
+        await reply(protocol.ok(None))
 
 
 async def _start(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
-    c = await s.supervisor.start(
-        a.name(), mode=RunMode.SYSTEM, command=a.strings("command"),
-        config_file=a.get("config", str, None),
-    )
-    await reply(protocol.ok({"pid": c.run.init_pid if c.run else None}))
+    command, config = a.strings("command"), a.get("config", str, None)
+    if "names" in a.raw and (command or config):
+        raise UsageError("a command or -f starts one container, not several")
+
+    async def start(name: str) -> int | None:
+        c = await s.supervisor.start(name, mode=RunMode.SYSTEM, command=command,
+                                     config_file=config)
+        return c.run.init_pid if c.run else None
+
+    if not await _on_each(s, a, reply, start):
+        await reply(protocol.ok({"pid": await start(a.name())}))
 
 
 def _string_map(a: Args, key: str) -> dict[str, str]:
@@ -185,29 +210,42 @@ async def _autostart(s: Services, a: Args, fds: list[int], reply: Reply) -> None
 
 async def _stop(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     grace = seconds(a.get("timeout", float, 60.0))
-    if a.get("reboot", bool, False):
-        if a.get("kill", bool, False):
-            raise UsageError("give -r (reboot) or -k (kill), not both")
-        await s.supervisor.reboot(a.name(), within=grace)
-    else:
-        await user_stop(s, a.name(), grace=grace, kill=a.get("kill", bool, False))
-    await reply(protocol.ok(None))
+    reboot, kill = a.get("reboot", bool, False), a.get("kill", bool, False)
+    if reboot and kill:
+        raise UsageError("give -r (reboot) or -k (kill), not both")
+
+    async def stop(name: str) -> None:
+        if reboot:
+            await s.supervisor.reboot(name, within=grace)
+        else:
+            await user_stop(s, name, grace=grace, kill=kill)
+
+    if not await _on_each(s, a, reply, stop):
+        await stop(a.name())
+        await reply(protocol.ok(None))
 
 
 async def _kill(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     sig = signal_number(a.get("signal", int, int(signal.SIGKILL)))
-    count = await s.supervisor.kill(a.name(), sig, init_only=a.get("init_only", bool, False))
-    await reply(protocol.ok({"signalled": count}))
+    init_only = a.get("init_only", bool, False)
+
+    async def kill(name: str) -> int:
+        return await s.supervisor.kill(name, sig, init_only=init_only)
+
+    if not await _on_each(s, a, reply, kill):
+        await reply(protocol.ok({"signalled": await kill(a.name())}))
 
 
 async def _freeze(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
-    await s.supervisor.freeze(a.name())
-    await reply(protocol.ok(None))
+    if not await _on_each(s, a, reply, s.supervisor.freeze):
+        await s.supervisor.freeze(a.name())
+        await reply(protocol.ok(None))
 
 
 async def _unfreeze(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
-    await s.supervisor.unfreeze(a.name())
-    await reply(protocol.ok(None))
+    if not await _on_each(s, a, reply, s.supervisor.unfreeze):
+        await s.supervisor.unfreeze(a.name())
+        await reply(protocol.ok(None))
 
 
 async def _info(s: Services, a: Args, fds: list[int], reply: Reply) -> None:

@@ -32,7 +32,7 @@ from lxcflow.daemon.adoption import Adoption
 from lxcflow.daemon.container import Container, LastRun
 from lxcflow.daemon.events import EventBus
 from lxcflow.daemon.freezer import Freezer
-from lxcflow.daemon.halting import halt_signal, init_end, reboot_signal
+from lxcflow.daemon.halting import halt_signal, init_end, reboot_signal, seen_exit
 from lxcflow.daemon.launch import AddressClaims, Launch, Launcher
 from lxcflow.daemon.run import CgroupTree, Run
 from lxcflow.daemon.watch import FileWatcher
@@ -324,28 +324,30 @@ class Supervisor:
         await self._watch(c)
 
     async def _watch(self, c: Container) -> None:
-        """Wait for the shim to end (the init died and its status is on disk)."""
+        """Wait for the init to die, report it, and release the run once the
+        keeper has recorded how it ended and exited."""
         run = c.run
         assert run is not None, "watching a container that does not run"
+        await run.shim.init_exited()
+        seen: ExitStatus | None = None
+        # The keeper reaps the init as soon as it exits; one that does not
+        # (stopped under a debugger, say) is waited for below.
+        with trio.move_on_after(1):
+            seen = seen_exit(run.mode, await run.shim.init_status())
+        cause = self._stopping(c, run, seen) if seen is not None else None
         await run.shim.reap()
-        exit = ExitStatus.read(run.directory)
-        c.last_exit = exit
-        # The init's own reboot(2); a user's plain stop that ends that way
-        # stays a stop (only stop -r asks for the start again).
-        end = init_end(run.mode, exit)
-        if c.state is State.STOPPING and not c.rebooting:
-            end = None
-        if end is Cause.REBOOT and c.ephemeral:
-            end = Cause.HALT  # forgotten once stopped: nothing to start again
-        cause = end or Cause.KERNEL
-        if c.state is not State.STOPPING:
-            c.transition(State.STOPPING, cause, exit=exit)
+        record = ExitStatus.read(run.directory)
+        if seen is not None and record is not None and record != seen:
+            c.log.error("exit_status_disagrees", seen=str(seen), recorded=str(record))
+        exit = seen if seen is not None else record
+        if cause is None:
+            cause = self._stopping(c, run, exit)
         await self._end_run(c)
         if c.config is not None:
             with trio.CancelScope(shield=True):  # cleanup a user relies on
                 await hooks.run_lxc(c.name, c.config, "post-stop", self.hook_timeout)
         c.transition(State.STOPPED, cause, exit=exit)
-        if end is Cause.REBOOT:
+        if cause is Cause.REBOOT:
             assert self._nursery is not None
             self._nursery.start_soon(self._start_again, c)
         else:
@@ -356,6 +358,21 @@ class Supervisor:
             async with c.lock:
                 if c.state is State.STOPPED and self.containers.get(c.name) is c:
                     del self.containers[c.name]
+
+    def _stopping(self, c: Container, run: Run, exit: ExitStatus | None) -> Cause:
+        """Report the death (STOPPING, unless a stop already did); its cause."""
+        # The init's own reboot(2); a user's plain stop that ends that way
+        # stays a stop (only stop -r asks for the start again).
+        end = init_end(run.mode, exit)
+        if c.state is State.STOPPING and not c.rebooting:
+            end = None
+        if end is Cause.REBOOT and c.ephemeral:
+            end = Cause.HALT  # forgotten once stopped: nothing to start again
+        cause = end or Cause.KERNEL
+        c.last_exit = exit
+        if c.state is not State.STOPPING:
+            c.transition(State.STOPPING, cause, exit=exit)
+        return cause
 
     async def _start_again(self, c: Container) -> None:
         """A reboot's second half: the same command, started again."""

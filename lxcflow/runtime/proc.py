@@ -6,9 +6,18 @@ A PID alone never identifies a process for long: the kernel reuses them. A
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import select
+import struct
 from dataclasses import dataclass
+
+#: ``_IOWR(PIDFS_IOCTL_MAGIC, 11, struct pidfd_info)`` for the struct's first
+#: 64 bytes (PIDFD_INFO_SIZE_VER0), which hold the exit status
+PIDFD_GET_INFO = 0xC040FF0B
+PIDFD_INFO_EXIT = 1 << 3
+_EXIT_CODE_OFFSET = 60  # struct pidfd_info: mask, cgroupid, 11 ids, then exit_code
 
 
 def start_time(pid: int) -> int | None:
@@ -44,6 +53,31 @@ def has_exited(pidfd: int) -> bool:
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
     return bool(poller.poll(0))
+
+
+def exit_status(pidfd: int) -> int | None:
+    """The raw wait status of the process behind ``pidfd`` once it has been
+    reaped (``PIDFD_GET_INFO`` with ``PIDFD_INFO_EXIT``); None while it lives
+    or waits as a zombie.
+
+    Raises:
+        NotImplementedError: this kernel (before 6.15) cannot tell.
+    """
+    info = bytearray(64)
+    struct.pack_into("Q", info, 0, PIDFD_INFO_EXIT)
+    try:
+        fcntl.ioctl(pidfd, PIDFD_GET_INFO, info)
+    except OSError as e:
+        if e.errno in (errno.ENOTTY, errno.EINVAL):
+            raise NotImplementedError("PIDFD_GET_INFO") from None
+        if e.errno == errno.ESRCH:  # reaped before 6.15 kept anything of it
+            raise NotImplementedError("PIDFD_INFO_EXIT") from None
+        raise
+    (mask,) = struct.unpack_from("Q", info, 0)
+    if not mask & PIDFD_INFO_EXIT:
+        return None
+    (status,) = struct.unpack_from("i", info, _EXIT_CODE_OFFSET)
+    return int(status)
 
 
 def parent_pid(pid: int) -> int | None:

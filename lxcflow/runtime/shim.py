@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -79,6 +80,35 @@ class Shim:
                 signal.pidfd_send_signal(self.init_pidfd, sig)
             except ProcessLookupError:
                 pass
+
+    async def init_exited(self) -> None:
+        """Return once the init has exited, zombie or reaped (its pidfd turns
+        readable and stays so); at once if it was gone when the run began."""
+        if self.init_pidfd >= 0:
+            await trio.lowlevel.wait_readable(self.init_pidfd)
+
+    async def init_status(self) -> int | None:
+        """The exited init's raw wait status as the kernel keeps it after the
+        keeper's reap (which follows the exit at once); None where the kernel
+        cannot tell (before 6.15), or without a pidfd on the init.
+
+        The caller bounds the wait for the reap: a keeper stopped by a
+        debugger never reaps.
+        """
+        if self.init_pidfd < 0:
+            return None
+        try:
+            status = proc.exit_status(self.init_pidfd)
+            if status is not None:
+                return status
+            # A pidfd reports EPOLLHUP once its process is reaped: an epoll
+            # set asking for no event but that one turns readable then.
+            with select.epoll() as reaped:
+                reaped.register(self.init_pidfd, 0)
+                await trio.lowlevel.wait_readable(reaped.fileno())
+            return proc.exit_status(self.init_pidfd)
+        except NotImplementedError:
+            return None
 
     async def reap(self) -> None:
         """Wait for the shim to exit and collect it if it is this daemon's child.

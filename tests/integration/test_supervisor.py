@@ -11,8 +11,11 @@ import trio
 
 from lxcflow.cgroups import CgroupManager, Layout, detect_layout, open_manager
 from lxcflow.daemon.events import Subscription
+from lxcflow.daemon import supervisor
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import ConfigError, StartFailed, WrongState
+from lxcflow.runstate import ExitStatus
+from lxcflow.runtime.spec import RunMode
 from lxcflow.states import Cause, Event, State
 from tests.integration.conftest import Env, needs_root
 
@@ -114,6 +117,60 @@ async def test_natural_death_reports_exit_code(sup: Supervisor, host_root_config
     assert pairs(events)[-2:] == [(S.RUNNING, S.STOPPING), (S.STOPPING, S.STOPPED)]
     assert events[-1].exit_code == 42
     assert events[-1].cause is Cause.KERNEL
+
+
+ENDINGS = [
+    # mode, command, whether the init's own pidfd tells, the status
+    (RunMode.SYSTEM, ["sh", "-c", "exit 3"], True, ExitStatus(3, None)),
+    (RunMode.SYSTEM, ["sh", "-c", "kill -STOP $$; sleep 9"], True, ExitStatus(None, 9)),
+    (RunMode.APP, ["sh", "-c", "exit 3"], True, ExitStatus(3, None)),
+    (RunMode.APP, ["sh", "-c", "exit 200"], False, ExitStatus(200, None)),
+    (RunMode.APP, ["sh", "-c", "kill -TERM $$"], False, ExitStatus(None, 15)),
+]
+
+
+@pytest.mark.parametrize(("mode", "command", "told", "status"), ENDINGS)
+async def test_exit_seen_through_the_inits_pidfd_is_the_keepers_record(
+    lxc: Env, shim_binary: Path, host_root_config: Path, monkeypatch: pytest.MonkeyPatch,
+    mode: RunMode, command: list[str], told: bool, status: ExitStatus,
+) -> None:
+    """STOPPING carries the status the kernel keeps for the reaped init,
+    before the keeper has exited; it is always the one the keeper records,
+    and where the init's status cannot tell (an application's code from 128
+    on, or a signal) the record is waited for."""
+    seen: list[ExitStatus | None] = []
+    recorded: list[ExitStatus | None] = []
+
+    def spy_seen(mode: RunMode, raw: int | None) -> ExitStatus | None:
+        seen.append(real_seen(mode, raw))
+        return seen[-1]
+
+    def spy_record(run_dir: Path) -> ExitStatus | None:
+        recorded.append(real_read(run_dir))
+        return recorded[-1]
+
+    real_seen, real_read = supervisor.seen_exit, supervisor.ExitStatus.read
+    monkeypatch.setattr(supervisor, "seen_exit", spy_seen)
+    monkeypatch.setattr(supervisor.ExitStatus, "read", spy_record)
+    sup = Supervisor(lxc.paths, open_manager(parent=lxc.paths.cgroup_parent),
+                     shim_binary=shim_binary)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await sup.create("web", str(host_root_config))
+        with sup.bus.subscribe() as sub:
+            c = await sup.start("web", mode=mode, command=command)
+            if "STOP" in command[2]:  # stopped, so it dies of the SIGKILL only
+                c.run.shim.signal_init(9)  # type: ignore[union-attr]
+            with trio.fail_after(10):
+                await c.wait_until(lambda: c.state is S.STOPPED)
+            events = drain(sub)
+        nursery.cancel_scope.cancel()
+    stopping, stopped = events[-2:]
+    assert (stopping.to_state, stopped.to_state) == (S.STOPPING, S.STOPPED)
+    for e in (stopping, stopped):
+        assert ExitStatus(e.exit_code, e.signal) == status
+    assert recorded == [status]
+    assert seen == [status if told else None]
 
 
 async def test_devices_are_confined_on_every_layout(sup: Supervisor,

@@ -259,6 +259,22 @@ static int listen_on(const char *path)
     return fd;
 }
 
+static int init_reaped;
+
+/* Collect the init and write the exit record: in an application container
+ * the command's status, which the small init passed up on status_fd. */
+static void reap_init(struct spec *s, pid_t init, int status_fd)
+{
+    int status = 0, app_status;
+
+    while (waitpid(init, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (s->app && read(status_fd, &app_status, sizeof(app_status)) == sizeof(app_status))
+        status = app_status;
+    write_exit_file(s->exit_file, status);
+    init_reaped = 1;
+}
+
 enum { K_INIT, K_LISTEN, K_LOG, K_MASTER, K_CLIENT, K_FOLLOWER };
 
 void keep(struct spec *s, pid_t init, int chan, int log_pipe, int status_fd)
@@ -307,6 +323,10 @@ void keep(struct spec *s, pid_t init, int chan, int log_pipe, int status_fd)
             ssize_t got;
             switch (kind[j]) {
             case K_INIT:
+                /* Reaped at once: the daemon takes the status from the init's
+                 * own pidfd (PIDFD_INFO_EXIT), which the kernel fills in at
+                 * the reap, so the console can be drained after. */
+                reap_init(s, init, status_fd);
                 init_done = 1;
                 break;
             case K_LISTEN:
@@ -354,11 +374,7 @@ void keep(struct spec *s, pid_t init, int chan, int log_pipe, int status_fd)
     }
     if (listen_fd >= 0)
         unlink(s->sock);
-    int status = 0, app_status;
-    while (waitpid(init, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (s->app && read(status_fd, &app_status, sizeof(app_status)) == sizeof(app_status))
-        status = app_status;
-    write_exit_file(s->exit_file, status);
+    if (!init_reaped)
+        reap_init(s, init, status_fd);
     _exit(0);
 }
