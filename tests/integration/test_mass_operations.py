@@ -64,5 +64,7 @@ def test_bad_mass_input(lxc: Env) -> None:
         2, "lxcflow start: -f or a command starts one container: give one -n NAME\n")
     r = lxc.run("stop", "-k", "-n", "a1", "-n", "bad/name")
     assert r.returncode == 1
-    assert r.stderr.splitlines()[-1].startswith("lxcflow stop: bad/name: invalid container name")
+    bad, a1 = r.stderr.splitlines()  # what is wrong with the names first
+    assert bad.startswith("lxcflow stop: bad/name: invalid container name")
+    assert a1 == "lxcflow stop: a1: container 'a1' is not running"
     assert states(lxc) == {"a1": "STOPPED", "a2": "STOPPED"}
