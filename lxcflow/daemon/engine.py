@@ -28,7 +28,7 @@ import trio
 from inotify_simple import flags
 
 from lxcflow import states
-from lxcflow.daemon import hooks, rules_report
+from lxcflow.daemon import hooks, rules_report, waking
 from lxcflow.daemon.health import HealthChecks
 from lxcflow.daemon.rules_report import RuleFile
 from lxcflow.daemon.sampling import Sampler
@@ -121,6 +121,7 @@ class RuleEngine:
                 task_status.started()
                 await self.sup.ready.wait()
                 self._boot()
+                waking.rearm(self.sup, (r.name for r in self.rules if r.wake_on), nursery)
                 self._sync_samplers()
                 self.health.start(nursery, self.rules)
                 while True:
@@ -435,7 +436,10 @@ class RuleEngine:
                     await self.sup.stop(target, grace=STOP_GRACE, by=Actor.of_rule(rule.name))
                 await self.sup.start(target, by=Actor.of_rule(rule.name), again=True)
             elif kind == "freeze":
-                if c.state is State.RUNNING:
+                if c.state is State.RUNNING and rule.wake_on == "traffic" and target == name:
+                    assert self._nursery is not None
+                    await waking.freeze_until_traffic(self.sup, c, rule.name, self._nursery)
+                elif c.state is State.RUNNING:
                     await self.sup.freeze(target, by=Actor.of_rule(rule.name))
             elif kind == "unfreeze":
                 if c.state is State.FROZEN:

@@ -98,8 +98,10 @@ class Freezer:
         c.transition(State.FROZEN, Cause.KERNEL)
         record_owner(c, run)
 
-    async def unfreeze(self, c: Container, run: Run, cg: ContainerCgroup, by: Actor) -> None:
-        """Thaw and return once the kernel confirms the container runs.
+    async def unfreeze(self, c: Container, run: Run, cg: ContainerCgroup, by: Actor,
+                       detail: str | None = None) -> None:
+        """Thaw and return once the kernel confirms the container runs
+        (``detail``: why, for the event).
 
         Raises:
             WrongState: a rule asks and a user froze it.
@@ -117,7 +119,7 @@ class Freezer:
         except trio.TooSlowError:
             raise OperationTimeout(f"container {c.name!r} did not thaw") from None
         if c.state is State.FROZEN:
-            c.transition(State.RUNNING, by)
+            c.transition(State.RUNNING, by, detail=detail)
             record_owner(c, run)
 
 

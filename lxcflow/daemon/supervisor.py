@@ -486,8 +486,9 @@ class Supervisor:
             with self._timed("freeze"):
                 await self.freezer.freeze(c, run, run.cgroup, by)
 
-    async def unfreeze(self, name: str, *, by: Actor = USER) -> None:
-        """Thaw and return once the kernel confirms the container runs.
+    async def unfreeze(self, name: str, *, by: Actor = USER, detail: str | None = None) -> None:
+        """Thaw and return once the kernel confirms the container runs
+        (``detail``: why, for the event).
 
         Raises:
             WrongState: not FROZEN; or a rule asks and a user froze it.
@@ -498,7 +499,7 @@ class Supervisor:
             if not states.can_unfreeze(c.state) or run is None or run.cgroup is None:
                 raise WrongState(f"container {name!r} is {c.state.value}, not FROZEN")
             with self._timed("unfreeze"):
-                await self.freezer.unfreeze(c, run, run.cgroup, by)
+                await self.freezer.unfreeze(c, run, run.cgroup, by, detail)
 
     # ----------------------------------------------------------- cgroup settings
 

@@ -221,6 +221,9 @@ class Rule:
     trigger: Trigger
     condition: Condition | None = None
     actions: tuple[Action, ...] = ()
+    #: "traffic": a container this rule froze is thawed by the first packet
+    #: sent towards it (see :mod:`lxcflow.daemon.waking`)
+    wake_on: Literal["traffic"] | None = None
 
     @property
     def where(self) -> str:

@@ -15,7 +15,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from lxcflow.errors import ConfigError, UsageError
 from lxcflow.rules.health import PROBE_KINDS, VERDICTS, Probe
@@ -47,7 +47,7 @@ MIN_INTERVAL = 0.01
 KEYS = {
     "name", "description", "containers", "containers_regex", "condition", "actions",
     "on", "from", "sample", "every", "health",
-    "restart", "max_restarts", "window", "backoff", "reset_after",
+    "restart", "max_restarts", "window", "backoff", "reset_after", "wake_on",
 }
 TRIGGERS = ("on", "sample", "every", "restart", "health")
 RESTART_ONLY = ("max_restarts", "window", "reset_after")
@@ -391,7 +391,17 @@ def _rule(raw: dict[str, Any], file: Path, lines: Positions, index: int) -> Rule
     return Rule(
         name=name, file=file, line=lines.line_of(index, None), containers=_selector(raw),
         trigger=trigger, condition=condition, actions=actions,
+        wake_on=_wake_on(raw["wake_on"], actions) if "wake_on" in raw else None,
     )
+
+
+def _wake_on(value: object, actions: tuple[Action, ...]) -> Literal["traffic"]:
+    if value != "traffic":
+        raise _Bad("wake_on", f'wake_on must be "traffic", not {value!r}')
+    if not any(a.kind == "freeze" and a.target is None for a in actions):
+        raise _Bad("wake_on", "wake_on goes with a freeze action on the container itself "
+                              '(actions = ["freeze"])')
+    return "traffic"
 
 
 def parse_text(text: str, file: Path) -> tuple[list[Rule], list[RuleError]]:

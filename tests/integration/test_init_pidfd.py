@@ -27,6 +27,14 @@ time.sleep(60)
 """
 
 
+def start_keeper(reap_after: float) -> tuple[subprocess.Popen[str], int]:
+    """The stand-in and its init's pid (a zombie, or about to be one)."""
+    keeper = subprocess.Popen([sys.executable, "-c", KEEPER, str(reap_after)],
+                              stdout=subprocess.PIPE, text=True)
+    assert keeper.stdout is not None
+    return keeper, int(keeper.stdout.readline())
+
+
 @pytest.mark.parametrize(("reap_after", "ask_after"), [(0.1, 0.4), (0.4, 0.0)])
 async def test_init_status_comes_from_the_kernel_before_the_keeper_exits(
     reap_after: float, ask_after: float,
@@ -36,11 +44,8 @@ async def test_init_status_comes_from_the_kernel_before_the_keeper_exits(
         proc.exit_status(os.pidfd_open(os.getpid()))
     except NotImplementedError:
         pytest.skip("this kernel keeps no exit status for pidfds (before 6.15)")
-    keeper = subprocess.Popen([sys.executable, "-c", KEEPER, str(reap_after)],
-                              stdout=subprocess.PIPE, text=True)
+    keeper, init = start_keeper(reap_after)
     try:
-        assert keeper.stdout is not None
-        init = int(keeper.stdout.readline())
         init_pidfd = os.pidfd_open(init)  # a zombie until the stand-in reaps it
         shim = Shim(keeper.pid, os.pidfd_open(keeper.pid), init, init_pidfd, own_child=False)
         with trio.fail_after(5):
@@ -48,7 +53,9 @@ async def test_init_status_comes_from_the_kernel_before_the_keeper_exits(
             await trio.sleep(ask_after)
             began = trio.current_time()
             status = await shim.init_status()
-        assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3
+        assert status is not None
+        assert os.WIFEXITED(status)
+        assert os.WEXITSTATUS(status) == 3
         # It waited for the reap (EPOLLHUP), not longer, and the keeper lives on.
         assert trio.current_time() - began < reap_after + 0.5
         assert keeper.poll() is None

@@ -30,15 +30,19 @@ def test_globs_and_names_in_one_call_with_one_line_per_failure(lxc: Env) -> None
     lines = sorted(r.stderr.splitlines())
     assert len(lines) == 4, r.stderr
     assert lines[0].startswith("lxcflow start: api-*: no container matches")
-    assert lines[1].startswith("lxcflow start: broken: ") and "no/such/program" in lines[1]
-    assert lines[2].startswith("lxcflow start: ghost: ") and "does not exist" in lines[2]
-    assert lines[3].startswith("lxcflow start: web-0: ") and "already RUNNING" in lines[3]
+    assert lines[1].startswith("lxcflow start: broken: ")
+    assert "no/such/program" in lines[1]
+    assert lines[2].startswith("lxcflow start: ghost: ")
+    assert "does not exist" in lines[2]
+    assert lines[3].startswith("lxcflow start: web-0: ")
+    assert "already RUNNING" in lines[3]
     assert states(lxc) == {**{f"web-{i}": "RUNNING" for i in range(6)}, "db": "RUNNING",
                            "cache": "STOPPED", "broken": "STOPPED"}
 
     r = lxc.run("freeze", "-n", "web-[0-2]", "-n", "cache")
     assert (r.returncode, r.stderr.count("\n")) == (1, 1)
-    assert "cache" in r.stderr and "not RUNNING" in r.stderr
+    assert "cache" in r.stderr
+    assert "not RUNNING" in r.stderr
     assert [n for n, s in states(lxc).items() if s == "FROZEN"] == ["web-0", "web-1", "web-2"]
     r = lxc.run("unfreeze", "-n", "web-?")  # web-3..5 are not FROZEN: each a failure
     assert r.returncode == 1

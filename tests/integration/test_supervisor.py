@@ -10,8 +10,8 @@ import pytest
 import trio
 
 from lxcflow.cgroups import CgroupManager, Layout, detect_layout, open_manager
-from lxcflow.daemon.events import Subscription
 from lxcflow.daemon import supervisor
+from lxcflow.daemon.events import Subscription
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import ConfigError, StartFailed, WrongState
 from lxcflow.runstate import ExitStatus

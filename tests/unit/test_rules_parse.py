@@ -59,9 +59,12 @@ def parse_one(text: str, file: Path = FILE) -> Rule:
     return rules[0]
 
 
-def line_in(path: Path, needle: str) -> int:
-    """The 1-based line of ``path`` that holds ``needle`` (there must be one)."""
+def line_in(path: Path, needle: str, nth: int | None = None) -> int:
+    """The 1-based line of ``path`` that holds ``needle`` (there must be one,
+    unless ``nth`` picks one of several)."""
     found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line]
+    if nth is not None:
+        return found[nth]
     assert len(found) == 1, (path, needle, found)
     return found[0]
 
@@ -146,7 +149,12 @@ def test_example_sample_rules() -> None:
     assert idle.trigger == Sample(every=1.0, duration=30.0, cpu_below=0.01)
     assert idle.containers == Selector(glob="batch-*")
     path = EXAMPLES / "freeze-idle.toml"
-    assert idle.actions == (Action("freeze", line_in(path, 'actions = ["freeze"]')),)
+    assert idle.actions == (Action("freeze", line_in(path, 'actions = ["freeze"]', 0)),)
+    assert idle.wake_on is None
+    scale = rules["scale-to-zero"]
+    assert (scale.trigger, scale.wake_on) == (
+        Sample(every=5.0, duration=300.0, cpu_below=0.01), "traffic")
+    assert scale.actions == (Action("freeze", line_in(path, 'actions = ["freeze"]', 1)),)
 
     hogs = rules["demote-cpu-hogs"]
     assert hogs.trigger == Sample(every=5.0, duration=120.0, cpu_above=0.9)
@@ -354,6 +362,17 @@ BAD_RULES = [
                  id="from-with-healthy"),
     pytest.param(rule('on = "HEALTHYISH"', 'actions = ["stop"]'),
                  4, "unknown state 'HEALTHYISH'", id="on-unknown-verdict"),
+    # wake on traffic
+    pytest.param(rule('sample = { cpu_below = "1%" }', 'wake_on = "packets"',
+                      'actions = ["freeze"]'),
+                 5, 'wake_on must be "traffic", not \'packets\'', id="wake-on-unknown"),
+    pytest.param(rule('sample = { cpu_below = "1%" }', 'wake_on = "traffic"',
+                      'actions = ["stop"]'),
+                 5, "wake_on goes with a freeze action on the container itself",
+                 id="wake-on-without-freeze"),
+    pytest.param(rule('on = "RUNNING"', 'wake_on = "traffic"', 'actions = [{ freeze = "db" }]'),
+                 5, "wake_on goes with a freeze action on the container itself",
+                 id="wake-on-freezing-another"),
     # names
     pytest.param('# no name\n[[rule]]\non = "RUNNING"\nactions = ["stop"]\n',
                  2, 'a rule needs a name = "..."', id="missing-name"),
@@ -448,6 +467,15 @@ def test_an_action_is_not_placed_at_a_log_message_that_mentions_it() -> None:
     )
     r = parse_one(text)
     assert [(a.kind, a.line) for a in r.actions] == [("log", 6), ("stop", 7)]
+
+
+def test_wake_on_traffic_goes_with_the_rules_own_freeze() -> None:
+    (r,), errors = parse_text(rule('sample = { cpu_below = "1%", for = "1m" }',
+                                   'wake_on = "traffic"', 'actions = ["freeze"]'), FILE)
+    assert errors == []
+    assert r.wake_on == "traffic"
+    (plain,), _ = parse_text(rule('sample = { cpu_below = "1%" }', 'actions = ["freeze"]'), FILE)
+    assert plain.wake_on is None
 
 
 def test_bare_kill_is_sigkill_and_signals_take_names_and_numbers() -> None:
