@@ -58,6 +58,7 @@ from observe import op_observe
 from report import FLOOR, LXC, LXCFLOW, Check, Operation, Scalar
 from rig import LXCFLOW_CLI, TRUE, Bench, in_parallel, ratio_check, timed
 from system import op_system
+from wake import op_wake
 
 from lxcflow.cgroups import open_manager
 from lxcflow.client import Client
@@ -67,11 +68,11 @@ SIZES: dict[str, dict[str, Any]] = {
     "full": {"n": 100, "wait": 30, "transitions": 1000, "kills": 100, "deaths": 200,
              "scale": 1000, "parallel": 16, "crashloop": 100, "warmup": 5.0, "window": 30.0,
              "idle_window": 10.0, "ls": 20, "keepers": 100, "probe_every": 5.0,
-             "exec_probes": 50, "scrapes": 20},
+             "exec_probes": 50, "scrapes": 20, "wakes": 40},
     "quick": {"n": 10, "wait": 3, "transitions": 100, "kills": 10, "deaths": 20,
               "scale": 20, "parallel": 8, "crashloop": 10, "warmup": 2.0, "window": 4.0,
               "idle_window": 2.0, "ls": 5, "keepers": 10, "probe_every": 1.0,
-              "exec_probes": 5, "scrapes": 5},
+              "exec_probes": 5, "scrapes": 5, "wakes": 8},
 }
 UNSHARE = ["unshare", "--fork", "--pid", "--mount-proc", "--mount", "--uts", "--ipc", "--net"]
 CGROUP2 = Path("/sys/fs/cgroup/unified") if Path("/sys/fs/cgroup/unified/cgroup.procs").exists() \
@@ -564,7 +565,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 KEYS = ("execute", "start", "freeze", "wait", "events", "restart", "cli", "scale", "crashloop",
-        "attach", "system", "keepers", "confinement", "unprivileged", "observe")
+        "attach", "system", "keepers", "confinement", "unprivileged", "observe", "wake")
 
 
 def main() -> int:
@@ -614,6 +615,7 @@ def main() -> int:
             ("confinement", lambda: op_confinement(b)),
             ("unprivileged", lambda: op_unprivileged(b)),
             ("observe", lambda: op_observe(b, empty)),
+            ("wake", lambda: op_wake(b)),
         ]
         for key, step in steps:
             if key in wanted:
