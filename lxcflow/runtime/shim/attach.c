@@ -170,7 +170,7 @@ static void run_command(struct attach *a, const int *procs, int cgroup_ns, int u
     /* Into the cgroups first, from outside any cgroup namespace (a writer
      * inside one cannot move a process in from beyond its root). */
     for (int i = 0; i < a->ncgroups; i++)
-        if (write(procs[i], "0", 1) < 0)
+        if (procs[i] >= 0 && write(procs[i], "0", 1) < 0)
             die(SETUP_FAILED, "cannot join %s: %s", a->cgroups[i], strerror(errno));
     if (cgroup_ns && setns(INIT_PIDFD, CLONE_NEWCGROUP) < 0)
         die(SETUP_FAILED, "cannot enter the cgroup namespace: %s", strerror(errno));
@@ -233,8 +233,9 @@ int attach_main(void)
     if (confine_read(&a.confine) < 0)
         die(SETUP_FAILED, "cannot read the seccomp filter %s: %s", a.confine.seccomp,
             strerror(errno));
+    int v2[64], cgroup2 = cgroup2_dir(a.cgroups, a.ncgroups), placed;
     for (int i = 0; i < a.ncgroups; i++)
-        if ((procs[i] = open(a.cgroups[i], O_WRONLY | O_CLOEXEC)) < 0)
+        if ((procs[i] = cgroup_join_open(a.cgroups[i], &v2[i])) < 0)
             die(SETUP_FAILED, "cannot open %s: %s", a.cgroups[i], strerror(errno));
     int flags = namespaces_to_enter(a.init);
     if ((flags & ~CLONE_NEWCGROUP) && setns(INIT_PIDFD, flags & ~CLONE_NEWCGROUP) < 0)
@@ -243,11 +244,21 @@ int attach_main(void)
 
     for (size_t i = 0; i < sizeof(passed_on) / sizeof(passed_on[0]); i++)
         signal(passed_on[i], forward);
-    command_pid = fork();
+    command_pid = fork_into_cgroup(cgroup2, &placed);
     if (command_pid < 0)
         die(SETUP_FAILED, "cannot fork: %s", strerror(errno));
-    if (command_pid == 0)
+    if (command_pid == 0) {
+        for (int i = 0; i < a.ncgroups; i++)
+            if (placed && v2[i]) {
+                close(procs[i]); /* made in it already */
+                procs[i] = -1;
+            }
+        if (cgroup2 >= 0)
+            close(cgroup2);
         run_command(&a, procs, flags & CLONE_NEWCGROUP, flags & CLONE_NEWUSER);
+    }
+    if (cgroup2 >= 0)
+        close(cgroup2);
 
     /* Only the command holds its stdio now: the caller sees EOF with it. */
     for (int fd = 0; fd <= INIT_PIDFD; fd++)

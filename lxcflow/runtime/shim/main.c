@@ -50,6 +50,7 @@
  * order. The parts it calls: spec.c (reading the spec), mounts.c, devices.c
  * (autodev), terminals.c (devpts and ttys), keeper.c, hooks.c, confine.c, init.c
  * (the command and the app init), userns.c (the way into a user namespace),
+ * cgroups.c (joining the cgroups without the kernel's slow path),
  * report.c (fail, report, the exit file); shim.h declares them.
  */
 #include "shim.h"
@@ -72,14 +73,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static void write_str(int err, const char *path, const char *value)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, value, strlen(value)) < 0)
-        fail(err, "cannot write %s", path);
-    close(fd);
-}
 
 /* lo comes down in a new network namespace; LXC brings it up, and so do we. */
 static void loopback_up(int err)
@@ -137,14 +130,38 @@ static void prepare_command(int err, struct spec *s, int console_peer, int log_p
 
 /* Join the cgroups first: everything the init does is then accounted, and
  * a cgroup namespace made later is rooted at the container's. */
+/* Set in a child that fork_into_cgroup made in the container's cgroup2 cgroup. */
+static int cgroup2_placed;
+
 static void join_cgroups(int err, struct spec *s)
 {
     /* Everything after this mounts: outside a mount namespace of its own it
      * would rearrange the host's. spec.py never asks for that; refuse anyway. */
     if (!(s->ns & CLONE_NEWNS))
         fail(err, "refusing to run without a mount namespace");
-    for (int i = 0; i < s->ncgroups; i++)
-        write_str(err, s->cgroups[i], "0");
+    for (int i = 0; i < s->ncgroups; i++) {
+        int v2, fd = cgroup_join_open(s->cgroups[i], &v2);
+        if (fd >= 0 && v2 && cgroup2_placed) {
+            close(fd);
+            continue;
+        }
+        if (fd < 0 || write(fd, "0", 1) < 0)
+            fail(err, "cannot join the cgroup of %s", s->cgroups[i]);
+        close(fd);
+    }
+}
+
+/* fork(), the child made in the container's cgroup2 cgroup where there is one. */
+static pid_t fork_in_cgroup(const struct spec *sp)
+{
+    int dirfd = cgroup2_dir(sp->cgroups, sp->ncgroups);
+    pid_t pid = fork_into_cgroup(dirfd, &cgroup2_placed);
+    int saved = errno;
+
+    if (dirfd >= 0)
+        close(dirfd);
+    errno = saved;
+    return pid;
 }
 
 /* A privileged container's init, before setup: its namespaces (the pid
@@ -242,7 +259,7 @@ static pid_t fork_init(void)
 {
     if (unshare(CLONE_NEWPID) < 0)
         return -1;
-    pid_t init = fork();
+    pid_t init = fork_in_cgroup(&s);
     if (init == 0) {
         child_ends();
         /* The init dies with the shim: an orphaned container has no keeper. */
@@ -263,7 +280,7 @@ static pid_t fork_init_userns(void)
 
     if (pipe2(pid_pipe, O_CLOEXEC) < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         return -1;
-    pid_t setup_pid = fork();
+    pid_t setup_pid = fork_in_cgroup(&s);
     if (setup_pid == 0) {
         int err = sync_pipe[1];
         child_ends();

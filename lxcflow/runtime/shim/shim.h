@@ -75,6 +75,16 @@ struct spec {
 extern int report_fd;
 __attribute__((noreturn, format(printf, 2, 3)))
 void fail(int fd, const char *fmt, ...);
+
+/* cgroups.c: joining a container's cgroups (see there) */
+/* The fd the calling process writes "0" to, to join the cgroup of the
+ * cgroup.procs file `procs` (its `tasks` on v1); *is_v2 says which. */
+int cgroup_join_open(const char *procs, int *is_v2);
+/* The directory of the cgroup2 one among n cgroup.procs files, opened; -1 if none. */
+int cgroup2_dir(const char *const *procs, int n);
+/* fork(), the child made in the cgroup2 cgroup behind dirfd (if >= 0) where
+ * the kernel can (*placed: it was); -1 with errno. */
+pid_t fork_into_cgroup(int dirfd, int *placed);
 __attribute__((format(printf, 1, 2)))
 void report(const char *fmt, ...);
 void write_exit_file(const char *path, int status);
