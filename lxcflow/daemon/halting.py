@@ -16,10 +16,12 @@ death of a system container's init looks like that: as a namespace's init
 it cannot be killed by a signal it has no handler for (only SIGKILL), and
 with a handler it does not die of it.
 
-How it ended is read first from the init's own pidfd (the kernel keeps the
-status of a reaped process, 6.15+), which is as soon as the keeper reaps
-it; the keeper's exit record, written at that reap, is the durable copy and
-decides wherever the init's status does not.
+How it ended is known as soon as the keeper reaps the init: the keeper
+reports the status on its pipe to the daemon that started it; a daemon that
+adopted the run reads it from the init's own pidfd (the kernel keeps the
+status of a reaped process, 6.15+) where that can tell (:func:`seen_exit`).
+The keeper's exit record, written at the same reap, is the durable copy and
+decides everywhere else.
 """
 
 from __future__ import annotations
@@ -55,21 +57,27 @@ def reboot_signal(config: ContainerConfig | None) -> int:
 
 
 def seen_exit(mode: RunMode, status: int | None) -> ExitStatus | None:
-    """The container's exit status as its init's own raw wait ``status``
-    tells it, or None where only the keeper's record can.
+    """The container's exit status as its init's pidfd tells it (``status``:
+    the raw status the kernel kept), or None where only the keeper's record
+    can.
 
-    A system container's init is its command. An application's PID 1 is
-    the small init, which exits with the command's code, or 128 + the
-    signal that killed it: below 128 that is exactly the command's code;
+    A system container's init is its command, but the kernel keeps for
+    the pidfd the init's own exit code, not the status wait(2) gives its
+    parent: an init ended by reboot(2) shows an exit 0 (it called
+    reboot and exited) or SIGKILL (another process called it), while the
+    keeper sees SIGINT or SIGHUP (measured on 6.18). Those two go to the
+    record. An application's PID 1 is the small init, which exits with the
+    command's code, or 128 + the signal that killed it: below 128 (and
+    above 0, the reboot fingerprint) that is exactly the command's code;
     from 128 on, or when the small init itself was killed (the command may
     have ended first), the record says which.
     """
     if status is None:
         return None
     exit = ExitStatus.of_wait_status(status)
-    if mode is RunMode.SYSTEM:
-        return exit
-    if exit.code is not None and exit.code < 128:
+    if exit.code == 0 or exit.signal == signal.SIGKILL:
+        return None  # maybe reboot(2): only the keeper saw how
+    if mode is RunMode.SYSTEM or (exit.code is not None and exit.code < 128):
         return exit
     return None
 

@@ -72,6 +72,10 @@ class Shim:
     init_pid: int
     init_pidfd: int  # -1 when the init was already gone
     own_child: bool  # spawned by this daemon (so this daemon must reap it)
+    #: the report pipe, whose last line is the keeper's "exit STATUS" at the
+    #: reap (-1: adopted, or read), and what was read of it past the "ok"
+    report_fd: int = -1
+    report_rest: bytes = b""
 
     def signal_init(self, sig: int) -> None:
         """Signal the container's init through its pidfd: never a reused PID."""
@@ -87,10 +91,29 @@ class Shim:
         if self.init_pidfd >= 0:
             await trio.lowlevel.wait_readable(self.init_pidfd)
 
+    async def keeper_status(self) -> int | None:
+        """The init's raw wait status as the keeper reports it when it reaps
+        it, at once after the exit (the status its exit record holds: in an
+        application container the command's); None for an adopted run, which
+        has no report pipe, or a keeper that ended without a word.
+
+        The caller bounds the wait: a keeper stopped by a debugger never reaps.
+        """
+        if self.report_fd < 0:
+            return None
+        try:
+            line, self.report_rest = await _read_line(self.report_fd, self.report_rest)
+        finally:
+            os.close(self.report_fd)
+            self.report_fd = -1
+        kind, _, value = line.partition(" ")
+        return int(value) if kind == "exit" and value.lstrip("-").isdigit() else None
+
     async def init_status(self) -> int | None:
         """The exited init's raw wait status as the kernel keeps it after the
         keeper's reap (which follows the exit at once); None where the kernel
-        cannot tell (before 6.15), or without a pidfd on the init.
+        cannot tell (before 6.15), or without a pidfd on the init. Not always
+        what wait(2) told the keeper: see :func:`~lxcflow.daemon.halting.seen_exit`.
 
         The caller bounds the wait for the reap: a keeper stopped by a
         debugger never reaps.
@@ -126,10 +149,10 @@ class Shim:
             self.own_child = False
 
     def close(self) -> None:
-        for fd in (self.pidfd, self.init_pidfd):
+        for fd in (self.pidfd, self.init_pidfd, self.report_fd):
             if fd >= 0:
                 os.close(fd)
-        self.pidfd = self.init_pidfd = -1
+        self.pidfd = self.init_pidfd = self.report_fd = -1
 
 
 def adopt(pid: int, start: int, init_pid: int) -> Shim | None:
@@ -200,13 +223,15 @@ async def spawn(
         os.close(report_w)
     pidfd = -1
     try:
+        os.set_blocking(report_r, False)
         pidfd = os.pidfd_open(pid)
-        line = await _read_report(report_r)
+        line, rest = await _read_line(report_r, b"")
         if not line.startswith("ok "):
             reason = line.removeprefix("error ").strip() or "the shim exited without a report"
             raise StartFailed(reason)
         init_pid = int(line[3:])
     except BaseException:
+        os.close(report_r)
         if pidfd >= 0:
             os.close(pidfd)
         _kill_and_reap(pid)
@@ -215,19 +240,25 @@ async def spawn(
         init_pidfd = os.pidfd_open(init_pid)
     except ProcessLookupError:
         init_pidfd = -1  # it ended at once; the shim has reaped it and will tell
-    return Shim(pid, pidfd, init_pid, init_pidfd, own_child=True)
+    return Shim(pid, pidfd, init_pid, init_pidfd, own_child=True, report_fd=report_r,
+                report_rest=rest)
 
 
-async def _read_report(fd: int) -> str:
-    stream = trio.lowlevel.FdStream(fd)
-    data = b""
-    async with stream:
-        while not data.endswith(b"\n"):
-            chunk = await stream.receive_some(1024)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode(errors="replace")
+async def _read_line(fd: int, buffered: bytes) -> tuple[str, bytes]:
+    """One line from a non-blocking pipe (with what was read past the last
+    line before), and what was read past it; "" at the end of the pipe."""
+    data = buffered
+    while b"\n" not in data:
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            chunk = os.read(fd, 1024)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            return "", b""
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    return line.decode(errors="replace"), rest
 
 
 def _kill_and_reap(pid: int) -> None:

@@ -15,6 +15,7 @@ from lxcflow.daemon.events import Subscription
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import ConfigError, StartFailed, WrongState
 from lxcflow.runstate import ExitStatus
+from lxcflow.runtime.shim import Shim
 from lxcflow.runtime.spec import RunMode
 from lxcflow.states import Cause, Event, State
 from tests.integration.conftest import Env, needs_root
@@ -120,26 +121,37 @@ async def test_natural_death_reports_exit_code(sup: Supervisor, host_root_config
 
 
 ENDINGS = [
-    # mode, command, whether the init's own pidfd tells, the status
-    (RunMode.SYSTEM, ["sh", "-c", "exit 3"], True, ExitStatus(3, None)),
-    (RunMode.SYSTEM, ["sh", "-c", "kill -STOP $$; sleep 9"], True, ExitStatus(None, 9)),
-    (RunMode.APP, ["sh", "-c", "exit 3"], True, ExitStatus(3, None)),
-    (RunMode.APP, ["sh", "-c", "exit 200"], False, ExitStatus(200, None)),
-    (RunMode.APP, ["sh", "-c", "kill -TERM $$"], False, ExitStatus(None, 15)),
+    # mode, how the command ends, whether an adopted run's init pidfd tells, the status
+    (RunMode.SYSTEM, "exit 3", True, ExitStatus(3, None)),
+    # reboot(2) leaves the pidfd an exit 0 or SIGKILL: those go to the record
+    (RunMode.SYSTEM, "exit 0", False, ExitStatus(0, None)),
+    (RunMode.SYSTEM, "KILL", False, ExitStatus(None, 9)),
+    (RunMode.APP, "exit 3", True, ExitStatus(3, None)),
+    (RunMode.APP, "exit 200", False, ExitStatus(200, None)),
+    (RunMode.APP, "kill -TERM $$", False, ExitStatus(None, 15)),
 ]
 
 
-@pytest.mark.parametrize(("mode", "command", "told", "status"), ENDINGS)
-async def test_exit_seen_through_the_inits_pidfd_is_the_keepers_record(
-    lxc: Env, shim_binary: Path, host_root_config: Path, monkeypatch: pytest.MonkeyPatch,
-    mode: RunMode, command: list[str], told: bool, status: ExitStatus,
+@pytest.mark.parametrize("adopted", [False, True], ids=["own", "adopted"])
+@pytest.mark.parametrize(("mode", "ending", "told", "status"), ENDINGS)
+async def test_the_exit_reported_at_the_death_is_the_keepers_record(
+    lxc: Env, shim_binary: Path, host_root_config: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, adopted: bool,
+    mode: RunMode, ending: str, told: bool, status: ExitStatus,
 ) -> None:
-    """STOPPING carries the status the kernel keeps for the reaped init,
-    before the keeper has exited; it is always the one the keeper records,
-    and where the init's status cannot tell (an application's code from 128
-    on, or a signal) the record is waited for."""
+    """STOPPING carries the status as soon as the keeper has reaped the init:
+    from the keeper's report pipe for a run this daemon started, from the
+    init's own pidfd for one it adopted where that can tell (else the
+    record is waited for); always the one the keeper records."""
+    reported: list[int | None] = []
     seen: list[ExitStatus | None] = []
     recorded: list[ExitStatus | None] = []
+    real_report, real_seen, real_read = (Shim.keeper_status, supervisor.seen_exit,
+                                         supervisor.ExitStatus.read)
+
+    async def spy_report(shim: Shim) -> int | None:
+        reported.append(await real_report(shim))
+        return reported[-1]
 
     def spy_seen(mode: RunMode, raw: int | None) -> ExitStatus | None:
         seen.append(real_seen(mode, raw))
@@ -149,28 +161,53 @@ async def test_exit_seen_through_the_inits_pidfd_is_the_keepers_record(
         recorded.append(real_read(run_dir))
         return recorded[-1]
 
-    real_seen, real_read = supervisor.seen_exit, supervisor.ExitStatus.read
+    monkeypatch.setattr(Shim, "keeper_status", spy_report)
     monkeypatch.setattr(supervisor, "seen_exit", spy_seen)
     monkeypatch.setattr(supervisor.ExitStatus, "read", spy_record)
-    sup = Supervisor(lxc.paths, open_manager(parent=lxc.paths.cgroup_parent),
-                     shim_binary=shim_binary)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(sup.run)
-        await sup.create("web", str(host_root_config))
+    flag = tmp_path / "end"
+    command = ["sh", "-c", f"while [ ! -e {flag} ]; do sleep 0.02; done; "
+                           + ("sleep 100" if ending == "KILL" else ending)]
+
+    async def the_end(sup: Supervisor) -> list[Event]:
+        c = sup.get("web")
+        assert c.state is S.RUNNING
         with sup.bus.subscribe() as sub:
-            c = await sup.start("web", mode=mode, command=command)
-            if "STOP" in command[2]:  # stopped, so it dies of the SIGKILL only
+            flag.touch()
+            if ending == "KILL":
+                await trio.sleep(0.1)
                 c.run.shim.signal_init(9)  # type: ignore[union-attr]
             with trio.fail_after(10):
                 await c.wait_until(lambda: c.state is S.STOPPED)
-            events = drain(sub)
-        nursery.cancel_scope.cancel()
-    stopping, stopped = events[-2:]
+            return drain(sub)
+
+    manager = open_manager(parent=lxc.paths.cgroup_parent)
+    sup = Supervisor(lxc.paths, manager, shim_binary=shim_binary)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await sup.create("web", str(host_root_config))
+        await sup.start("web", mode=mode, command=command)
+        if not adopted:
+            events = await the_end(sup)
+        nursery.cancel_scope.cancel()  # adopted: the container outlives it
+    if adopted:
+        sup = Supervisor(lxc.paths, manager, shim_binary=shim_binary)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(sup.run)
+            events = await the_end(sup)
+            nursery.cancel_scope.cancel()
+    stopping, stopped = events
     assert (stopping.to_state, stopped.to_state) == (S.STOPPING, S.STOPPED)
     for e in (stopping, stopped):
         assert ExitStatus(e.exit_code, e.signal) == status
     assert recorded == [status]
-    assert seen == [status if told else None]
+    if adopted:
+        assert reported == [None]  # no report pipe: the pidfd's turn
+        assert seen == [status if told else None]
+    else:
+        assert len(reported) == 1
+        assert reported[0] is not None
+        assert ExitStatus.of_wait_status(reported[0]) == status
+        assert seen == []
 
 
 async def test_devices_are_confined_on_every_layout(sup: Supervisor,

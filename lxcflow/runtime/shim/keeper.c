@@ -271,6 +271,12 @@ static void reap_init(struct spec *s, pid_t init, int status_fd)
         ;
     if (s->app && read(status_fd, &app_status, sizeof(app_status)) == sizeof(app_status))
         status = app_status;
+    /* First to the daemon that started us, which reports the death from it
+     * (one that adopted us has no pipe), then the durable record. */
+    report("exit %d\n", status);
+    if (report_fd >= 0)
+        close(report_fd);
+    report_fd = -1;
     write_exit_file(s->exit_file, status);
     init_reaped = 1;
 }
@@ -323,9 +329,8 @@ void keep(struct spec *s, pid_t init, int chan, int log_pipe, int status_fd)
             ssize_t got;
             switch (kind[j]) {
             case K_INIT:
-                /* Reaped at once: the daemon takes the status from the init's
-                 * own pidfd (PIDFD_INFO_EXIT), which the kernel fills in at
-                 * the reap, so the console can be drained after. */
+                /* Reaped at once, and the status reported, before the
+                 * console is drained: the daemon reports the death then. */
                 reap_init(s, init, status_fd);
                 init_done = 1;
                 break;

@@ -1,8 +1,9 @@
 /*
  * How the shim tells what happened, each to whoever is there to hear it:
  * the init's failure line on the sync pipe (fail, before the command runs),
- * the one line to the daemon on the report pipe (report), and the exit
- * record, a file that outlives the daemon (write_exit_file).
+ * the lines to the daemon on the report pipe (report: "ok PID" or "error
+ * WHY" at the start, "exit STATUS" when the keeper reaps the init), and the
+ * exit record, a file that outlives the daemon (write_exit_file).
  */
 #include "shim.h"
 
@@ -54,8 +55,6 @@ void report(const char *fmt, ...)
     if (write(report_fd, buf, n) < 0) {
         /* the daemon went away; the exit file still tells */
     }
-    close(report_fd);
-    report_fd = -1;
 }
 
 void write_exit_file(const char *path, int status)
