@@ -19,6 +19,7 @@ import structlog
 import trio
 
 from lxcflow.cgroups import CgroupManager, ContainerCgroup
+from lxcflow.daemon.timer import PreciseTimer
 from lxcflow.daemon.watch import Watch
 from lxcflow.errors import CgroupError
 from lxcflow.runstate import Interface, RunState
@@ -157,11 +158,22 @@ async def observe(
     about one per file per 10-15 ms, a busy container often freezes in well
     under that, and v1's freezer.state has no notification at all.
     """
+    if predicate():
+        return
     delay = 0.0001
-    while not predicate():
-        with trio.move_on_after(delay):
-            if wait_changed is not None:
-                await wait_changed()
-            else:
-                await trio.sleep_forever()
-        delay = min(delay * 2, 0.005)
+    timer = PreciseTimer()  # trio's own sleeps round up to a millisecond
+    try:
+        while not predicate():
+            async with trio.open_nursery() as race:
+                race.start_soon(_then_cancel, race.cancel_scope, timer.sleep, delay)
+                if wait_changed is not None:
+                    race.start_soon(_then_cancel, race.cancel_scope, wait_changed)
+            delay = min(delay * 2, 0.005)
+    finally:
+        timer.close()
+
+
+async def _then_cancel(scope: trio.CancelScope, fn: Callable[..., Awaitable[object]],
+                       *args: object) -> None:
+    await fn(*args)
+    scope.cancel()
