@@ -30,7 +30,7 @@ def test_rules_check_accepts_the_examples(lxc: Env) -> None:
     examples = Path(__file__).parents[2] / "rules"
     r = lxc.run("rules", "check", str(examples))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[-1] == f"10 rules ok in {examples}"
+    assert r.stdout.splitlines()[-1] == f"11 rules ok in {examples}"
 
 
 def test_rules_check_reports_each_mistake_at_file_line(lxc: Env) -> None:
