@@ -24,6 +24,7 @@ from lxcflow.cgroups import open_manager
 from lxcflow.client import Client
 from lxcflow.errors import DaemonUnavailable, NotFound, WrongState
 from lxcflow.paths import Paths
+from lxcflow.runtime.netns import tcp_socket_in
 
 #: the traps measured on this machine: no console without a tty, and a
 #: working /proc for a container on the host's root
@@ -42,6 +43,17 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> None:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: exit {done.returncode}: "
                            f"{done.stderr.decode(errors='replace').strip()[-300:]}")
+
+
+def tcp_socket_of(pid: int) -> socket.socket:
+    """A blocking TCP socket made in the network namespace of process ``pid``."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        sock = tcp_socket_in(pidfd)
+    finally:
+        os.close(pidfd)
+    sock.setblocking(True)
+    return sock
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

@@ -36,13 +36,13 @@ import threading
 import time
 from pathlib import Path
 
-from common import CLK_TCK, Daemon, Monitor, cpu_ticks, destroy_all, stop_all
+from common import CLK_TCK, Daemon, Monitor, cpu_ticks, destroy_all, stop_all, tcp_socket_of
 from report import FLOOR, LXCFLOW, Check, Operation, Scalar
 from rig import Bench
 
 from lxcflow.cgroups import open_manager
 from lxcflow.client import Client
-from lxcflow.runtime.netns import disconnect, tcp_socket_in
+from lxcflow.runtime.netns import disconnect
 
 PORT = 8080
 
@@ -108,13 +108,7 @@ def _connect_floor(init_pid: int, n: int = 2000) -> float:
     """CPU seconds of one blocking connect to the container's server and its
     reset, from one socket made once in its namespace: a probe's kernel work
     with nothing of Python's or trio's around it."""
-    pidfd = os.pidfd_open(init_pid)
-    try:
-        sock = tcp_socket_in(pidfd)
-    finally:
-        os.close(pidfd)
-    with sock:
-        sock.setblocking(True)
+    with tcp_socket_of(init_pid) as sock:
         t0 = time.thread_time()
         for _ in range(n):
             sock.connect(("127.0.0.1", PORT))

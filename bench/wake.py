@@ -13,14 +13,12 @@ first packet towards the frozen container thaws it.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 
+from common import tcp_socket_of
 from report import LXCFLOW, Check, Operation
 from rig import Bench
-
-from lxcflow.runtime.netns import tcp_socket_in
 
 SERVICE, CLIENT = "198.18.70.20", "198.18.70.30"
 PORT = 8080
@@ -35,13 +33,7 @@ actions = ["freeze"]
 
 def _first_byte(client_pid: int) -> float:
     """Seconds from connect() to the reply's first byte, from the client's namespace."""
-    pidfd = os.pidfd_open(client_pid)
-    try:
-        sock = tcp_socket_in(pidfd)
-    finally:
-        os.close(pidfd)
-    with sock:
-        sock.setblocking(True)
+    with tcp_socket_of(client_pid) as sock:
         sock.settimeout(10)
         t0 = time.perf_counter()
         sock.connect((SERVICE, PORT))
