@@ -185,7 +185,8 @@ async def test_the_exit_reported_at_the_death_is_the_keepers_record(
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
         await sup.create("web", str(host_root_config))
-        await sup.start("web", mode=mode, command=command)
+        c = await sup.start("web", mode=mode, command=command)
+        shim_pid = c.run.shim.pid  # type: ignore[union-attr]
         if not adopted:
             events = await the_end(sup)
         nursery.cancel_scope.cancel()  # adopted: the container outlives it
@@ -195,6 +196,9 @@ async def test_the_exit_reported_at_the_death_is_the_keepers_record(
             await nursery.start(sup.run)
             events = await the_end(sup)
             nursery.cancel_scope.cancel()
+        # A daemon that adopts is not the shim's parent; this process is
+        # (the shim has exited: WNOHANG reaps it without blocking).
+        os.waitpid(shim_pid, os.WNOHANG)  # noqa: ASYNC222 (WNOHANG: never blocks)
     stopping, stopped = events
     assert (stopping.to_state, stopped.to_state) == (S.STOPPING, S.STOPPED)
     for e in (stopping, stopped):
