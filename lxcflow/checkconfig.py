@@ -34,18 +34,6 @@ def _pidfd() -> bool:
     return True
 
 
-def _favordynmods() -> bool:
-    """Whether a cgroup2 mount has favordynmods. Without it, the first
-    cgroup.procs write after a quiet spell waits for an RCU grace period
-    (about 10 ms on a 2-core VM), and every container start writes one."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return False
-    return any(len(f) > 3 and f[2] == "cgroup2" and "favordynmods" in f[3].split(",")
-               for f in (line.split() for line in mounts))
-
-
 def _seccomp_filters() -> bool:
     try:
         # the file comes with CONFIG_SECCOMP_FILTER; lxcflow's programs use errno and kill
@@ -80,7 +68,13 @@ def checks(root: Path = Path("/sys/fs/cgroup")) -> list[tuple[str, str, bool, bo
     out.append(("Cgroups", "freezer (freezer.state, v1)", v1_freezer, False))
     out.append(("Cgroups", "any freezer", (v2 and _kernel_at_least(5, 2)) or v1_freezer, True))
     out.append(("Cgroups", "cgroup.kill", v2 and _kernel_at_least(5, 14), False))
+    # cgroup.procs takes the kernel's global threadgroup lock, whose first
+    # use after a quiet spell waits for an RCU grace period (shim/cgroups.c)
+    out.append(("Cgroups", "clone3 into a cgroup (a start skips the global cgroup lock)",
+                v2 and _kernel_at_least(5, 7), False))
     out.append(("Processes", "pidfd (pidfd_open)", _pidfd(), True))
+    out.append(("Processes", "exit status on a pidfd (how an adopted run ended, at once)",
+                _kernel_at_least(6, 15), False))
     out.append(("Processes", f"lxcflow-shim built ({binary_path()})", binary_path().exists(),
                 False))
     # every container runs under a seccomp filter (runtime/seccomp.py)
@@ -95,8 +89,6 @@ def checks(root: Path = Path("/sys/fs/cgroup")) -> list[tuple[str, str, bool, bo
                 _kernel_at_least(5, 12), False))
     out.append(("Confinement", "AppArmor (lxc.apparmor.* take effect)",
                 Path("/sys/kernel/security/apparmor/profiles").exists(), False))
-    out.append(("Host settings", "cgroup2 favordynmods (starts skip an RCU grace period)",
-                v2 and _favordynmods(), False))
     return out
 
 
@@ -109,10 +101,7 @@ def run() -> int:
         if sec != section:
             print(f"--- {sec} ---")
             section = sec
-        if sec == "Host settings":  # the host's choice, not a kernel feature
-            status = "on" if present else "off"
-        else:
-            status = "enabled" if present else ("missing" if required else "not available")
+        status = "enabled" if present else ("missing" if required else "not available")
         print(f"{feature}: {status}")
         missing += required and not present
     if missing:
