@@ -97,8 +97,13 @@ actions = ["freeze"]
         assert thaws, events
         assert (thaws[0]["to"], thaws[0]["cause"], thaws[0]["detail"]) == (
             "RUNNING", "rule:sleepy", "woken by traffic")
-        # Idle again, it freezes again, and wakes again.
+        # Idle again, it freezes again; a daemon restarted meanwhile listens
+        # again for what the rule froze, and the next request wakes it.
         lxc.ok("wait", "-n", "svc", "-s", "FROZEN", "-t", "20")
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        daemon = run_daemon(lxc, rules)
+        assert state(lxc, "svc") == "FROZEN"
         r = lxc.run("execute", "-n", "client", "-f", str(client), "--", "python3", "-c", CLIENT)
         assert (r.returncode, r.stdout) == (0, "hello from svc\n"), r.stderr
         lxc.ok("stop", "-n", "svc", "-k")
