@@ -328,13 +328,13 @@ class Supervisor:
         keeper has recorded how it ended and exited."""
         run = c.run
         assert run is not None, "watching a container that does not run"
-        if run.shim.report_fd < 0:  # else the keeper's report is the first word
-            await run.shim.init_exited()
-        seen: ExitStatus | None = None
         # The keeper reaps the init as soon as it exits and reports the
         # status on its pipe (an adopted run has none: the init's pidfd tells
         # what it can); a keeper that does not (stopped under a debugger,
         # say) is waited for below, and its record read.
+        if run.shim.report_fd < 0:
+            await run.shim.init_exited()
+        seen: ExitStatus | None = None
         with trio.move_on_after(1):
             raw = await run.shim.keeper_status()
             seen = (ExitStatus.of_wait_status(raw) if raw is not None

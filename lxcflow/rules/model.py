@@ -14,6 +14,7 @@ from typing import Literal
 
 from lxcflow.rules.health import Probe
 from lxcflow.states import BY_ITS_INIT, Event, State
+from lxcflow.validate import is_glob
 
 RestartKind = Literal["on-failure", "always", "unless-stopped"]
 RESTART_KINDS: tuple[RestartKind, ...] = ("on-failure", "always", "unless-stopped")
@@ -45,7 +46,7 @@ class Selector:
         for a, b in ((self, other), (other, self)):
             if a.glob == "*":
                 return True
-            if a.glob is not None and not any(ch in a.glob for ch in "*?[") and b.matches(a.glob):
+            if a.glob is not None and not is_glob(a.glob) and b.matches(a.glob):
                 return True
         return False
 

@@ -233,7 +233,7 @@ int attach_main(void)
     if (confine_read(&a.confine) < 0)
         die(SETUP_FAILED, "cannot read the seccomp filter %s: %s", a.confine.seccomp,
             strerror(errno));
-    int v2[64], cgroup2 = cgroup2_dir(a.cgroups, a.ncgroups), placed;
+    int v2[64], placed;
     for (int i = 0; i < a.ncgroups; i++)
         if ((procs[i] = cgroup_join_open(a.cgroups[i], &v2[i])) < 0)
             die(SETUP_FAILED, "cannot open %s: %s", a.cgroups[i], strerror(errno));
@@ -244,7 +244,7 @@ int attach_main(void)
 
     for (size_t i = 0; i < sizeof(passed_on) / sizeof(passed_on[0]); i++)
         signal(passed_on[i], forward);
-    command_pid = fork_into_cgroup(cgroup2, &placed);
+    command_pid = fork_into_cgroups(a.cgroups, a.ncgroups, &placed);
     if (command_pid < 0)
         die(SETUP_FAILED, "cannot fork: %s", strerror(errno));
     if (command_pid == 0) {
@@ -253,12 +253,8 @@ int attach_main(void)
                 close(procs[i]); /* made in it already */
                 procs[i] = -1;
             }
-        if (cgroup2 >= 0)
-            close(cgroup2);
         run_command(&a, procs, flags & CLONE_NEWCGROUP, flags & CLONE_NEWUSER);
     }
-    if (cgroup2 >= 0)
-        close(cgroup2);
 
     /* Only the command holds its stdio now: the caller sees EOF with it. */
     for (int fd = 0; fd <= INIT_PIDFD; fd++)

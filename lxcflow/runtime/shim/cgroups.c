@@ -56,7 +56,8 @@ int cgroup_join_open(const char *procs, int *is_v2)
     return open(procs, O_WRONLY | O_CLOEXEC);
 }
 
-int cgroup2_dir(const char *const *procs, int n)
+/* The directory of the cgroup2 one among n cgroup.procs files, opened; -1 if none. */
+static int cgroup2_dir(const char *const *procs, int n)
 {
     char dir[4096], tasks[4096 + 8];
 
@@ -71,8 +72,10 @@ int cgroup2_dir(const char *const *procs, int n)
     return -1;
 }
 
-pid_t fork_into_cgroup(int dirfd, int *placed)
+pid_t fork_into_cgroups(const char *const *procs, int n, int *placed)
 {
+    int dirfd = cgroup2_dir(procs, n);
+
     *placed = 0;
     if (dirfd >= 0) {
         struct clone_args args = {
@@ -81,6 +84,9 @@ pid_t fork_into_cgroup(int dirfd, int *placed)
             .cgroup = (unsigned long long)dirfd,
         };
         pid_t pid = syscall(SYS_clone3, &args, sizeof(args));
+        int saved = errno;
+        close(dirfd); /* in the parent and, made, in the child */
+        errno = saved;
         if (pid >= 0) {
             *placed = 1;
             return pid;

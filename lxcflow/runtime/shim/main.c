@@ -128,11 +128,11 @@ static void prepare_command(int err, struct spec *s, int console_peer, int log_p
     }
 }
 
-/* Join the cgroups first: everything the init does is then accounted, and
- * a cgroup namespace made later is rooted at the container's. */
-/* Set in a child that fork_into_cgroup made in the container's cgroup2 cgroup. */
+/* Set in a child that fork_into_cgroups made in the container's cgroup2 cgroup. */
 static int cgroup2_placed;
 
+/* Join the cgroups first: everything the init does is then accounted, and
+ * a cgroup namespace made later is rooted at the container's. */
 static void join_cgroups(int err, struct spec *s)
 {
     /* Everything after this mounts: outside a mount namespace of its own it
@@ -149,19 +149,6 @@ static void join_cgroups(int err, struct spec *s)
             fail(err, "cannot join the cgroup of %s", s->cgroups[i]);
         close(fd);
     }
-}
-
-/* fork(), the child made in the container's cgroup2 cgroup where there is one. */
-static pid_t fork_in_cgroup(const struct spec *sp)
-{
-    int dirfd = cgroup2_dir(sp->cgroups, sp->ncgroups);
-    pid_t pid = fork_into_cgroup(dirfd, &cgroup2_placed);
-    int saved = errno;
-
-    if (dirfd >= 0)
-        close(dirfd);
-    errno = saved;
-    return pid;
 }
 
 /* A privileged container's init, before setup: its namespaces (the pid
@@ -259,7 +246,7 @@ static pid_t fork_init(void)
 {
     if (unshare(CLONE_NEWPID) < 0)
         return -1;
-    pid_t init = fork_in_cgroup(&s);
+    pid_t init = fork_into_cgroups(s.cgroups, s.ncgroups, &cgroup2_placed);
     if (init == 0) {
         child_ends();
         /* The init dies with the shim: an orphaned container has no keeper. */
@@ -280,7 +267,7 @@ static pid_t fork_init_userns(void)
 
     if (pipe2(pid_pipe, O_CLOEXEC) < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         return -1;
-    pid_t setup_pid = fork_in_cgroup(&s);
+    pid_t setup_pid = fork_into_cgroups(s.cgroups, s.ncgroups, &cgroup2_placed);
     if (setup_pid == 0) {
         int err = sync_pipe[1];
         child_ends();

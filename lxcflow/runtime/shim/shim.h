@@ -80,11 +80,9 @@ void fail(int fd, const char *fmt, ...);
 /* The fd the calling process writes "0" to, to join the cgroup of the
  * cgroup.procs file `procs` (its `tasks` on v1); *is_v2 says which. */
 int cgroup_join_open(const char *procs, int *is_v2);
-/* The directory of the cgroup2 one among n cgroup.procs files, opened; -1 if none. */
-int cgroup2_dir(const char *const *procs, int n);
-/* fork(), the child made in the cgroup2 cgroup behind dirfd (if >= 0) where
- * the kernel can (*placed: it was); -1 with errno. */
-pid_t fork_into_cgroup(int dirfd, int *placed);
+/* fork(), the child made in the cgroup2 cgroup among the n cgroup.procs
+ * files where there is one and the kernel can (*placed: it was); -1 with errno. */
+pid_t fork_into_cgroups(const char *const *procs, int n, int *placed);
 __attribute__((format(printf, 1, 2)))
 void report(const char *fmt, ...);
 void write_exit_file(const char *path, int status);
