@@ -1,0 +1,253 @@
+"""JetStream over a :class:`~lxcflow.nats.connection.Connection`: its JSON
+API (``$JS.API.*``), acknowledged publishes, stored-message reads, push
+consumers read in order, and key-value buckets (a stream named ``KV_NAME``
+with subjects ``$KV.NAME.>``, one message kept per key).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import trio
+
+from lxcflow.nats import protocol
+from lxcflow.nats.connection import Connection, NatsError, NatsUnavailable
+
+#: JetStream's error codes this client tells apart
+STREAM_NOT_FOUND = 10059
+NO_MESSAGE_FOUND = 10037
+#: the KV headers: what a key's message means
+KV_OPERATION = "KV-Operation"
+
+
+class JetStreamError(NatsError):
+    """An API request JetStream answered with an error."""
+
+    def __init__(self, op: str, error: dict[str, Any]) -> None:
+        self.code = int(error.get("code", 0))
+        self.err_code = int(error.get("err_code", 0))
+        self.description = str(error.get("description", "unknown error"))
+        super().__init__(f"JetStream {op}: {self.description} ({self.code}/{self.err_code})")
+
+
+class ConsumerGap(NatsUnavailable):
+    """A push consumer skipped a delivery (the server lost or dropped one):
+    read again from the last stream sequence seen."""
+
+
+@dataclass(frozen=True, slots=True)
+class PubAck:
+    stream: str
+    seq: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A message as the stream keeps it."""
+
+    subject: str
+    seq: int
+    data: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    time_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message a consumer delivered: the stream's sequence and time, and
+    how many more matched when it was sent (0: caught up)."""
+
+    subject: str
+    seq: int
+    data: bytes
+    headers: dict[str, str]
+    time_ns: int
+    pending: int
+
+
+class JetStream:
+    """JetStream's API on ``conn``; every request waits at most ``timeout``."""
+
+    def __init__(self, conn: Connection, *, timeout: float = 5.0) -> None:
+        self.conn = conn
+        self.timeout = timeout
+
+    async def api(self, op: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``$JS.API.<op>`` with ``body``; the response.
+
+        Raises:
+            JetStreamError: JetStream answered with an error.
+            NatsUnavailable: no JetStream answers, or the connection died.
+        """
+        data = json.dumps(body).encode() if body is not None else b""
+        reply = await self.conn.request(f"$JS.API.{op}", data, within=self.timeout)
+        try:
+            response = json.loads(reply.data)
+        except ValueError:
+            raise NatsUnavailable(f"JetStream {op}: a reply that is not JSON") from None
+        if "error" in response:
+            raise JetStreamError(op.split(".")[0].lower(), response["error"])
+        return response
+
+    async def ensure_stream(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The stream ``config["name"]``, created with ``config`` if missing;
+        its info. An existing stream is taken as it is (the caller checks)."""
+        name = config["name"]
+        try:
+            return await self.api(f"STREAM.INFO.{name}")
+        except JetStreamError as e:
+            if e.err_code != STREAM_NOT_FOUND:
+                raise
+        return await self.api(f"STREAM.CREATE.{name}", config)
+
+    async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None,
+                      headers: dict[str, str] | None = None) -> PubAck:
+        """Publish and wait for the stream's acknowledgement."""
+        all_headers = dict(headers or {})
+        if msg_id is not None:
+            all_headers["Nats-Msg-Id"] = msg_id
+        reply = await self.conn.request(subject, data, headers=all_headers or None,
+                                        within=self.timeout)
+        try:
+            ack = json.loads(reply.data)
+        except ValueError:
+            raise NatsUnavailable(f"publish to {subject}: an acknowledgement that is not JSON"
+                                  ) from None
+        if "error" in ack:
+            raise JetStreamError("publish", ack["error"])
+        return PubAck(ack["stream"], int(ack["seq"]), bool(ack.get("duplicate", False)))
+
+    async def last(self, stream: str, subject: str) -> Stored | None:
+        """The stream's last message on ``subject`` (wildcards allowed), or None."""
+        try:
+            response = await self.api(f"STREAM.MSG.GET.{stream}", {"last_by_subj": subject})
+        except JetStreamError as e:
+            if e.err_code == NO_MESSAGE_FOUND:
+                return None
+            raise
+        m = response["message"]
+        headers: dict[str, str] = {}
+        if m.get("hdrs"):
+            _, _, headers = protocol.parse_headers(base64.b64decode(m["hdrs"]))
+        return Stored(m["subject"], int(m["seq"]), base64.b64decode(m.get("data") or ""),
+                      headers, _time_ns(m.get("time", "")))
+
+    @asynccontextmanager
+    async def consume(self, stream: str, config: dict[str, Any], *,
+                      heartbeat: float = 2.0) -> AsyncIterator[Consumer]:
+        """An ephemeral push consumer of ``stream`` made with ``config``
+        (``deliver_policy``, ``filter_subject``, ...), read in order, with
+        flow control and idle heartbeats. The server deletes it a few
+        seconds after the block ends and its subscription goes (no request
+        on the way out: the block may end because the connection did)."""
+        inbox = f"_INBOX.{secrets.token_hex(8)}"
+        async with self.conn.subscribe(inbox) as sub:
+            body = {"stream_name": stream, "config": {
+                "deliver_subject": inbox, "ack_policy": "none", "replay_policy": "instant",
+                "flow_control": True, "idle_heartbeat": int(heartbeat * 1e9),
+                "mem_storage": True, "num_replicas": 1,
+                "inactive_threshold": int(max(5.0, 3 * heartbeat) * 1e9), **config}}
+            created = await self.api(f"CONSUMER.CREATE.{stream}", body)
+            yield Consumer(self, sub, created, heartbeat)
+
+    # ---------------------------------------------------------- key-value
+
+    async def ensure_bucket(self, bucket: str, *, replicas: int = 1) -> dict[str, Any]:
+        """The key-value bucket ``bucket`` (one value kept per key), created if missing."""
+        return await self.ensure_stream({
+            "name": f"KV_{bucket}", "subjects": [f"$KV.{bucket}.>"], "retention": "limits",
+            "max_msgs_per_subject": 1, "discard": "new", "allow_rollup_hdrs": True,
+            "deny_delete": True, "deny_purge": False, "allow_direct": True,
+            "storage": "file", "num_replicas": replicas,
+            "duplicate_window": 120 * 10**9,
+        })
+
+    async def put(self, bucket: str, key: str, value: bytes) -> int:
+        """Set ``key``; its new revision."""
+        return (await self.publish(f"$KV.{bucket}.{key}", value)).seq
+
+    async def delete(self, bucket: str, key: str) -> int:
+        """Delete ``key`` (a delete marker, as the NATS tools write it)."""
+        return (await self.publish(f"$KV.{bucket}.{key}", b"",
+                                   headers={KV_OPERATION: "DEL"})).seq
+
+
+class Consumer:
+    """A push consumer's deliveries, in stream order; see :meth:`JetStream.consume`."""
+
+    def __init__(self, js: JetStream, sub: Any, created: dict[str, Any], heartbeat: float) -> None:
+        self.js = js
+        self.sub = sub
+        self.name: str = created["name"]
+        #: messages that matched when the consumer was made
+        self.pending_at_start: int = int(created.get("num_pending", 0))
+        self._heartbeat = heartbeat
+        self._delivered = 0
+
+    async def next(self) -> Delivery:
+        """The next message.
+
+        Raises:
+            ConsumerGap: a delivery was skipped.
+            NatsUnavailable: neither messages nor heartbeats for three
+                heartbeat intervals, or the connection died.
+        """
+        while True:
+            with trio.move_on_after(3 * self._heartbeat) as silent:
+                msg = await self.sub.next()
+            if silent.cancelled_caught:
+                raise NatsUnavailable(f"consumer {self.name}: silent for "
+                                      f"{3 * self._heartbeat:g} s")
+            if msg.status == 100:
+                if msg.reply:  # flow control: we have read up to here
+                    await self.js.conn.publish(msg.reply, b"")
+                last = msg.headers.get("Nats-Last-Consumer")
+                if last is not None and int(last) != self._delivered:
+                    raise ConsumerGap(f"consumer {self.name}: delivered {last}, "
+                                      f"read {self._delivered}")
+                continue
+            if msg.status is not None:
+                raise NatsUnavailable(f"consumer {self.name}: status {msg.status} "
+                                      f"{msg.description}")
+            meta = _ack_metadata(msg.reply)
+            if meta is None:
+                continue  # not a JetStream delivery
+            stream_seq, consumer_seq, time_ns, pending = meta
+            if consumer_seq != self._delivered + 1:
+                raise ConsumerGap(f"consumer {self.name}: expected delivery "
+                                  f"{self._delivered + 1}, got {consumer_seq}")
+            self._delivered = consumer_seq
+            return Delivery(msg.subject, stream_seq, msg.data, msg.headers, time_ns, pending)
+
+
+def _ack_metadata(reply: str | None) -> tuple[int, int, int, int] | None:
+    """From ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>``
+    (the older form; a domain adds tokens at the front): stream sequence,
+    consumer sequence, time and pending."""
+    if reply is None or not reply.startswith("$JS.ACK."):
+        return None
+    tokens = reply.split(".")
+    try:
+        return int(tokens[-4]), int(tokens[-3]), int(tokens[-2]), int(tokens[-1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _time_ns(text: str) -> int:
+    """JetStream's RFC 3339 time (nanoseconds) as ns since the epoch."""
+    if not text:
+        return 0
+    head, _, frac = text.rstrip("Z").partition(".")
+    try:
+        seconds = datetime.fromisoformat(head + "+00:00").timestamp()
+    except ValueError:
+        return 0
+    return int(seconds) * 10**9 + int((frac + "000000000")[:9])
