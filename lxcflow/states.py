@@ -210,3 +210,21 @@ class Event:
             "detail": self.detail, "kind": "notice" if self.is_notice else "transition",
             "notice": self.notice,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        """The inverse of :meth:`to_dict` (another host's event, as it came).
+
+        Raises:
+            ValueError: not an event's wire form.
+        """
+        try:
+            cause, rule = parse_cause(d["cause"])
+            return cls(
+                container=str(d["container"]), from_state=State(d["from"]),
+                to_state=State(d["to"]), cause=cause, rule=rule, time_ns=int(d["time_ns"]),
+                id=int(d["id"]), exit_code=d.get("exit_code"), signal=d.get("signal"),
+                detail=d.get("detail"), notice=d.get("notice"),
+            )
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"not an event: {e}") from None

@@ -63,6 +63,46 @@ def container_name(name: str) -> str:
     return name
 
 
+#: a fleet host name is one subject token and key part in NATS
+_HOST_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+HOST_MAX = 64
+
+
+def host_name(host: str) -> str:
+    """Return ``host`` if it can name a host of the fleet (``--host``, the
+    HOST of ``HOST:NAME``): letters, digits, ``-`` and ``_``.
+
+    Raises:
+        UsageError: saying what is wrong with it.
+    """
+    bad = next((ch for ch in host if ch not in _HOST_CHARS), None)
+    if not host:
+        problem = "it is empty"
+    elif bad is not None:
+        problem = f"{bad!r} is not allowed (only letters, digits, '-', '_')"
+    elif len(host) > HOST_MAX:
+        problem = f"it is {len(host)} characters long (at most {HOST_MAX})"
+    else:
+        return host
+    raise UsageError(f"invalid host name {host!r}: {problem}", host=host)
+
+
+def remote_name(text: str) -> tuple[str | None, str]:
+    """``HOST:NAME`` as (host, container); a plain ``NAME`` as (None, name).
+
+    Raises:
+        UsageError: a bad host part or container name, naming which.
+    """
+    host, sep, name = text.rpartition(":")
+    if not sep:
+        return None, container_name(text)
+    try:
+        host_name(host)
+    except UsageError as e:
+        raise UsageError(f"{text!r}: {e}", name=text) from None
+    return host, container_name(name)
+
+
 def cgroup_parent(parent: str) -> str:
     """Return ``parent`` if it can hold the containers' cgroups: one or more
     plain directory names joined by '/' (``lxcflow``, ``lxcflow/test-1``).

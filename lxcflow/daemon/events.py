@@ -46,6 +46,11 @@ class Subscription:
             self.missed = 0
         return event
 
+    @property
+    def buffered(self) -> int:
+        """Events received and not yet read."""
+        return self._receive.statistics().current_buffer_used
+
     def receive_nowait(self) -> Event | None:
         """The next buffered event, or None if there is none."""
         try:

@@ -10,6 +10,7 @@ past anything the journal could have handed out.
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -39,10 +40,15 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time_ns);
 CREATE INDEX IF NOT EXISTS events_container ON events (container, id);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 #: PRAGMA user_version of the schema above; older journals are migrated
-VERSION = 1
+#: (version 2 added ``meta``)
+VERSION = 2
 #: version 0 had no notice column: a notice's kind led its detail, as
 #: "restart_given_up: 3 restarts within 60 s"
 _MIGRATE_TO_1 = """
@@ -79,6 +85,10 @@ class Journal:
         self._db: sqlite3.Connection | None = None
         self._next_id = 1
         self._since_prune = 0
+        #: names this journal apart from any that replaced it or that it replaced
+        self.epoch = secrets.token_hex(4)
+        #: events after this id are kept whatever the retention says (None: no hold)
+        self.hold_after: int | None = None
         self._open()
 
     @property
@@ -135,7 +145,32 @@ class Journal:
             db.close()
             raise
         self._db = db
+        epoch = self.meta("epoch")
+        if epoch is None:
+            self.set_meta("epoch", self.epoch)
+        else:
+            self.epoch = epoch
         return int(last) if last is not None else None
+
+    def meta(self, key: str) -> str | None:
+        """A value the daemon keeps beside the events (None: never set, or no journal)."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as e:
+            self._fail(e)
+            return None
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        if self._db is None:
+            return
+        try:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                             (key, value))
+        except sqlite3.Error as e:
+            self._fail(e)
 
     def append(self, event: Event) -> int:
         """Number ``event`` and store it; returns its id (stored or not)."""
@@ -168,13 +203,15 @@ class Journal:
                       consequence="the next daemon may reuse event ids")
 
     def prune(self) -> None:
-        """Apply retention: by age, then by count."""
+        """Apply retention: by age, then by count; never past :attr:`hold_after`."""
         if self._db is None:
             return
         self._since_prune = 0
         cutoff = time.time_ns() - self.max_age_ns
-        self._db.execute("DELETE FROM events WHERE time_ns < ?", (cutoff,))
-        self._db.execute("DELETE FROM events WHERE id <= ?", (self._next_id - 1 - self.max_events,))
+        hold = self.hold_after if self.hold_after is not None else self._next_id
+        self._db.execute("DELETE FROM events WHERE time_ns < ? AND id <= ?", (cutoff, hold))
+        self._db.execute("DELETE FROM events WHERE id <= ?",
+                         (min(self._next_id - 1 - self.max_events, hold),))
 
     def since(self, *, after_id: int = 0, from_ns: int = 0, limit: int = 1000) -> list[Event]:
         """Stored events with id > ``after_id`` and time >= ``from_ns``, oldest first."""
