@@ -78,12 +78,20 @@ PROMETHEUS := /usr/bin/prometheus
 $(PROMETHEUS):
 	$(call apt_install,prometheus)
 
+# The fleet tests and benchmarks run Debian's NATS server with JetStream,
+# each on its own loopback ports and store (the package's service is never
+# started).
+NATS_SERVER := /usr/sbin/nats-server
+$(NATS_SERVER):
+	$(call apt_install,nats-server)
+
 # The busybox template copies Debian's static busybox.
 BUSYBOX := /bin/busybox
 $(BUSYBOX):
 	$(call apt_install,busybox-static)
 
-test: setup lint $(SSHD) $(DEBOOTSTRAP) $(BUSYBOX) $(LXC_START) $(LXC_DEBIAN) $(PROMETHEUS)
+test: setup lint $(SSHD) $(DEBOOTSTRAP) $(BUSYBOX) $(LXC_START) $(LXC_DEBIAN) $(PROMETHEUS) \
+		$(NATS_SERVER)
 	$(PY) tests/debian_rootfs.py >/dev/null
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -93,10 +101,10 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'matplotlib>=3.8'
 	touch $@
 
-bench: setup $(VENV)/.bench-installed $(LXC_START)
+bench: setup $(VENV)/.bench-installed $(LXC_START) $(NATS_SERVER)
 	$(PY) bench/suite.py --out bench/results
 
-bench-quick: setup $(VENV)/.bench-installed $(LXC_START)
+bench-quick: setup $(VENV)/.bench-installed $(LXC_START) $(NATS_SERVER)
 	$(PY) bench/suite.py --quick --out bench/results/quick
 
 clean:

@@ -92,7 +92,38 @@ def checks(root: Path = Path("/sys/fs/cgroup")) -> list[tuple[str, str, bool, bo
     return out
 
 
-def run() -> int:
+def fleet(url: str | None) -> tuple[str, bool]:
+    """The NATS a daemon would publish to (``--nats`` or LXCFLOW_NATS): whether
+    it answers now, with JetStream. Never required: without it a daemon
+    works as a single host."""
+    if not url:
+        return "NATS: not configured (--nats or LXCFLOW_NATS): a single host", False
+    import trio
+
+    from lxcflow.nats.connection import NatsError, connect
+    from lxcflow.nats.jetstream import JetStream
+    from lxcflow.nats.servers import parse_servers
+
+    try:
+        servers = parse_servers(url)
+    except ValueError as e:
+        return f"NATS: {e}", False
+
+    async def ask() -> str:
+        async with connect(servers) as conn:
+            account = await JetStream(conn, timeout=2.0).api("INFO")
+            streams = account.get("streams", 0)
+            return (f"NATS {conn.server}: reachable (nats-server {conn.info.get('version')}), "
+                    f"JetStream on ({streams} streams)")
+
+    try:
+        return trio.run(ask), True
+    except NatsError as e:
+        return (f"NATS {','.join(map(str, servers))}: unreachable ({e}): a daemon works as a "
+                "single host until it answers"), False
+
+
+def run(nats: str | None = None) -> int:
     """Print the report; exit 1 if something required is missing."""
     section = None
     missing = 0
@@ -104,6 +135,8 @@ def run() -> int:
         status = "enabled" if present else ("missing" if required else "not available")
         print(f"{feature}: {status}")
         missing += required and not present
+    print("--- Fleet ---")
+    print(fleet(nats or os.environ.get("LXCFLOW_NATS"))[0])
     if missing:
         print(f"{missing} required feature(s) missing")
     return 1 if missing else 0

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from lxcflow.cmdline import Parsed
+    from lxcflow.daemon.options import FleetOptions
 
     Handler = Callable[[Parsed, Client], int]
 
@@ -152,7 +153,8 @@ COMMANDS = Command(
                 options=(Option("-i", "--interval", value=float, default=1.0, metavar="SECONDS",
                                 help="seconds between refreshes (default 1)"),)),
         Command("ls", "list containers", cmd_ls, options=(
-            Option("-f", "--fancy", help="a table with state and PID"), _JSON)),
+            Option("-f", "--fancy", help="a table with state and PID"),
+            Option("--fleet", help="every host's containers (a daemon with --nats)"), _JSON)),
         _named("priority", cmd_priority, "read or set CPU priority (cpu.shares semantics)",
                Option("-p", "--priority", value=int, metavar="VALUE",
                       help="new value (2..262144)")),
@@ -163,6 +165,7 @@ COMMANDS = Command(
             Option("-n", "--name", value=str, append=True, metavar="REGEX",
                    help="regex over container names (repeatable; default all)"),
             Option("--json", help="one JSON object per event"),
+            Option("--fleet", help="every host's events, from NATS (ids are stream sequences)"),
             Option("--since", value=str, metavar="WHEN",
                    help="replay from an event id or a time first"),
             Option("--follow", negatable=True, default=True,
@@ -170,7 +173,8 @@ COMMANDS = Command(
         Command("wait", "wait until containers are in one of some states, or healthy", cmd_wait,
                 options=(
             Option("-n", "--name", value=str, append=True, required=True,
-                   help="container name (repeatable: all must match)"),
+                   help="container name, or HOST:NAME on another host (repeatable: all "
+                        "must match)"),
             Option("-s", "--states", value=str, help="states, as 'RUNNING|FROZEN'"),
             Option("--healthy", help="RUNNING and found healthy by its health rule"),
             Option("-t", "--timeout", value=float, metavar="SECONDS",
@@ -195,7 +199,9 @@ COMMANDS = Command(
                     arguments=(Argument("bridge", "bridge name"),)),
             Command("ls", "list the host's bridges", options=(Option("--json", help="as JSON"),)),
         )),
-        Command("checkconfig", "what this kernel supports"),
+        Command("checkconfig", "what this kernel supports, and whether NATS answers", options=(
+            Option("--nats", value=str, metavar="URL",
+                   help="the NATS to try (default LXCFLOW_NATS)"),)),
         Command("daemon", "run the supervisor in the foreground", options=(
             Option("--log-format", value=str, choices=("console", "json"), default="console",
                    help="how the daemon logs (default console)"),
@@ -216,6 +222,17 @@ COMMANDS = Command(
                    help="restarts a minute across all containers, at most (default 120)"),
             Option("--metrics", value=str, metavar="HOST:PORT",
                    help="serve Prometheus metrics on http://HOST:PORT/metrics"),
+            Option("--nats", value=str, metavar="URL",
+                   help="publish events and states to NATS JetStream at URL[,URL...] "
+                        "(LXCFLOW_NATS)"),
+            Option("--host", value=str, metavar="NAME",
+                   help="this host's name in the fleet (LXCFLOW_HOST, default the hostname's "
+                        "first label)"),
+            Option("--nats-creds", value=str, metavar="FILE",
+                   help="NATS credentials: a .creds file or an nkey seed"),
+            Option("--nats-replicas", value=int, default=1, metavar="N",
+                   help="replicas of the stream and bucket it creates (default 1; 3 in a "
+                        "cluster)"),
             Option("--ready-fd", value=int, help=None),  # a spawning client's, not people's
         )),
     ),
@@ -244,6 +261,23 @@ def _import_site_packages() -> None:
         site.main()
 
 
+def _fleet_options(args: Parsed) -> FleetOptions | None:
+    """``--nats`` and company, or LXCFLOW_NATS / LXCFLOW_HOST (a daemon
+    started on demand has only the environment)."""
+    import os
+
+    from lxcflow.daemon.options import FleetOptions
+
+    url = args.nats or os.environ.get("LXCFLOW_NATS")
+    if not url:
+        for flag in ("host", "nats_creds"):
+            if getattr(args, flag):
+                raise UsageError(f"--{flag.replace('_', '-')} needs --nats")
+        return None
+    host = args.host or os.environ.get("LXCFLOW_HOST") or os.uname().nodename.split(".")[0]
+    return FleetOptions.parse(url, host, args.nats_creds, args.nats_replicas)
+
+
 def run_daemon(args: Parsed, paths: Paths) -> int:
     """``lxcflow daemon``: check its options, then run the supervisor until stopped."""
     from pathlib import Path
@@ -257,6 +291,7 @@ def run_daemon(args: Parsed, paths: Paths) -> int:
         rules_dir=Path(args.rules or DEFAULT_RULES).absolute(),
         restart_budget=args.restart_budget, ready_fd=args.ready_fd,
         metrics=Address.parse(args.metrics) if args.metrics else None,
+        fleet=_fleet_options(args),
     )
     if args.rules is not None and not options.rules_dir.is_dir():  # type: ignore[union-attr]
         raise UsageError(f"--rules {args.rules}: no such directory")
@@ -286,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _import_site_packages()
             from lxcflow import checkconfig
 
-            return checkconfig.run()
+            return checkconfig.run(args.nats)
         with Client(paths, spawn=not args.no_spawn) as client:
             return int(args.handler(args, client))
     except LxcflowError as e:

@@ -12,7 +12,14 @@ import sys
 from lxcflow.client import Client
 from lxcflow.errors import LxcflowError, UsageError
 from lxcflow.paths import absolute
-from lxcflow.validate import duration, environment_variable, is_glob, signal_number, user_id
+from lxcflow.validate import (
+    duration,
+    environment_variable,
+    is_glob,
+    remote_name,
+    signal_number,
+    user_id,
+)
 
 # The CLI imports this module on every call: typing costs milliseconds there.
 TYPE_CHECKING = False
@@ -260,6 +267,9 @@ def cmd_info(a: Parsed, c: Client) -> int:
                                        f"gid {ids['host_gid']}"))
     if info.get("apparmor"):
         rows.append(("AppArmor", info["apparmor"]))
+    fleet = info.get("fleet")
+    if fleet:
+        rows.append(("Fleet", _fleet_line(fleet)))
     if info["frozen_by"] is not None:
         rows.append(("Frozen by", info["frozen_by"]))
     if info["frozen_total_ns"]:
@@ -273,7 +283,22 @@ def cmd_info(a: Parsed, c: Client) -> int:
     return 0
 
 
+def _fleet_line(fleet: dict[str, Any]) -> str:
+    """The daemon's link to NATS, as ``info`` shows it."""
+    import time
+
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(fleet["since_ns"] / 1e9))
+    if fleet["connected"]:
+        line = f"host {fleet['host']}, connected to {fleet['server']} since {since}"
+        return line + (f", {fleet['unpublished']} events to publish" if fleet["unpublished"]
+                       else "")
+    return (f"host {fleet['host']}: SINGLE HOST, NATS ({fleet['nats']}) unreachable since "
+            f"{since}: {fleet['error']}; {fleet['unpublished']} events wait to be published")
+
+
 def cmd_ls(a: Parsed, c: Client) -> int:
+    if a.fleet:
+        return _ls_fleet(a, c)
     containers = c.call("list")
     if a.json:
         _print_json(containers)
@@ -286,6 +311,26 @@ def cmd_ls(a: Parsed, c: Client) -> int:
     else:
         for ct in containers:
             print(ct["name"])
+    return 0
+
+
+def _ls_fleet(a: Parsed, c: Client) -> int:
+    fleet = c.call("list", {"fleet": True})
+    if a.json:
+        _print_json(fleet)
+        return 0
+    if not fleet["connected"]:
+        print("lxcflow ls: not connected to NATS: other hosts as last seen", file=sys.stderr)
+    hosts = fleet["hosts"]
+    rows: list[tuple[str, ...]] = [("HOST", "NAME", "STATE", "HEALTH", "PID")]
+    for ct in fleet["containers"]:
+        host = ct["host"] + (" (lost)" if hosts.get(ct["host"], {}).get("lost") else "")
+        rows.append((host, ct["name"], ct["state"], ct.get("health") or "-",
+                     str(ct.get("pid") or "-")))
+    for host, seen in sorted(hosts.items()):
+        if not any(ct["host"] == host for ct in fleet["containers"]):
+            rows.append((host + (" (lost)" if seen["lost"] else ""), "-", "-", "-", "-"))
+    _print_table(rows)
     return 0
 
 
@@ -340,14 +385,16 @@ def parse_since(text: str, now_ns: int) -> dict[str, int]:
 
 
 def _describe(event: dict[str, Any]) -> str:
+    """As lxc-monitor prints it; another host's container as ``'HOST:NAME'``."""
+    name = f"{event['host']}:{event['container']}" if "host" in event else event["container"]
     if event.get("kind") == "notice":
         detail = f": {event['detail']}" if event.get("detail") else ""
-        return f"{event['container']!r} {event.get('notice')}{detail} [{event['cause']}]"
-    line = f"{event['container']!r} changed state to [{event['to']}]"
+        return f"{name!r} {event.get('notice')}{detail} [{event['cause']}]"
+    line = f"{name!r} changed state to [{event['to']}]"
     if event["to"] == "STOPPED" and event["exit_code"] is not None:
-        line += f"\n{event['container']!r} exited with status [{event['exit_code']}]"
+        line += f"\n{name!r} exited with status [{event['exit_code']}]"
     elif event["to"] == "STOPPED" and event["signal"] is not None:
-        line += f"\n{event['container']!r} was killed by signal [{event['signal']}]"
+        line += f"\n{name!r} was killed by signal [{event['signal']}]"
     return line
 
 
@@ -355,7 +402,7 @@ def cmd_monitor(a: Parsed, c: Client) -> int:
     import json
     import time
 
-    args: dict[str, Any] = {"follow": a.follow}
+    args: dict[str, Any] = {"follow": a.follow, "fleet": a.fleet}
     if a.name:
         # Any of them; grouped so one pattern's anchors cannot bind to another's.
         args["regex"] = a.name[0] if len(a.name) == 1 else "|".join(f"(?:{n})" for n in a.name)
@@ -377,6 +424,8 @@ def cmd_wait(a: Parsed, c: Client) -> int:
     if (a.states is None) == (not a.healthy):
         raise UsageError("give -s/--states or --healthy (one of them)")
     states = [s.strip().upper() for s in a.states.split("|")] if a.states else []
+    for name in a.name:
+        remote_name(name)  # a bad HOST part is a usage error here, before any request
     result = c.call("wait", {"names": a.name, "states": states, "timeout": a.timeout,
                              "thaw": a.thaw, "healthy": a.healthy})
     if a.json:

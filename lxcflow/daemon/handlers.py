@@ -15,7 +15,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -34,7 +34,10 @@ from lxcflow.errors import (
 )
 from lxcflow.runtime.spec import RunMode
 from lxcflow.states import State, parse_states
-from lxcflow.validate import container_name, seconds, signal_number, user_id
+from lxcflow.validate import container_name, remote_name, seconds, signal_number, user_id
+
+if TYPE_CHECKING:
+    from lxcflow.daemon.fleet.link import Fleet
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,18 @@ class Services:
 
     supervisor: Supervisor
     rules: RuleEngine | None = None  # None: no rule engine runs
+    fleet: Fleet | None = None  # None: a single host (no --nats)
+
+    def the_fleet(self) -> Fleet:
+        """The fleet link, for requests that need one.
+
+        Raises:
+            LxcflowError: this daemon runs without --nats.
+        """
+        if self.fleet is None:
+            raise LxcflowError("this daemon is a single host: start it with --nats URL "
+                               "(or LXCFLOW_NATS) for the fleet")
+        return self.fleet
 
 
 class Args:
@@ -249,12 +264,21 @@ async def _unfreeze(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
 
 
 async def _info(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
-    await reply(protocol.ok(views.info(s.supervisor.get(a.name()))))
+    info = views.info(s.supervisor.get(a.name()))
+    if s.fleet is not None:
+        info["fleet"] = s.fleet.describe()
+    await reply(protocol.ok(info))
 
 
 async def _list(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     containers = sorted(s.supervisor.containers.values(), key=lambda c: c.name)
-    await reply(protocol.ok([views.summary(c) for c in containers]))
+    rows = [views.summary(c) for c in containers]
+    if a.get("fleet", bool, False):
+        from lxcflow.daemon.fleet import waiting
+
+        await reply(protocol.ok(waiting.fleet_list(s.the_fleet(), rows)))
+        return
+    await reply(protocol.ok(rows))
 
 
 async def _top(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
@@ -302,17 +326,26 @@ async def _monitor(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
     async def send(item: dict[str, Any]) -> None:
         await reply(protocol.ok(item, more=True))
 
-    last = await replay.monitor(s.supervisor.bus, send, pattern=pattern, since_id=since_id,
-                                since_ns=since_ns, follow=a.get("follow", bool, True))
+    follow = a.get("follow", bool, True)
+    if a.get("fleet", bool, False):
+        last = await s.the_fleet().monitor(send, pattern=pattern, since_seq=since_id,
+                                           since_ns=since_ns, follow=follow)
+    else:
+        last = await replay.monitor(s.supervisor.bus, send, pattern=pattern, since_id=since_id,
+                                    since_ns=since_ns, follow=follow)
     await reply(protocol.ok({"last_id": last}))
 
 
 async def _wait(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
-    names = a.strings("names")
-    if not names:
+    names, remote = [], []
+    for text in a.strings("names"):
+        host, name = remote_name(text)
+        if host is None or (s.fleet is not None and host == s.fleet.host):
+            names.append(name)
+        else:
+            remote.append((host, name))
+    if not names and not remote:
         raise UsageError("wait needs at least one container name")
-    for name in names:
-        container_name(name)
     healthy = a.get("healthy", bool, False)
     try:
         wanted = parse_states("|".join(a.strings("states"))) if not healthy else frozenset(
@@ -321,6 +354,9 @@ async def _wait(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
         raise UsageError(f"{e} (states: {'|'.join(s.value for s in State)})") from None
     if not wanted:
         raise UsageError("wait needs at least one state")
+    thaw = a.get("thaw", bool, False)
+    if remote and thaw:
+        raise UsageError("--thaw thaws this host's containers only; it cannot wait on HOST:NAME")
     if healthy:
         rules = s.rules.rules if s.rules is not None else []
         for name in names:
@@ -329,12 +365,50 @@ async def _wait(s: Services, a: Args, fds: list[int], reply: Reply) -> None:
                                container=name)
     timeout = a.get("timeout", float, None)
     deadline = trio.current_time() + seconds(timeout) if timeout is not None else math.inf
+    fleet = s.the_fleet() if remote else None
+    reached: dict[str, str | None] = {}
+
+    async def here() -> None:
+        states = await replay.wait(s.supervisor, names, wanted, deadline=deadline, thaw=thaw,
+                                   healthy=healthy)
+        reached.update({n: st.value if st else None for n, st in states.items()})
+
+    async def there() -> None:
+        from lxcflow.daemon.fleet import waiting
+
+        assert fleet is not None
+        reached.update(await waiting.wait(fleet.view, remote, wanted, deadline=deadline,
+                                          healthy=healthy))
+
     try:
-        reached = await replay.wait(s.supervisor, names, wanted, deadline=deadline,
-                                    thaw=a.get("thaw", bool, False), healthy=healthy)
+        if not remote:
+            await here()
+        elif not names:
+            await there()
+        else:
+            await _both(here, there)
     except OperationTimeout as e:
         raise OperationTimeout(f"timed out after {timeout:g} s {e}") from None
-    await reply(protocol.ok({n: st.value if st else None for n, st in reached.items()}))
+    await reply(protocol.ok(reached))
+
+
+async def _both(*jobs: Callable[[], Awaitable[None]]) -> None:
+    """Run ``jobs`` together; the first error of one is the error (the
+    others are cancelled)."""
+    failure: list[BaseException] = []
+
+    async def run(job: Callable[[], Awaitable[None]], cancel: trio.CancelScope) -> None:
+        try:
+            await job()
+        except LxcflowError as e:
+            failure.append(e)
+            cancel.cancel()
+
+    async with trio.open_nursery() as nursery:
+        for job in jobs:
+            nursery.start_soon(run, job, nursery.cancel_scope)
+    if failure:
+        raise failure[0]
 
 
 async def _bridge_add(s: Services, a: Args, fds: list[int], reply: Reply) -> None:

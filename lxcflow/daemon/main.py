@@ -60,7 +60,12 @@ async def serve(options: DaemonOptions, journal: Journal) -> None:
     )
     engine = RuleEngine(supervisor, options.rules_dir, restart_budget=options.restart_budget,
                         hook_timeout=options.hook_timeout)
-    services = handlers.Services(supervisor, engine)
+    fleet = None
+    if options.fleet is not None:
+        from lxcflow.daemon.fleet.link import Fleet  # NATS: only when asked for
+
+        fleet = Fleet(options.fleet, supervisor, journal, engine.dispatch_remote)
+    services = handlers.Services(supervisor, engine, fleet)
     dispatch = handlers.dispatcher(services)
 
     async def stop(name: str, kill: bool) -> None:
@@ -77,6 +82,9 @@ async def serve(options: DaemonOptions, journal: Journal) -> None:
             contextlib.closing(journal):
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)  # subscribed before adoption: sees recoveries
+            if fleet is not None:
+                # Refused credentials end the daemon before it adopts anything.
+                await nursery.start(fleet.run)
             await nursery.start(supervisor.run)
             await nursery.start(server.serve, paths.socket, dispatch, handlers.OPEN_ENDED)
             if exporter is not None:
@@ -116,7 +124,13 @@ def run(options: DaemonOptions) -> int:
             paths.lxcpath.mkdir(parents=True, exist_ok=True)
             journal = Journal(paths.lxcpath / JOURNAL_FILE, max_events=options.journal_max_events,
                               max_age_s=options.journal_max_age_s)
-            trio.run(serve, options, journal)
+            try:
+                trio.run(serve, options, journal)
+            except BaseExceptionGroup as group:  # a part that failed to start, in a nursery
+                error = _the_error(group)
+                if error is None:
+                    raise
+                return run_failed(error, ready_fd)
         finally:
             os.close(lock)
     except OSError as e:  # the lxcpath or run directory cannot be made
@@ -124,6 +138,16 @@ def run(options: DaemonOptions) -> int:
     except LxcflowError as e:
         return run_failed(e, ready_fd)
     return 0
+
+
+def _the_error(group: BaseExceptionGroup) -> LxcflowError | None:  # type: ignore[type-arg]
+    """The user-facing error a nursery wrapped, if that is all it holds."""
+    if len(group.exceptions) != 1:
+        return None
+    inner = group.exceptions[0]
+    if isinstance(inner, BaseExceptionGroup):
+        return _the_error(inner)
+    return inner if isinstance(inner, LxcflowError) else None
 
 
 def run_failed(e: LxcflowError, ready_fd: int | None) -> int:

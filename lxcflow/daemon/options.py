@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lxcflow.errors import UsageError
+from lxcflow.nats.servers import Server, parse_servers
 from lxcflow.paths import Paths
+from lxcflow.validate import host_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,44 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetOptions:
+    """``--nats`` and its company: where this host's journal and states go."""
+
+    servers: tuple[Server, ...]
+    host: str
+    creds: Path | None = None
+    stream: str = "LXCFLOW"
+    bucket: str = "LXCFLOW"
+    replicas: int = 1
+
+    @classmethod
+    def parse(cls, url: str, host: str, creds: str | None = None,
+              replicas: int = 1) -> FleetOptions:
+        """Checked before the daemon starts.
+
+        Raises:
+            UsageError: a URL that does not parse, a bad host name or replica count.
+        """
+        try:
+            servers = parse_servers(url)
+        except ValueError as e:
+            raise UsageError(f"--nats: {e}") from None
+        try:
+            host_name(host)
+        except UsageError as e:
+            raise UsageError(f"--host: {e}") from None
+        if not 1 <= replicas <= 5:
+            raise UsageError(f"--nats-replicas {replicas}: give 1 to 5 (JetStream's limit)")
+        return cls(tuple(servers), host, Path(creds).absolute() if creds else None,
+                   replicas=replicas)
+
+    @property
+    def url(self) -> str:
+        """The servers, without secrets, as logs and ``info`` show them."""
+        return ",".join(str(s) for s in self.servers)
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonOptions:
     """Everything the daemon's parts are built from."""
 
@@ -52,6 +92,7 @@ class DaemonOptions:
     restart_budget: float = 120.0  # restarts a minute across all containers
     ready_fd: int | None = None  # a spawning client's readiness pipe
     metrics: Address | None = None  # where /metrics is served (None: nowhere)
+    fleet: FleetOptions | None = None  # NATS (None: a single host)
 
     def __post_init__(self) -> None:
         if self.journal_max_events < 1 or not self.journal_max_age_s > 0:

@@ -26,23 +26,31 @@ ACTIONS = (*CONTAINER_ACTIONS, "kill", "priority", "hook", "log")
 
 @dataclass(frozen=True, slots=True)
 class Selector:
-    """Which containers a rule is about: a glob (``*`` is all) or a regex."""
+    """Which containers a rule is about: a glob (``*`` is all) or a regex, on
+    this host, or (``host``) on another host of the fleet."""
 
     glob: str | None = "*"
     regex: re.Pattern[str] | None = None
+    host: str | None = None
 
-    def matches(self, name: str) -> bool:
+    def matches(self, name: str, host: str | None = None) -> bool:
+        """Whether container ``name`` of ``host`` (None: this one) is one of them."""
+        if host != self.host:
+            return False
         if self.regex is not None:
             return self.regex.search(name) is not None
         return self.glob is not None and fnmatch.fnmatchcase(name, self.glob)
 
     def __str__(self) -> str:
-        return f"/{self.regex.pattern}/" if self.regex is not None else str(self.glob)
+        text = f"/{self.regex.pattern}/" if self.regex is not None else str(self.glob)
+        return f"{self.host}:{text}" if self.host else text
 
     def surely_overlaps(self, other: Selector) -> bool:
         """Whether some name must match both, judged without any names: one
         is ``*``, or a plain name the other matches. (Two globs or regexes
         may overlap only for names that exist: the daemon checks those.)"""
+        if self.host != other.host:
+            return False
         for a, b in ((self, other), (other, self)):
             if a.glob == "*":
                 return True
@@ -230,7 +238,9 @@ class Rule:
     def where(self) -> str:
         return f"{self.file}:{self.line}"
 
-    def applies(self, container: str, state: State, event: Event | None = None) -> bool:
-        """Whether the rule is about ``container`` and its condition holds."""
-        return self.containers.matches(container) and (
+    def applies(self, container: str, state: State, event: Event | None = None,
+                host: str | None = None) -> bool:
+        """Whether the rule is about ``container`` (of ``host``; None: this
+        one) and its condition holds."""
+        return self.containers.matches(container, host) and (
             self.condition is None or self.condition.holds(state, event))

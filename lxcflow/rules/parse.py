@@ -38,7 +38,7 @@ from lxcflow.rules.model import (
 )
 from lxcflow.rules.positions import Positions
 from lxcflow.rules.values import byte_count, count, cpu_share, list_of, number, signum, states
-from lxcflow.validate import container_name, duration
+from lxcflow.validate import container_name, duration, host_name
 
 SUFFIX = ".toml"
 #: the shortest interval a sample or schedule may have (no busy loops)
@@ -114,7 +114,32 @@ def _selector(raw: dict[str, Any]) -> Selector:
     glob = raw.get("containers", "*")
     if not isinstance(glob, str) or not glob:
         raise _Bad("containers", "containers must be a name or glob, like \"web-*\"")
-    return Selector(glob=glob)
+    host, sep, glob = glob.rpartition(":")
+    if not sep:
+        return Selector(glob=glob)
+    try:
+        host_name(host)
+    except UsageError as e:
+        raise _Bad("containers", f"containers: {e}") from None
+    if not glob:
+        raise _Bad("containers", "containers = \"HOST:NAME\" names no container")
+    return Selector(glob=glob, host=host)
+
+
+def _remote_trigger(rule: Rule) -> None:
+    """A rule another host's container triggers acts only here: on a
+    transition or verdict, with actions that name their local container."""
+    if not isinstance(rule.trigger, OnTransition):
+        raise _Bad("containers", "only an on = ... rule may name another host's container")
+    if rule.wake_on is not None:
+        raise _Bad("wake_on", "wake_on needs a local container")
+    for action in rule.actions:
+        if action.kind in ("kill", "priority") or (
+                action.kind in CONTAINER_ACTIONS and action.target is None):
+            raise _Bad("actions", f"{action.kind} would act on {rule.containers}, which is on "
+                       f"another host: actions act here, so name the container, as "
+                       f"{{ {action.kind if action.kind in CONTAINER_ACTIONS else 'start'} "
+                       f"= \"NAME\" }}", action.line)
 
 
 def _backoff(value: object) -> Backoff:
@@ -388,11 +413,14 @@ def _rule(raw: dict[str, Any], file: Path, lines: Positions, index: int) -> Rule
             raise _Bad("actions" if "actions" in raw else None,
                        "a rule needs actions = [ ... ] (at least one)")
         actions = _actions(items, file.parent, lines, index)
-    return Rule(
+    rule = Rule(
         name=name, file=file, line=lines.line_of(index, None), containers=_selector(raw),
         trigger=trigger, condition=condition, actions=actions,
         wake_on=_wake_on(raw["wake_on"], actions) if "wake_on" in raw else None,
     )
+    if rule.containers.host is not None:
+        _remote_trigger(rule)
+    return rule
 
 
 def _wake_on(value: object, actions: tuple[Action, ...]) -> Literal["traffic"]:

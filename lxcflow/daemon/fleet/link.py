@@ -1,0 +1,189 @@
+"""The daemon's link to NATS: connect, prepare the stream and bucket, run the
+fleet's tasks while connected, and say loudly when there is no link.
+
+At daemon start a refused credential or a stream of the wrong shape stops
+the daemon; an unreachable broker does not: the daemon works on as a single
+host, logs it, shows it in ``info`` and catches up when NATS returns.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import trio
+
+from lxcflow.daemon.fleet import feed, naming
+from lxcflow.daemon.fleet.feed import RemoteEvents
+from lxcflow.daemon.fleet.publisher import JournalPublisher
+from lxcflow.daemon.fleet.statebook import StateBook
+from lxcflow.daemon.fleet.view import FleetView
+from lxcflow.daemon.journal import Journal
+from lxcflow.daemon.options import FleetOptions
+from lxcflow.daemon.supervisor import Supervisor
+from lxcflow.errors import LxcflowError
+from lxcflow.nats import creds as nats_creds
+from lxcflow.nats.connection import Connection, NatsError, NatsRefused, connect
+from lxcflow.nats.jetstream import JetStream, JetStreamError
+from lxcflow.states import Event
+
+log = structlog.get_logger("lxcflow.fleet")
+
+#: seconds between attempts to reach NATS, doubling up to the second
+RETRY = (0.25, 5.0)
+#: JetStream keeps a message id this long by default (nats-server's 2 minutes)
+DUPLICATE_WINDOW_NS = 120 * 10**9
+
+
+class StreamMismatch(NatsError):
+    """The stream exists but holds other subjects: publishing there would be wrong."""
+
+
+@dataclass(slots=True)
+class LinkStatus:
+    """What ``info`` says of the link."""
+
+    connected: bool = False
+    server: str | None = None
+    #: since when (ns since the epoch) it is connected, or not
+    since_ns: int = 0
+    error: str | None = None
+
+
+class Fleet:
+    """This daemon as one host of the fleet described by ``options``."""
+
+    def __init__(self, options: FleetOptions, sup: Supervisor, journal: Journal,
+                 dispatch: Callable[[str, Event], None] | None = None) -> None:
+        self.options = options
+        self.host = options.host
+        self.sup = sup
+        self.view = FleetView()
+        self.status = LinkStatus(since_ns=time.time_ns())
+        self.publisher = JournalPublisher(sup.bus, journal, options.host, options.stream)
+        self.states = StateBook(sup, options.host, options.bucket)
+        self.remote = RemoteEvents(journal, options.host, options.stream, dispatch) \
+            if dispatch is not None else None
+        self._js: JetStream | None = None
+
+    # ----------------------------------------------------------- lifetime
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Stay linked until cancelled. Started once the first attempt is
+        over, connected or not.
+
+        Raises:
+            LxcflowError: at the first attempt, credentials refused or a
+                stream of the wrong shape (the daemon must not start).
+        """
+        try:
+            credentials = nats_creds.load(self.options.creds) if self.options.creds else None
+        except nats_creds.CredsError as e:
+            raise LxcflowError(str(e)) from None
+        self._task_status: trio.TaskStatus[None] | None = task_status
+        delay = RETRY[0]
+        while True:
+            linked = False
+            try:
+                async with connect(self.options.servers, creds=credentials) as conn:
+                    linked = True
+                    await self._session(conn)
+            except (NatsRefused, StreamMismatch) as e:
+                if self._task_status is not None:
+                    raise LxcflowError(f"NATS: {e}") from None
+                self._down(e, "fleet_refused")
+            except NatsError as e:
+                self._down(e, "fleet_unreachable")
+            self._started()
+            delay = RETRY[0] if linked else min(delay * 2, RETRY[1])
+            await trio.sleep(delay)
+
+    def _started(self) -> None:
+        """The first attempt is over: the daemon may say it is ready."""
+        if self._task_status is not None:
+            self._task_status.started()
+            self._task_status = None
+
+    def _down(self, error: NatsError, what: str) -> None:
+        self._js = None
+        was = self.status.connected or self.status.error is None
+        self.status = LinkStatus(False, None, time.time_ns() if was else self.status.since_ns,
+                                 str(error))
+        if was:
+            log.warning(what, nats=self.options.url, error=str(error),
+                        consequence="working as a single host until NATS answers")
+
+    async def _session(self, conn: Connection) -> None:
+        js = JetStream(conn)
+        await self._prepare(js)
+        self._js = js
+        self.status = LinkStatus(True, str(conn.server), time.time_ns())
+        log.info("fleet_connected", host=self.host, server=str(conn.server),
+                 version=conn.info.get("version"), unpublished=self.publisher.unpublished)
+        self._started()
+        self.view.reset()
+
+        async def guarded(job: Callable[..., Awaitable[None]], *args: Any) -> None:
+            try:
+                await job(*args)
+            except NatsError as e:  # the whole session starts over on a new connection
+                conn.abort(e)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(guarded, self.publisher.run, js)
+            nursery.start_soon(guarded, self.view.follow, js, self.options.bucket)
+            nursery.start_soon(guarded, self.states.run, js, self.view)
+            if self.remote is not None:
+                nursery.start_soon(guarded, self.remote.run, js)
+
+    async def _prepare(self, js: JetStream) -> None:
+        """The stream and the bucket, created if missing; a stream with other
+        subjects is refused."""
+        o = self.options
+        try:
+            info = await js.ensure_stream({
+                "name": o.stream, "subjects": [naming.ALL_EVENTS], "retention": "limits",
+                "storage": "file", "num_replicas": o.replicas, "discard": "old",
+                "duplicate_window": DUPLICATE_WINDOW_NS,
+            })
+            subjects = info["config"].get("subjects") or []
+            if naming.ALL_EVENTS not in subjects:
+                raise StreamMismatch(f"stream {o.stream} exists with subjects "
+                                     f"{', '.join(subjects) or 'none'}, not {naming.ALL_EVENTS}")
+            await js.ensure_bucket(o.bucket, replicas=o.replicas)
+        except JetStreamError as e:
+            raise StreamMismatch(str(e)) from None
+
+    # ----------------------------------------------------------- requests
+
+    def describe(self) -> dict[str, Any]:
+        """The link as ``info`` shows it."""
+        s = self.status
+        return {"host": self.host, "nats": self.options.url, "connected": s.connected,
+                "server": s.server, "since_ns": s.since_ns, "error": s.error,
+                "unpublished": self.publisher.unpublished}
+
+    def jetstream(self) -> JetStream:
+        """The live connection's JetStream.
+
+        Raises:
+            LxcflowError: not connected now.
+        """
+        if self._js is None:
+            raise LxcflowError(f"not connected to NATS ({self.status.error or 'connecting'})")
+        return self._js
+
+    async def monitor(self, send: feed.Send, *, pattern: re.Pattern[str] | None,
+                      since_seq: int | None, since_ns: int | None, follow: bool) -> int:
+        """``monitor --fleet``: see :func:`feed.monitor`."""
+        try:
+            return await feed.monitor(self.jetstream(), self.options.stream, send,
+                                      pattern=pattern, since_seq=since_seq, since_ns=since_ns,
+                                      follow=follow)
+        except NatsError as e:
+            raise LxcflowError(f"NATS: {e}") from None

@@ -1,0 +1,109 @@
+"""This host's current states in the fleet's bucket, and its heartbeat.
+
+Each container's key (``<host>.<container>``) holds what ``ls`` shows of it
+(state, pid, last exit, health) and the host's last event id when written.
+A transition or health verdict rewrites its container's key at once;
+containers created or destroyed (which publish no transition) are found by
+comparing everything, on a poke and at each heartbeat. Only the newest
+value matters, so what piles up while NATS is away collapses to one put
+per container when it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import structlog
+import trio
+
+from lxcflow.daemon import views
+from lxcflow.daemon.fleet import naming
+from lxcflow.daemon.fleet.view import FleetView
+from lxcflow.daemon.supervisor import Supervisor
+from lxcflow.nats.jetstream import JetStream
+
+log = structlog.get_logger("lxcflow.fleet")
+
+#: seconds between heartbeats (a host is lost after three are missed)
+HEARTBEAT_S = 5.0
+
+
+class StateBook:
+    """Writes ``sup``'s containers under ``host`` in ``bucket``."""
+
+    def __init__(self, sup: Supervisor, host: str, bucket: str) -> None:
+        self.sup = sup
+        self.host = host
+        self.bucket = bucket
+        #: container -> the value last written (this connection)
+        self._written: dict[str, bytes] = {}
+
+    def value(self, name: str) -> bytes | None:
+        """What ``name``'s key should hold now (None: it should not exist)."""
+        c = self.sup.containers.get(name)
+        if c is None:
+            return None
+        row: dict[str, Any] = views.summary(c)
+        row["host"] = self.host
+        row["event_id"] = self.sup.bus.last_id
+        del row["ipv4"], row["ephemeral"]
+        return json.dumps(row, separators=(",", ":"), sort_keys=True).encode()
+
+    async def _write(self, js: JetStream, name: str) -> None:
+        value = self.value(name)
+        old = self._written.get(name)
+        if value is None and old is not None:
+            await js.delete(self.bucket, naming.state_key(self.host, name))
+            del self._written[name]
+        elif value is not None and _state_of(value) != _state_of(old):
+            await js.put(self.bucket, naming.state_key(self.host, name), value)
+            self._written[name] = value
+
+    async def run(self, js: JetStream, view: FleetView) -> None:
+        """Keep the bucket up to date until the connection ends."""
+        self._written.clear()
+        await self.sup.ready.wait()  # before adoption, states are not known yet
+        await view.caught_up.wait()
+        # What the bucket holds for this host, so stale keys are deleted too.
+        for (host, name), entry in list(view.entries.items()):
+            if host == self.host:
+                self._written[name] = json.dumps(entry.value, sort_keys=True).encode()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._heartbeat, js)
+            with self.sup.bus.subscribe(size=65536) as sub:
+                full = True
+                while True:
+                    if full or sub.missed:
+                        sub.missed = 0
+                        names = set(self.sup.containers) | set(self._written)
+                    else:
+                        names = set()
+                    while (event := sub.receive_nowait()) is not None:
+                        names.add(event.container)
+                    for name in sorted(names):
+                        await self._write(js, name)
+                    if sub.missed or sub.buffered:
+                        full = False
+                        continue
+                    with trio.move_on_after(HEARTBEAT_S):
+                        await self.sup.bus.wait_changed()
+                    full = not sub.buffered  # a poke, or the heartbeat's turn
+
+    async def _heartbeat(self, js: JetStream) -> None:
+        while True:
+            body = {"host": self.host, "time_ns": time.time_ns(), "pid": os.getpid()}
+            await js.put(self.bucket, self.host, json.dumps(body).encode())
+            await trio.sleep(HEARTBEAT_S)
+
+
+def _state_of(value: bytes | None) -> bytes | None:
+    """A value without its event id: a new event that changed nothing of a
+    container's row needs no put."""
+    if value is None:
+        return None
+    row = json.loads(value)
+    row.pop("event_id", None)
+    return json.dumps(row, sort_keys=True).encode()
