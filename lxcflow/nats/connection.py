@@ -281,6 +281,12 @@ async def connect(
                     yield conn
                 finally:
                     nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The connection's own tasks never raise: what is in here is the
+        # body's error, which the caller expects as it was raised.
+        if len(group.exceptions) != 1:
+            raise
+        raise group.exceptions[0] from None
     finally:
         await trio.aclose_forcefully(conn.stream)
     if conn.lost is not None:

@@ -7,6 +7,7 @@ with subjects ``$KV.NAME.>``, one message kept per key).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -18,11 +19,14 @@ from typing import Any
 import trio
 
 from lxcflow.nats import protocol
-from lxcflow.nats.connection import Connection, NatsError, NatsUnavailable
+from lxcflow.nats.connection import Connection, NatsError, NatsTimeout, NatsUnavailable
 
 #: JetStream's error codes this client tells apart
 STREAM_NOT_FOUND = 10059
 NO_MESSAGE_FOUND = 10037
+#: tries at making a consumer, and how long each may take
+CREATE_ATTEMPTS = 8
+CREATE_TIMEOUT = 1.0
 #: the KV headers: what a key's message means
 KV_OPERATION = "KV-Operation"
 
@@ -80,7 +84,8 @@ class JetStream:
         self.conn = conn
         self.timeout = timeout
 
-    async def api(self, op: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def api(self, op: str, body: dict[str, Any] | None = None, *,
+                  within: float | None = None) -> dict[str, Any]:
         """``$JS.API.<op>`` with ``body``; the response.
 
         Raises:
@@ -88,7 +93,7 @@ class JetStream:
             NatsUnavailable: no JetStream answers, or the connection died.
         """
         data = json.dumps(body).encode() if body is not None else b""
-        reply = await self.conn.request(f"$JS.API.{op}", data, within=self.timeout)
+        reply = await self.conn.request(f"$JS.API.{op}", data, within=within or self.timeout)
         try:
             response = json.loads(reply.data)
         except ValueError:
@@ -148,15 +153,29 @@ class JetStream:
         flow control and idle heartbeats. The server deletes it a few
         seconds after the block ends and its subscription goes (no request
         on the way out: the block may end because the connection did)."""
-        inbox = f"_INBOX.{secrets.token_hex(8)}"
-        async with self.conn.subscribe(inbox) as sub:
-            body = {"stream_name": stream, "config": {
-                "deliver_subject": inbox, "ack_policy": "none", "replay_policy": "instant",
-                "flow_control": True, "idle_heartbeat": int(heartbeat * 1e9),
-                "mem_storage": True, "num_replicas": 1,
-                "inactive_threshold": int(max(5.0, 3 * heartbeat) * 1e9), **config}}
-            created = await self.api(f"CONSUMER.CREATE.{stream}", body)
-            yield Consumer(self, sub, created, heartbeat)
+        async with contextlib.AsyncExitStack() as stack:
+            for attempt in range(1, CREATE_ATTEMPTS + 1):
+                # A fresh inbox each time: a consumer whose creation timed
+                # out may still come to life and must deliver nowhere.
+                inbox = f"_INBOX.{secrets.token_hex(8)}"
+                sub = await stack.enter_async_context(self.conn.subscribe(inbox))
+                body = {"stream_name": stream, "config": {
+                    "deliver_subject": inbox, "ack_policy": "none", "replay_policy": "instant",
+                    "flow_control": True, "idle_heartbeat": int(heartbeat * 1e9),
+                    "mem_storage": True, "num_replicas": 1,
+                    "inactive_threshold": int(max(5.0, 3 * heartbeat) * 1e9), **config}}
+                try:
+                    # nats-server 2.9 places an ephemeral consumer on a random
+                    # peer of a clustered stream, one that is down included,
+                    # and never answers then: ask again, it picks anew.
+                    created = await self.api(f"CONSUMER.CREATE.{stream}", body,
+                                             within=CREATE_TIMEOUT)
+                except NatsTimeout:
+                    if attempt == CREATE_ATTEMPTS:
+                        raise
+                    continue
+                yield Consumer(self, sub, created, heartbeat)
+                return
 
     # ---------------------------------------------------------- key-value
 

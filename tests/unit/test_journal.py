@@ -98,7 +98,9 @@ def test_a_journal_from_before_notices_had_a_field_is_migrated(tmp_path: Path) -
     j.close()
     again = Journal(path)  # migrated once: a reopen changes nothing
     assert [e.detail for e in again.since()][1:3] == ["3 restarts within 60 s", "a: b"]
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone() == (again.epoch,)
 
 
 def test_retention_by_count_and_age(tmp_path: Path) -> None:

@@ -440,3 +440,25 @@ async def test_describe_shows_rules_books_and_file_errors(
         assert len(report["errors"]) == 1
         assert report["errors"][0]["error"].endswith(
             f"b.toml:1: rule 'crash' is already defined at {rules / 'a.toml'}:1")
+
+
+async def test_another_hosts_event_fires_only_the_rules_naming_that_host(
+    rig: tuple[FakeSupervisor, RuleEngine, Path], clock: trio.testing.MockClock
+) -> None:
+    sup, engine, rules = rig
+    (rules / "r.toml").write_text(
+        '[[rule]]\nname = "follow"\ncontainers = "host-a:db"\non = "RUNNING"\n'
+        'actions = [{ start = "app" }]\n'
+        '[[rule]]\nname = "local-db"\ncontainers = "db"\non = "RUNNING"\n'
+        'actions = [{ start = "web" }]\n')
+    async with engine_running(sup, engine):
+        remote = Event("db", S.STARTING, S.RUNNING, Cause.KERNEL, id=7)
+        engine.dispatch_remote("host-b", remote)  # another host's db: no rule names it
+        engine.dispatch_remote("host-a", Event("db", S.RUNNING, S.STOPPING, Cause.KERNEL))
+        await trio.sleep(1)
+        assert sup.calls == []
+        engine.dispatch_remote("host-a", remote)
+        await trio.sleep(1)
+        # The local app starts, the local rule on "db" stays quiet.
+        assert [(op, n, r) for _, op, n, r in sup.calls] == [("start", "app", "follow")]
+        assert sup.containers["web"].state is S.STOPPED

@@ -27,7 +27,7 @@ from lxcflow.daemon.options import FleetOptions
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import LxcflowError
 from lxcflow.nats import creds as nats_creds
-from lxcflow.nats.connection import Connection, NatsError, NatsRefused, connect
+from lxcflow.nats.connection import Connection, NatsError, NatsRefused, NatsUnavailable, connect
 from lxcflow.nats.jetstream import JetStream, JetStreamError
 from lxcflow.states import Event
 
@@ -39,8 +39,9 @@ RETRY = (0.25, 5.0)
 DUPLICATE_WINDOW_NS = 120 * 10**9
 
 
-class StreamMismatch(NatsError):
-    """The stream exists but holds other subjects: publishing there would be wrong."""
+class SetupRefused(NatsError):
+    """JetStream refused the stream or bucket (a stream with other subjects,
+    replicas it cannot place): trying again will not change that."""
 
 
 @dataclass(slots=True)
@@ -93,7 +94,7 @@ class Fleet:
                 async with connect(self.options.servers, creds=credentials) as conn:
                     linked = True
                     await self._session(conn)
-            except (NatsRefused, StreamMismatch) as e:
+            except (NatsRefused, SetupRefused) as e:
                 if self._task_status is not None:
                     raise LxcflowError(f"NATS: {e}") from None
                 self._down(e, "fleet_refused")
@@ -153,11 +154,13 @@ class Fleet:
             })
             subjects = info["config"].get("subjects") or []
             if naming.ALL_EVENTS not in subjects:
-                raise StreamMismatch(f"stream {o.stream} exists with subjects "
+                raise SetupRefused(f"stream {o.stream} exists with subjects "
                                      f"{', '.join(subjects) or 'none'}, not {naming.ALL_EVENTS}")
             await js.ensure_bucket(o.bucket, replicas=o.replicas)
         except JetStreamError as e:
-            raise StreamMismatch(str(e)) from None
+            if e.code == 503:  # JetStream not ready (a cluster electing its leader)
+                raise NatsUnavailable(str(e)) from None
+            raise SetupRefused(str(e)) from None
 
     # ----------------------------------------------------------- requests
 

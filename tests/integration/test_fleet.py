@@ -1,0 +1,237 @@
+"""The fleet on real NATS servers: two daemons as two hosts, the broker killed,
+paused and clustered, and nothing lost or doubled on the way."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import ROOT
+from tests.integration.fleet_rig import Fleet, Host, wait_until
+
+pytestmark = pytest.mark.skipif(not ROOT, reason="needs root and the real kernel")
+
+
+@pytest.fixture
+def fleet() -> Iterator[Fleet]:
+    f = Fleet()
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def own_events(host: Host, observer: Host | None = None) -> list[tuple[int, str, str]]:
+    """``host``'s events as the stream has them (id, container, state), in stream order."""
+    return [(int(e["id"]), str(e["container"]), str(e["to"]))  # type: ignore[call-overload]
+            for e in (observer or host).fleet_events() if e["host"] == host.name]
+
+
+def journal_events(host: Host) -> list[tuple[int, str, str]]:
+    return [(int(e["id"]), str(e["container"]), str(e["to"]))  # type: ignore[call-overload]
+            for e in host.journal()]
+
+
+def assert_all_published_once(host: Host, observer: Host | None = None) -> None:
+    """The stream holds every event of ``host``'s journal, once each, in order
+    (asked until the fleet answers: a cluster that lost its leader elects one)."""
+    expected = journal_events(host)
+
+    def complete() -> bool:
+        try:
+            return len(own_events(host, observer)) >= len(expected)
+        except AssertionError:
+            return False
+
+    wait_until(complete, 60, f"{host.name}'s {len(expected)} events in the stream")
+    assert own_events(host, observer) == expected
+
+
+def fleet_states(host: Host) -> dict[str, str]:
+    listing = json.loads(host.ok("ls", "--fleet", "--json"))
+    return {f"{c['host']}:{c['name']}": c["state"] for c in listing["containers"]}
+
+
+def test_a_wait_on_another_host_sees_a_container_made_after_it_began(fleet: Fleet) -> None:
+    nats = fleet.server()
+    a, b = fleet.host("host-a", nats.url), fleet.host("host-b", nats.url)
+    # The name does not exist anywhere yet when the wait starts.
+    wait = subprocess.Popen(
+        [sys.executable, "-m", "lxcflow", "--no-spawn", "wait", "-n", "host-a:web", "-s",
+         "RUNNING", "-t", "30", "--json"],
+        env=b.env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        assert wait.poll() is None, wait.communicate()
+        a.create("web")
+        a.ok("start", "-n", "web")
+        out, err = wait.communicate(timeout=30)
+    finally:
+        if wait.poll() is None:
+            wait.kill()
+    assert wait.returncode == 0, err
+    assert json.loads(out) == {"host-a:web": "RUNNING"}
+
+    # Both hosts list the fleet alike; a wait that already holds returns at once.
+    wait_until(lambda: fleet_states(b).get("host-a:web") == "RUNNING", what="b lists web")
+    assert fleet_states(a)["host-a:web"] == fleet_states(b)["host-a:web"] == "RUNNING"
+    b.create("app")
+    wait_until(lambda: fleet_states(a).get("host-b:app") == "STOPPED", what="a lists app")
+    listing = json.loads(b.ok("ls", "--fleet", "--json"))
+    assert listing["connected"] is True
+    assert {h: v["lost"] for h, v in listing["hosts"].items()} == {"host-a": False,
+                                                                  "host-b": False}
+    table = b.ok("ls", "--fleet")
+    assert table.splitlines()[0].split() == ["HOST", "NAME", "STATE", "HEALTH", "PID"]
+    assert any(line.split()[:3] == ["host-a", "web", "RUNNING"] for line in table.splitlines())
+    assert b.run("wait", "-n", "host-a:web", "-s", "RUNNING|FROZEN", "-t", "5").returncode == 0
+
+    # A local and a remote name in one wait: both must get there.
+    r = b.run("wait", "-n", "app", "-n", "host-a:web", "-s", "STOPPED", "-t", "1")
+    assert r.returncode == 1
+    assert "timed out after 1 s waiting for host-a:web" in r.stderr
+    a.ok("stop", "-n", "web", "-k")
+    assert json.loads(b.ok("wait", "-n", "app", "-n", "host-a:web", "-s", "STOPPED", "-t", "10",
+                           "--json")) == {"app": "STOPPED", "host-a:web": "STOPPED"}
+
+    # monitor --fleet: both hosts' events, with their host, from the stream.
+    text = b.ok("monitor", "--fleet", "--since", "0", "--no-follow")
+    assert "'host-a:web' changed state to [RUNNING]" in text
+    assert "'host-a:web' was killed by signal [9]" in text
+    assert_all_published_once(a, observer=b)
+
+
+def test_a_destroyed_container_leaves_the_fleet_and_a_lost_host_is_marked(fleet: Fleet) -> None:
+    nats = fleet.server()
+    a, b = fleet.host("host-a", nats.url), fleet.host("host-b", nats.url)
+    a.create("gone")
+    wait_until(lambda: "host-a:gone" in fleet_states(b), what="b lists gone")
+    a.ok("destroy", "-n", "gone")
+    wait_until(lambda: "host-a:gone" not in fleet_states(b), what="b drops gone")
+    a.create("kept")
+    wait_until(lambda: "host-a:kept" in fleet_states(b), what="b lists kept")
+    a.kill()  # no more heartbeats from host-a
+    listing = json.loads(b.ok("ls", "--fleet", "--json"))
+    assert listing["hosts"]["host-a"]["lost"] is False
+    wait_until(lambda: json.loads(b.ok("ls", "--fleet", "--json"))["hosts"]["host-a"]["lost"],
+               25, "host-a marked lost")
+    assert "host-a (lost)" in b.ok("ls", "--fleet")
+
+
+RULE = """
+[[rule]]
+name = "follow-web"
+containers = "host-a:web"
+on = "RUNNING"
+actions = [{ start = "app" }]
+"""
+
+
+def starts_by_rule(host: Host, name: str, rule: str) -> int:
+    return sum(1 for e in host.journal() if e["container"] == name and e["to"] == "STARTING"
+               and e["cause"] == f"rule:{rule}")
+
+
+def test_a_rule_on_another_hosts_container_fires_once_per_event(fleet: Fleet) -> None:
+    nats = fleet.server()
+    a = fleet.host("host-a", nats.url)
+    b = fleet.host("host-b", nats.url, start=False)
+    (b.rules_dir / "follow.toml").write_text(RULE)
+    b.start()
+    b.create("app")
+    a.create("web")
+    a.ok("start", "-n", "web")
+    assert json.loads(b.ok("wait", "-n", "app", "-s", "RUNNING", "-t", "20", "--json")) == {
+        "app": "RUNNING"}
+    assert starts_by_rule(b, "app", "follow-web") == 1
+
+    # b restarts: the events it already handed to its rules fire nothing again.
+    b.ok("stop", "-n", "app", "-k")
+    b.kill()
+    b.start()
+    b.ok("wait", "-n", "host-a:web", "-s", "RUNNING", "-t", "10")
+    time.sleep(1.0)  # time enough for a replayed event to have started app
+    assert b.ok("wait", "-n", "app", "-s", "STOPPED", "-t", "1") == ""
+    assert starts_by_rule(b, "app", "follow-web") == 1
+
+    # Events made while the broker is away fire their rules once it is back.
+    nats.kill()
+    a.ok("stop", "-n", "web", "-k")
+    a.ok("start", "-n", "web")
+    nats.start()
+    assert json.loads(b.ok("wait", "-n", "app", "-s", "RUNNING", "-t", "30", "--json")) == {
+        "app": "RUNNING"}
+    assert starts_by_rule(b, "app", "follow-web") == 2
+    assert "rule_fired_remote" in b.log()
+
+
+def test_the_broker_killed_and_restarted_while_containers_change(fleet: Fleet) -> None:
+    nats = fleet.server()
+    a, b = fleet.host("host-a", nats.url), fleet.host("host-b", nats.url)
+    for name in ("c1", "c2"):
+        a.create(name)
+        a.ok("start", "-n", name)
+    nats.kill()
+    # The daemon goes on alone, and says so.
+    wait_until(lambda: "SINGLE HOST" in a.ok("info", "-n", "c1"), 10, "info says single host")
+    for _ in range(3):
+        for name in ("c1", "c2"):
+            a.ok("stop", "-n", name, "-k")
+            a.ok("start", "-n", name)
+    a.ok("freeze", "-n", "c1")
+    assert "fleet_unreachable" in a.log()
+    nats.start()  # same port, same store
+    wait_until(lambda: "connected to" in a.ok("info", "-n", "c1"), 20, "info says connected")
+    assert_all_published_once(a, observer=b)
+    wait_until(lambda: fleet_states(b).get("host-a:c1") == "FROZEN", what="b sees c1 FROZEN")
+    assert b.ok("wait", "-n", "host-a:c2", "-s", "RUNNING", "-t", "5") == ""
+
+
+def test_a_daemon_killed_between_publish_and_acknowledgement_loses_and_doubles_nothing(
+        fleet: Fleet) -> None:
+    nats = fleet.server()
+    a = fleet.host("host-a", nats.url)
+    a.create("web")
+    a.ok("start", "-n", "web")
+    assert_all_published_once(a)
+    published = len(own_events(a))
+
+    nats.signal(signal.SIGSTOP)
+    try:
+        a.ok("stop", "-n", "web", "-k")  # STOPPING, STOPPED: the first is sent, unacknowledged
+        wait_until(lambda: nats.received_but_unread() > 0, 10, "the publish in the broker's queue")
+        a.kill()
+    finally:
+        nats.signal(signal.SIGCONT)
+    a.start()
+    assert_all_published_once(a)
+    events = own_events(a)
+    assert len(events) == published + 2
+    assert len({e[0] for e in events}) == len(events)
+    # It learnt from the stream, not from the de-duplication window alone.
+    assert "fleet_resumed_past_record" in a.log()
+
+
+def test_a_three_server_cluster_losing_one_loses_nothing(fleet: Fleet) -> None:
+    members = fleet.cluster(3)
+    urls = [m.url for m in members]
+    a = fleet.host("host-a", ",".join(urls), "--nats-replicas", "3")
+    b = fleet.host("host-b", ",".join(reversed(urls)), "--nats-replicas", "3")
+    a.create("web")
+    a.ok("start", "-n", "web")
+    first = a.ok("info", "-n", "web")
+    victim = next(m for m in members if f"connected to {m.url}" in first)
+    victim.kill()
+    for _ in range(5):
+        a.ok("stop", "-n", "web", "-k")
+        a.ok("start", "-n", "web")
+    wait_until(lambda: f"connected to {victim.url}" not in a.ok("info", "-n", "web")
+               and "connected to" in a.ok("info", "-n", "web"), 30, "a on another server")
+    assert_all_published_once(a, observer=b)
+    assert b.ok("wait", "-n", "host-a:web", "-s", "RUNNING", "-t", "10") == ""
