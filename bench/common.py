@@ -170,8 +170,10 @@ class Daemon:
     ``python`` runs it: another checkout's interpreter runs that checkout."""
 
     def __init__(self, base: Path, label: str, rules: Path, budget: float | None = None,
-                 python: str = sys.executable, metrics: str | None = None) -> None:
+                 python: str = sys.executable, metrics: str | None = None,
+                 extra: tuple[str, ...] = ()) -> None:
         self.root = base / label
+        self.extra = extra  # more daemon options (--nats ...)
         self.metrics = metrics  # HOST:PORT for --metrics
         self.python = python
         self.rules = rules
@@ -200,6 +202,7 @@ class Daemon:
             cmd += ["--restart-budget", f"{self.budget:g}"]
         if self.metrics is not None:
             cmd += ["--metrics", self.metrics]
+        cmd += self.extra
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log, start_new_session=True)

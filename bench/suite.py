@@ -52,6 +52,7 @@ from common import (
     stop_all,
 )
 from confinement import op_confinement, op_unprivileged
+from fleet import op_fleet
 from keepers import op_keepers
 from lxc_side import Lxc, version
 from observe import op_observe
@@ -608,7 +609,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 KEYS = ("execute", "start", "freeze", "wait", "events", "restart", "cli", "scale", "crashloop",
-        "attach", "system", "keepers", "confinement", "unprivileged", "observe", "wake")
+        "attach", "system", "keepers", "confinement", "unprivileged", "observe", "wake",
+        "fleet")
 
 
 def main() -> int:
@@ -659,6 +661,7 @@ def main() -> int:
             ("unprivileged", lambda: op_unprivileged(b)),
             ("observe", lambda: op_observe(b, empty)),
             ("wake", lambda: op_wake(b)),
+            ("fleet", lambda: op_fleet(b, empty)),
         ]
         for key, step in steps:
             if key in wanted:

@@ -217,18 +217,26 @@ class RuleEngine:
                     and rule.applies(event.container, event.to_state, event)):
                 self._fire(rule, event.container, event)
 
-    def dispatch_remote(self, host: str, event: Event) -> None:
-        """Another host's event (from the fleet's stream): the rules that name
-        that host's container fire; their actions act on this host's
-        containers (the parser saw to that)."""
+    def match_remote(self, host: str, event: Event) -> Callable[[], None] | None:
+        """Another host's event (from the fleet's stream): what firing the
+        rules that name that host's container would do, or None if none
+        does. Their actions act on this host's containers (the parser saw
+        to that). The caller records the event as seen, then fires."""
         if self._nursery is None or not self.sup.ready.is_set():
-            return  # not acting yet: the position in the stream says it was seen
-        for rule in self.rules:
-            if (isinstance(rule.trigger, OnTransition) and rule.trigger.fires(event)
-                    and rule.applies(event.container, event.to_state, event, host=host)):
+            return None  # not acting yet: the position in the stream says it was seen
+        rules = [rule for rule in self.rules
+                 if isinstance(rule.trigger, OnTransition) and rule.trigger.fires(event)
+                 and rule.applies(event.container, event.to_state, event, host=host)]
+        if not rules:
+            return None
+
+        def fire() -> None:
+            for rule in rules:
                 log.info("rule_fired_remote", rule=rule.name, host=host,
                          container=event.container, state=event.to_state.value)
                 self._fire(rule, f"{host}:{event.container}", event)
+
+        return fire
 
     def _follow(self, event: Event) -> None:
         """Keep the restart policies' books by one transition."""

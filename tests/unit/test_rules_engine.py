@@ -453,11 +453,15 @@ async def test_another_hosts_event_fires_only_the_rules_naming_that_host(
         'actions = [{ start = "web" }]\n')
     async with engine_running(sup, engine):
         remote = Event("db", S.STARTING, S.RUNNING, Cause.KERNEL, id=7)
-        engine.dispatch_remote("host-b", remote)  # another host's db: no rule names it
-        engine.dispatch_remote("host-a", Event("db", S.RUNNING, S.STOPPING, Cause.KERNEL))
+        # Another host's db, and host-a's db moving elsewhere: no rule fires.
+        assert engine.match_remote("host-b", remote) is None
+        assert engine.match_remote("host-a", Event("db", S.RUNNING, S.STOPPING,
+                                                   Cause.KERNEL)) is None
+        fire = engine.match_remote("host-a", remote)
+        assert fire is not None
         await trio.sleep(1)
-        assert sup.calls == []
-        engine.dispatch_remote("host-a", remote)
+        assert sup.calls == []  # matching alone does nothing
+        fire()
         await trio.sleep(1)
         # The local app starts, the local rule on "db" stays quiet.
         assert [(op, n, r) for _, op, n, r in sup.calls] == [("start", "app", "follow")]

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+import trio
 
 from lxcflow.daemon.fleet import naming
 from lxcflow.daemon.journal import Journal
@@ -29,18 +30,19 @@ log = structlog.get_logger("lxcflow.fleet")
 #: meta key of the rules' place in the stream, as "<stream created time> <sequence>"
 POSITION_KEY = "nats_rules_seq"
 
-Dispatch = Callable[[str, Event], None]
+#: another host's event -> what firing its rules would do (None: no rule fires)
+Match = Callable[[str, Event], Callable[[], None] | None]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class RemoteEvents:
-    """Hands ``stream``'s events of hosts other than ``host`` to ``dispatch``."""
+    """Hands ``stream``'s events of hosts other than ``host`` to the rules ``match`` finds."""
 
-    def __init__(self, journal: Journal, host: str, stream: str, dispatch: Dispatch) -> None:
+    def __init__(self, journal: Journal, host: str, stream: str, match: Match) -> None:
         self.journal = journal
         self.host = host
         self.stream = stream
-        self.dispatch = dispatch
+        self.match = match
         #: stream sequence of the last event handed over
         self.position = 0
 
@@ -58,20 +60,35 @@ class RemoteEvents:
         self.journal.set_meta(POSITION_KEY, f"{created} {self.position}")
         config = {"deliver_policy": "by_start_sequence", "opt_start_seq": self.position + 1,
                   "filter_subject": naming.ALL_EVENTS}
+        kept_at = trio.current_time()
         async with js.consume(self.stream, config) as consumer:
-            while True:
-                delivery = await consumer.next()
-                self.position = delivery.seq
+            try:
+                while True:
+                    delivery = await consumer.next()
+                    self.position = delivery.seq
+                    fire = self._match(delivery.subject, delivery.data)
+                    # Written before a rule fires. An event that fires
+                    # nothing may be read again after a crash, so for those
+                    # once a second is enough (a write each was most of the
+                    # cost of reading this host's own events back).
+                    if fire is not None or trio.current_time() - kept_at > 1.0:
+                        self.journal.set_meta(POSITION_KEY, f"{created} {self.position}")
+                        kept_at = trio.current_time()
+                    if fire is not None:
+                        fire()
+            finally:
                 self.journal.set_meta(POSITION_KEY, f"{created} {self.position}")
-                where = naming.split_event_subject(delivery.subject)
-                if where is None or where[0] == self.host:
-                    continue
-                try:
-                    event = Event.from_dict(json.loads(delivery.data))
-                except ValueError as e:
-                    log.warning("fleet_bad_event", subject=delivery.subject, error=str(e))
-                    continue
-                self.dispatch(where[0], event)
+
+    def _match(self, subject: str, data: bytes) -> Callable[[], None] | None:
+        where = naming.split_event_subject(subject)
+        if where is None or where[0] == self.host:
+            return None
+        try:
+            event = Event.from_dict(json.loads(data))
+        except ValueError as e:
+            log.warning("fleet_bad_event", subject=subject, error=str(e))
+            return None
+        return self.match(where[0], event)
 
 
 def rfc3339(ns: int) -> str:

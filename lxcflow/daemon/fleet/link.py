@@ -29,7 +29,6 @@ from lxcflow.errors import LxcflowError
 from lxcflow.nats import creds as nats_creds
 from lxcflow.nats.connection import Connection, NatsError, NatsRefused, NatsUnavailable, connect
 from lxcflow.nats.jetstream import JetStream, JetStreamError
-from lxcflow.states import Event
 
 log = structlog.get_logger("lxcflow.fleet")
 
@@ -59,7 +58,7 @@ class Fleet:
     """This daemon as one host of the fleet described by ``options``."""
 
     def __init__(self, options: FleetOptions, sup: Supervisor, journal: Journal,
-                 dispatch: Callable[[str, Event], None] | None = None) -> None:
+                 match: feed.Match | None = None) -> None:
         self.options = options
         self.host = options.host
         self.sup = sup
@@ -67,8 +66,8 @@ class Fleet:
         self.status = LinkStatus(since_ns=time.time_ns())
         self.publisher = JournalPublisher(sup.bus, journal, options.host, options.stream)
         self.states = StateBook(sup, options.host, options.bucket)
-        self.remote = RemoteEvents(journal, options.host, options.stream, dispatch) \
-            if dispatch is not None else None
+        self.remote = RemoteEvents(journal, options.host, options.stream, match) \
+            if match is not None else None
         self._js: JetStream | None = None
 
     # ----------------------------------------------------------- lifetime
