@@ -58,6 +58,9 @@ UPDATE events SET notice = substr(detail, 1, instr(detail, ':') - 1),
     WHERE from_state = to_state AND instr(detail, ':') > 0;
 """
 
+#: meta key of the last event the fleet's stream acknowledged, as "epoch:id"
+PUBLISHED_KEY = "nats_acked"
+
 _COLUMNS = "id, time_ns, container, from_state, to_state, cause, exit_code, signal, detail, notice"
 
 
@@ -74,11 +77,15 @@ class Journal:
         path: the sqlite file (created if missing).
         max_events: keep at most this many events.
         max_age_s: drop events older than this.
+        hold_unpublished: never drop an event the fleet's stream has not
+            acknowledged (see :meth:`published`), whatever the limits say.
     """
 
     PRUNE_EVERY = 1000
 
-    def __init__(self, path: Path, *, max_events: int = 100_000, max_age_s: float = 7 * 86400):
+    def __init__(self, path: Path, *, max_events: int = 100_000, max_age_s: float = 7 * 86400,
+                 hold_unpublished: bool = False):
+        self._hold_unpublished = hold_unpublished
         self.path = path
         self.max_events = max_events
         self.max_age_ns = int(max_age_s * 1e9)
@@ -150,7 +157,21 @@ class Journal:
             self.set_meta("epoch", self.epoch)
         else:
             self.epoch = epoch
+        if self._hold_unpublished:
+            self.hold_after = self.published()
         return int(last) if last is not None else None
+
+    def published(self) -> int:
+        """The last event id the fleet's stream acknowledged (0: none of this epoch)."""
+        epoch, _, number = (self.meta(PUBLISHED_KEY) or "").partition(":")
+        return int(number) if epoch == self.epoch and number.isdigit() else 0
+
+    def set_published(self, event_id: int) -> None:
+        """Record that the stream has every event up to ``event_id``; retention
+        may drop them now."""
+        self.set_meta(PUBLISHED_KEY, f"{self.epoch}:{event_id}")
+        if self._hold_unpublished:
+            self.hold_after = event_id
 
     def meta(self, key: str) -> str | None:
         """A value the daemon keeps beside the events (None: never set, or no journal)."""

@@ -123,7 +123,8 @@ def run(options: DaemonOptions) -> int:
         try:
             paths.lxcpath.mkdir(parents=True, exist_ok=True)
             journal = Journal(paths.lxcpath / JOURNAL_FILE, max_events=options.journal_max_events,
-                              max_age_s=options.journal_max_age_s)
+                              max_age_s=options.journal_max_age_s,
+                              hold_unpublished=options.fleet is not None)
             try:
                 trio.run(serve, options, journal)
             except BaseExceptionGroup as group:  # a part that failed to start, in a nursery

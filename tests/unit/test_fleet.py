@@ -90,25 +90,28 @@ async def test_a_wait_times_out_naming_what_is_missing_and_deletes_count() -> No
 
 def test_the_journal_keeps_an_epoch_and_holds_what_is_unpublished(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
-    j = Journal(path, max_events=2)
+    j = Journal(path, max_events=2, hold_unpublished=True)
     epoch = j.epoch
-    j.hold_after = 1
     for _ in range(5):
         j.append(Event("a", S.STOPPED, S.STARTING, Cause.COMMAND))
+    j.set_published(1)
     j.prune()
     # Retention would keep 2; events after the last acknowledged (1) stay.
     assert [e.id for e in j.since()] == [2, 3, 4, 5]
-    j.hold_after = 4
-    j.prune()
-    assert [e.id for e in j.since()] == [4, 5]
-    j.set_meta("nats_acked", f"{epoch}:4")
+    j.set_published(3)
     j.close()
-    again = Journal(path)
+    # Reopened with the hold (a daemon with --nats): its first prune holds too.
+    again = Journal(path, max_events=1, hold_unpublished=True)
     assert again.epoch == epoch
-    assert again.meta("nats_acked") == f"{epoch}:4"
+    assert again.published() == 3
+    assert [e.id for e in again.since()] == [4, 5]
     again.close()
+    # Without it (a daemon started without --nats), retention alone decides.
+    assert [e.id for e in Journal(path, max_events=1).since()] == [5]
     path.unlink()
-    assert Journal(path).epoch != epoch  # a replaced journal is a new epoch
+    fresh = Journal(path)
+    assert fresh.epoch != epoch  # a replaced journal is a new epoch
+    assert fresh.published() == 0
 
 
 def test_event_wire_form_round_trips() -> None:

@@ -23,8 +23,6 @@ from lxcflow.nats.jetstream import JetStream
 
 log = structlog.get_logger("lxcflow.fleet")
 
-#: meta key of the last event JetStream acknowledged, as "epoch:id"
-ACKED_KEY = "nats_acked"
 #: events read from the journal at a time
 PAGE = 256
 
@@ -38,18 +36,12 @@ class JournalPublisher:
         self.host = host
         self.stream = stream
         #: the last event id the stream has (as far as this daemon knows)
-        self.acked = self._kept()
-        journal.hold_after = self.acked
+        self.acked = journal.published()
         #: events published (acknowledged) since the daemon started
         self.published = 0
 
-    def _kept(self) -> int:
-        epoch, _, number = (self.journal.meta(ACKED_KEY) or "").partition(":")
-        return int(number) if epoch == self.journal.epoch and number.isdigit() else 0
-
     def _keep(self) -> None:
-        self.journal.set_meta(ACKED_KEY, f"{self.journal.epoch}:{self.acked}")
-        self.journal.hold_after = self.acked
+        self.journal.set_published(self.acked)
 
     @property
     def unpublished(self) -> int:
