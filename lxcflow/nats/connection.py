@@ -311,7 +311,8 @@ async def _dial(server: Server, creds: Credentials | None) -> Connection:
             except trio.BrokenResourceError as e:
                 cause = e.__cause__
                 if isinstance(cause, ssl.SSLCertVerificationError):
-                    raise NatsRefused(f"{server}: TLS: {cause.verify_message}") from None
+                    raise NatsRefused(f"{server}: TLS: the server's certificate did not verify "
+                                      f"({cause.verify_message})") from None
                 raise NatsUnavailable(f"{server}: TLS handshake failed ({cause or e})") from None
         options: dict[str, Any] = {
             "verbose": False, "pedantic": False, "headers": True, "no_responders": True,

@@ -105,6 +105,56 @@ def test_a_wait_on_another_host_sees_a_container_made_after_it_began(fleet: Flee
     assert "'host-a:web' changed state to [RUNNING]" in text
     assert "'host-a:web' was killed by signal [9]" in text
     assert_all_published_once(a, observer=b)
+    everything = b.fleet_events()
+    assert [e["seq"] for e in everything] == list(range(1, len(everything) + 1))
+    # By time, and by stream sequence (after it), as monitor's --since takes them.
+    recent = b.ok("monitor", "--fleet", "--since", "10m", "--no-follow", "--json")
+    assert [json.loads(line) for line in recent.splitlines()] == everything
+    tail = b.ok("monitor", "--fleet", "--since", str(everything[-2]["seq"]), "--no-follow",
+                "--json", "-n", "^host-a:")
+    assert [json.loads(line) for line in tail.splitlines()] == everything[-1:]
+
+    # Following: a new event of host-a reaches a monitor on host-b.
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "lxcflow", "--no-spawn", "monitor", "--fleet", "--json"],
+        env=b.env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # its consumer is made
+        a.ok("start", "-n", "web")
+        assert follow.stdout is not None
+        first = json.loads(follow.stdout.readline())
+        assert (first["host"], first["container"], first["to"]) == ("host-a", "web", "STARTING")
+        assert first["seq"] == everything[-1]["seq"] + 1
+    finally:
+        follow.kill()
+        follow.wait()
+
+
+HEALTH_RULE = """
+[[rule]]
+name = "probe"
+containers = "svc"
+health = { exec = ["/bin/sh", "-c", "test -e /tmp/HEALTHY_FILE"], every = "200ms", retries = 1 }
+"""
+
+
+def test_a_wait_for_another_hosts_container_to_be_healthy(fleet: Fleet) -> None:
+    nats = fleet.server()
+    a = fleet.host("host-a", nats.url, start=False)
+    flag = a.env.base / "healthy"
+    (a.rules_dir / "health.toml").write_text(HEALTH_RULE.replace("/tmp/HEALTHY_FILE",
+                                                                 str(flag)))
+    a.start()
+    b = fleet.host("host-b", nats.url)
+    a.create("svc")
+    a.ok("start", "-n", "svc")
+    r = b.run("wait", "-n", "host-a:svc", "--healthy", "-t", "2")
+    assert r.returncode == 1
+    assert "timed out after 2 s waiting for host-a:svc to be RUNNING and healthy" in r.stderr
+    flag.touch()
+    assert json.loads(b.ok("wait", "-n", "host-a:svc", "--healthy", "-t", "20", "--json")) == {
+        "host-a:svc": "RUNNING"}
+    assert "healthy" in b.ok("ls", "--fleet")
 
 
 def test_a_destroyed_container_leaves_the_fleet_and_a_lost_host_is_marked(fleet: Fleet) -> None:

@@ -153,3 +153,41 @@ def test_host_name_parts_are_checked_and_a_single_host_refuses_them(fleet: Fleet
     r = env.run("ls", "--fleet")
     assert r.returncode == 1
     assert "start it with --nats URL" in one_line(r.stderr)
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a certificate it signed for 127.0.0.1: (ca, cert, key)."""
+    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.pem", "server.key",
+                                                         "server.csr", "server.pem"))
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
+            str(ca), "-days", "1", "-subj", "/CN=lxcflow test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+            "-subj", "/CN=127.0.0.1")
+    (directory / "san.ext").write_text("subjectAltName = IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-out", str(cert), "-days", "1", "-extfile",
+            str(directory / "san.ext"))
+    return ca, cert, key
+
+
+def test_tls_is_verified_against_the_trusted_authorities(fleet: Fleet, tmp_path: Path) -> None:
+    ca, cert, key = make_certificates(tmp_path)
+    nats = fleet.server(extra=f'tls {{ cert_file: "{cert}", key_file: "{key}" }}\n')
+    url = f"tls://127.0.0.1:{nats.port}"
+    host = fleet.host("host-a", url, start=False)
+    # The server's certificate is signed by a CA nobody trusts here.
+    r = daemon(host, "--nats", url, "--host", "host-a")
+    assert r.returncode == 1
+    assert "TLS: the server's certificate did not verify (unable to get local issuer " \
+        "certificate)" in one_line(r.stderr)
+    # Trusted (OpenSSL's SSL_CERT_FILE), it connects and publishes, encrypted.
+    host.env.env["SSL_CERT_FILE"] = str(ca)
+    host.start()
+    host.create("web")
+    host.ok("start", "-n", "web")
+    assert [e["to"] for e in host.fleet_events()] == ["STARTING", "RUNNING"]
+    assert f"connected to {url}" in host.ok("info", "-n", "web")
