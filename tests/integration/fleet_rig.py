@@ -40,7 +40,7 @@ class NatsServer:
     """One ``nats-server`` with JetStream; a cluster member if ``cluster_port``."""
 
     def __init__(self, base: Path, name: str, *, cluster_port: int | None = None,
-                 routes: tuple[int, ...] = (), extra: str = "") -> None:
+                 routes: tuple[int, ...] = (), extra: str = "", jetstream: bool = True) -> None:
         self.base = base / name
         self.base.mkdir(parents=True)
         self.name = name
@@ -48,6 +48,7 @@ class NatsServer:
         self.cluster_port = cluster_port
         self.routes = routes
         self.extra = extra
+        self.jetstream = jetstream
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,15 +56,10 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        config = [
-            f"server_name: {self.name}",
-            f"listen: 127.0.0.1:{self.port}",
-            "jetstream {",
-            f'  store_dir: "{self.base / "store"}"',
-            "  max_memory_store: 64MB",
-            "  max_file_store: 256MB",
-            "}",
-        ]
+        config = [f"server_name: {self.name}", f"listen: 127.0.0.1:{self.port}"]
+        if self.jetstream:
+            config += ["jetstream {", f'  store_dir: "{self.base / "store"}"',
+                       "  max_memory_store: 64MB", "  max_file_store: 256MB", "}"]
         if self.cluster_port is not None:
             routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in self.routes)
             config += ["cluster {", "  name: lxcflow-test",

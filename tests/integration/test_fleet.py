@@ -124,7 +124,7 @@ def test_a_wait_on_another_host_sees_a_container_made_after_it_began(fleet: Flee
         assert follow.stdout is not None
         first = json.loads(follow.stdout.readline())
         assert (first["host"], first["container"], first["to"]) == ("host-a", "web", "STARTING")
-        assert first["seq"] == everything[-1]["seq"] + 1
+        assert first["seq"] == int(everything[-1]["seq"]) + 1  # type: ignore[call-overload]
     finally:
         follow.kill()
         follow.wait()

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,6 +135,21 @@ def test_an_unreachable_broker_leaves_a_single_host_that_says_so(fleet: Fleet) -
     r = host.run("monitor", "--fleet", "--since", "0", "--no-follow")
     assert r.returncode == 1
     assert "not connected to NATS" in one_line(r.stderr)
+    assert host.ok("wait", "-n", "web", "-s", "RUNNING", "-t", "5") == ""
+
+
+def test_a_broker_without_jetstream_leaves_a_single_host_that_keeps_trying(
+        fleet: Fleet) -> None:
+    nats = fleet.server(jetstream=False)
+    host = fleet.host("host-a", nats.url)
+    host.create("web")
+    host.ok("start", "-n", "web")
+    info = host.ok("info", "-n", "web")
+    assert "SINGLE HOST" in info
+    assert "no responders for $JS.API.STREAM.INFO.LXCFLOW (is JetStream enabled?)" in info
+    time.sleep(2)  # several attempts: the daemon lives on, and still answers
+    assert host.proc is not None
+    assert host.proc.poll() is None
     assert host.ok("wait", "-n", "web", "-s", "RUNNING", "-t", "5") == ""
 
 

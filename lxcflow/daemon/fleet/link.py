@@ -69,6 +69,7 @@ class Fleet:
         self.remote = RemoteEvents(journal, options.host, options.stream, match) \
             if match is not None else None
         self._js: JetStream | None = None
+        self._linked = False  # the current attempt got as far as a session
 
     # ----------------------------------------------------------- lifetime
 
@@ -88,10 +89,9 @@ class Fleet:
         self._task_status: trio.TaskStatus[None] | None = task_status
         delay = RETRY[0]
         while True:
-            linked = False
+            self._linked = False
             try:
                 async with connect(self.options.servers, creds=credentials) as conn:
-                    linked = True
                     await self._session(conn)
             except (NatsRefused, SetupRefused) as e:
                 if self._task_status is not None:
@@ -99,8 +99,12 @@ class Fleet:
                 self._down(e, "fleet_refused")
             except NatsError as e:
                 self._down(e, "fleet_unreachable")
+            except Exception as e:  # a bug in setting up: loud, and tried again
+                log.exception("fleet_failed", error=repr(e))
+                self._down(NatsUnavailable(repr(e)), "fleet_unreachable")
             self._started()
-            delay = RETRY[0] if linked else min(delay * 2, RETRY[1])
+            # After a session, at once; after a failed attempt, less and less often.
+            delay = RETRY[0] if self._linked else min(delay * 2, RETRY[1])
             await trio.sleep(delay)
 
     def _started(self) -> None:
@@ -121,6 +125,7 @@ class Fleet:
     async def _session(self, conn: Connection) -> None:
         js = JetStream(conn)
         await self._prepare(js)
+        self._linked = True
         self._js = js
         self.status = LinkStatus(True, str(conn.server), time.time_ns())
         log.info("fleet_connected", host=self.host, server=str(conn.server),
@@ -129,15 +134,21 @@ class Fleet:
         self.view.reset()
 
         async def guarded(job: Callable[..., Awaitable[None]], *args: Any) -> None:
+            """Whatever ends a job ends the session: it starts over on a new
+            connection. Nothing of the fleet may take the daemon down."""
             try:
                 await job(*args)
-            except NatsError as e:  # the whole session starts over on a new connection
+            except NatsError as e:
                 conn.abort(e)
+            except Exception as e:  # a bug: loud, and the session starts over
+                log.exception("fleet_task_failed", task=job.__qualname__, error=repr(e))
+                conn.abort(NatsUnavailable(f"{job.__qualname__} failed: {e!r}"))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(guarded, self.publisher.run, js)
             nursery.start_soon(guarded, self.view.follow, js, self.options.bucket)
             nursery.start_soon(guarded, self.states.run, js, self.view)
+            nursery.start_soon(guarded, self.states.heartbeat, js)
             if self.remote is not None:
                 nursery.start_soon(guarded, self.remote.run, js)
 

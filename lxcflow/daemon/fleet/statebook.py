@@ -71,28 +71,27 @@ class StateBook:
         for (host, name), entry in list(view.entries.items()):
             if host == self.host:
                 self._written[name] = json.dumps(entry.value, sort_keys=True).encode()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._heartbeat, js)
-            with self.sup.bus.subscribe(size=65536) as sub:
-                full = True
-                while True:
-                    if full or sub.missed:
-                        sub.missed = 0
-                        names = set(self.sup.containers) | set(self._written)
-                    else:
-                        names = set()
-                    while (event := sub.receive_nowait()) is not None:
-                        names.add(event.container)
-                    for name in sorted(names):
-                        await self._write(js, name)
-                    if sub.missed or sub.buffered:
-                        full = False
-                        continue
-                    with trio.move_on_after(HEARTBEAT_S):
-                        await self.sup.bus.wait_changed()
-                    full = not sub.buffered  # a poke, or the heartbeat's turn
+        with self.sup.bus.subscribe(size=65536) as sub:
+            full = True
+            while True:
+                if full or sub.missed:
+                    sub.missed = 0
+                    names = set(self.sup.containers) | set(self._written)
+                else:
+                    names = set()
+                while (event := sub.receive_nowait()) is not None:
+                    names.add(event.container)
+                for name in sorted(names):
+                    await self._write(js, name)
+                if sub.missed or sub.buffered:
+                    full = False
+                    continue
+                with trio.move_on_after(HEARTBEAT_S):
+                    await self.sup.bus.wait_changed()
+                full = not sub.buffered  # a poke, or the heartbeat's turn
 
-    async def _heartbeat(self, js: JetStream) -> None:
+    async def heartbeat(self, js: JetStream) -> None:
+        """Say this host is alive, every :data:`HEARTBEAT_S`, until the connection ends."""
         while True:
             body = {"host": self.host, "time_ns": time.time_ns(), "pid": os.getpid()}
             await js.put(self.bucket, self.host, json.dumps(body).encode())
