@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
@@ -36,6 +37,9 @@ from lxcflow.runtime import shim
 from lxcflow.states import State
 from tests import debian_rootfs as debian_rootfs_cache
 from tests.integration.rules_rig import Rig
+
+if TYPE_CHECKING:
+    from tests.integration.fleet_rig import Fleet
 
 ROOT = os.geteuid() == 0
 
@@ -128,6 +132,19 @@ def cleanup_cgroups(parent: str) -> list[str]:
     except CgroupError:
         pass
     return names
+
+
+@pytest.fixture
+def fleet() -> Iterator[Fleet]:
+    """NATS servers and lxcflow daemons as hosts (tests/integration/fleet_rig.py),
+    all stopped and removed after the test."""
+    from tests.integration.fleet_rig import Fleet  # it builds on this module's helpers
+
+    f = Fleet()
+    try:
+        yield f
+    finally:
+        f.close()
 
 
 @pytest.fixture(scope="session")

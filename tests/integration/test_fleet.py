@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,15 +15,6 @@ from tests.integration.conftest import ROOT
 from tests.integration.fleet_rig import Fleet, Host, wait_until
 
 pytestmark = pytest.mark.skipif(not ROOT, reason="needs root and the real kernel")
-
-
-@pytest.fixture
-def fleet() -> Iterator[Fleet]:
-    f = Fleet()
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def own_events(host: Host, observer: Host | None = None) -> list[tuple[int, str, str]]:

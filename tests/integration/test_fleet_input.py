@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import nkeys
@@ -23,15 +22,6 @@ from tests.integration.conftest import ROOT, free_port
 from tests.integration.fleet_rig import Fleet, Host
 
 pytestmark = pytest.mark.skipif(not ROOT, reason="needs root and the real kernel")
-
-
-@pytest.fixture
-def fleet() -> Iterator[Fleet]:
-    f = Fleet()
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def user_seed() -> tuple[bytes, str]:
