@@ -152,22 +152,46 @@ def _wait_latency(a: Daemon, b: Daemon, rounds: int) -> Operation:
     return op
 
 
-def _publisher(a: Daemon, broker: Broker, size: dict[str, Any]) -> Operation:
+def _fleet_of(d: Daemon, names: list[str]) -> Client:
+    """A client of ``d``, with ``names`` created from fb.conf and RUNNING."""
+    c = Client(d.paths, spawn=False)
+    for name in names:
+        c.call("create", {"name": name, "config": str(d.root / "fb.conf")})
+    c.call("start", {"names": ["fb-*"]})
+    return c
+
+
+def _live(c: Client, d: Daemon, count: int, fleet: bool) -> tuple[int, float, float, float]:
+    """Events made (mass freezes and thaws), seconds making them, seconds
+    more until the stream has them all (with ``fleet``), and the daemon's
+    CPU seconds over both."""
+    cpu0, t0 = _cpu_s(d.pid), time.perf_counter()
+    made = _make_events(c, count)
+    t1 = time.perf_counter()
+    t2 = _drained(c, "fb-000") if fleet else t1
+    return made, t1 - t0, t2 - t1, _cpu_s(d.pid) - cpu0
+
+
+def _publisher(a: Daemon, solo: Daemon, broker: Broker, size: dict[str, Any]) -> Operation:
     op = Operation("fleet-publish", "21. fleet: publishing the journal to JetStream")
     names = [f"fb-{i:03d}" for i in range(size["containers"])]
-    with Client(a.paths, spawn=False) as c:
-        for name in names:
-            c.call("create", {"name": name, "config": str(a.root / "fb.conf")})
-        c.call("start", {"names": ["fb-*"]})
+    with _fleet_of(solo, names) as c:
+        solo_made, _, _, solo_cpu = _live(c, solo, size["live_events"], fleet=False)
+        c.call("stop", {"names": ["fb-*"], "kill": True})
+        c.call("destroy", {"names": ["fb-*"]})
+    with _fleet_of(a, names) as c:
         _drained(c, names[0])
-        t0 = time.perf_counter()
-        made = _make_events(c, size["live_events"])
-        t1 = time.perf_counter()
-        t2 = _drained(c, names[0])
+        made, making, behind, cpu = _live(c, a, size["live_events"], fleet=True)
         op.scalars += [
-            Scalar("live: events made per second (mass freeze/thaw)", LXCFLOW, made / (t1 - t0),
+            Scalar("live: events made per second (mass freeze/thaw)", LXCFLOW, made / making,
                    "events/s"),
-            Scalar("live: stream behind at the last event", LXCFLOW, (t2 - t1) * 1e3, "ms"),
+            Scalar("live: stream behind at the last event", LXCFLOW, behind * 1e3, "ms"),
+            Scalar("live: events made and published per second", LXCFLOW,
+                   made / (making + behind), "events/s"),
+            Scalar("live: daemon CPU per event, with --nats", LXCFLOW, cpu / made * 1e3,
+                   "ms/event"),
+            Scalar("live: daemon CPU per event, without --nats", LXCFLOW,
+                   solo_cpu / solo_made * 1e3, "ms/event"),
         ]
         broker.kill()
         down = time.perf_counter()
@@ -199,27 +223,29 @@ def _publisher(a: Daemon, broker: Broker, size: dict[str, Any]) -> Operation:
         c.call("destroy", {"names": ["fb-*"]})
     op.note = (f"{len(names)} containers; one publish in flight, each acknowledged by "
                "JetStream (file store) before the next; the reconnect waits for the retry "
-               "backoff (0.25 s doubling to 5 s); CPU from the reconnect to the last event, "
+               "backoff (0.1 s doubling to 2 s); CPU from the reconnect to the last event, "
                f"with an info request every {POLL_S * 1e3:g} ms; times to {POLL_S * 1e3:g} ms")
     return op
 
 
 def op_fleet(b: Bench, empty_rules: Path) -> list[Operation]:
-    """Both fleet operations, on their own broker and two daemons."""
+    """Both fleet operations, on their own broker, two daemons as hosts and a
+    third without --nats."""
     size = SIZES["quick" if b.size["n"] < 100 else "full"]
     broker = Broker(b.base)
     hosts = [Daemon(b.base, f"fleet-{h}", empty_rules,
                     extra=("--nats", broker.url, "--host", f"host-{h}")) for h in "ab"]
+    solo = Daemon(b.base, "fleet-solo", empty_rules)  # the same load, without --nats
     try:
         broker.start()
-        for host in hosts:
+        for host in [*hosts, solo]:
             host.start()
             (host.root / "fb.conf").write_text(CONFIG)
         return [_wait_latency(hosts[0], hosts[1], size["rounds"]),
-                _publisher(hosts[0], broker, size)]
+                _publisher(hosts[0], solo, broker, size)]
     finally:
         if broker.proc is None or broker.proc.poll() is not None:
             broker.start()  # the daemons' clean-up must not wait for it
-        for host in hosts:
+        for host in [*hosts, solo]:
             host.clean_up(empty_rules)
         broker.kill()

@@ -217,6 +217,10 @@ class RuleEngine:
                     and rule.applies(event.container, event.to_state, event)):
                 self._fire(rule, event.container, event)
 
+    def names_other_hosts(self) -> bool:
+        """Whether some rule is triggered by another host's container."""
+        return any(rule.containers.host is not None for rule in self.rules)
+
     def match_remote(self, host: str, event: Event) -> Callable[[], None] | None:
         """Another host's event (from the fleet's stream): what firing the
         rules that name that host's container would do, or None if none

@@ -64,7 +64,7 @@ async def serve(options: DaemonOptions, journal: Journal) -> None:
     if options.fleet is not None:
         from lxcflow.daemon.fleet.link import Fleet  # NATS: only when asked for
 
-        fleet = Fleet(options.fleet, supervisor, journal, engine.match_remote)
+        fleet = Fleet(options.fleet, supervisor, journal, engine)
     services = handlers.Services(supervisor, engine, fleet)
     dispatch = handlers.dispatcher(services)
 

@@ -275,3 +275,21 @@ def test_a_three_server_cluster_losing_one_loses_nothing(fleet: Fleet) -> None:
                and "connected to" in a.ok("info", "-n", "web"), 30, "a on another server")
     assert_all_published_once(a, observer=b)
     assert b.ok("wait", "-n", "host-a:web", "-s", "RUNNING", "-t", "10") == ""
+
+
+def test_a_rule_added_later_fires_on_what_comes_after_it_only(fleet: Fleet) -> None:
+    nats = fleet.server()
+    a, b = fleet.host("host-a", nats.url), fleet.host("host-b", nats.url)
+    b.create("app")
+    a.create("web")
+    a.ok("start", "-n", "web")  # before any rule on host-b names host-a
+    b.ok("wait", "-n", "host-a:web", "-s", "RUNNING", "-t", "10")
+    (b.rules_dir / "follow.toml").write_text(RULE)
+    wait_until(lambda: "follow-web" in b.ok("rules", "list"), what="b loads the rule")
+    time.sleep(1.0)  # time enough for the old RUNNING to have started app, were it read
+    assert b.ok("wait", "-n", "app", "-s", "STOPPED", "-t", "1") == ""
+    a.ok("stop", "-n", "web", "-k")
+    a.ok("start", "-n", "web")
+    assert json.loads(b.ok("wait", "-n", "app", "-s", "RUNNING", "-t", "20", "--json")) == {
+        "app": "RUNNING"}
+    assert starts_by_rule(b, "app", "follow-web") == 1

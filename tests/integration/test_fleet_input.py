@@ -19,7 +19,7 @@ from lxcflow.nats.connection import connect
 from lxcflow.nats.jetstream import JetStream
 from lxcflow.nats.servers import parse_servers
 from tests.integration.conftest import ROOT, free_port
-from tests.integration.fleet_rig import Fleet, Host
+from tests.integration.fleet_rig import SLEEPER, Fleet, Host
 
 pytestmark = pytest.mark.skipif(not ROOT, reason="needs root and the real kernel")
 
@@ -126,6 +126,19 @@ def test_an_unreachable_broker_leaves_a_single_host_that_says_so(fleet: Fleet) -
     assert r.returncode == 1
     assert "not connected to NATS" in one_line(r.stderr)
     assert host.ok("wait", "-n", "web", "-s", "RUNNING", "-t", "5") == ""
+
+
+def test_a_daemon_started_on_demand_joins_the_fleet_named_in_the_environment(
+        fleet: Fleet) -> None:
+    nats = fleet.server()
+    host = fleet.host("unused", nats.url, start=False)
+    host.env.env.update(LXCFLOW_NATS=nats.url, LXCFLOW_HOST="spawned-1")
+    host.env.config(SLEEPER, "web.conf")
+    host.env.ok("create", "-n", "web", "-f", str(host.env.base / "web.conf"))  # spawns it
+    host.ok("start", "-n", "web")
+    fleet_info = json.loads(host.ok("info", "-n", "web", "--json"))["fleet"]
+    assert (fleet_info["host"], fleet_info["connected"]) == ("spawned-1", True)
+    assert {e["host"] for e in host.fleet_events()} == {"spawned-1"}
 
 
 def test_a_broker_without_jetstream_leaves_a_single_host_that_keeps_trying(

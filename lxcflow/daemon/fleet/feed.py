@@ -5,8 +5,8 @@ The rules read the stream from where they stopped: the stream sequence of
 the last event handed over is written to the journal *before* its rules
 fire, so an event replayed after an outage or a restart fires nothing a
 second time (a daemon killed in between loses that one firing instead).
-A daemon that never read the stream starts at its end: old history
-triggers nothing.
+A daemon that never read the stream (or had no rule naming another host)
+starts at its end: old history triggers nothing.
 """
 
 from __future__ import annotations
@@ -36,13 +36,22 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class RemoteEvents:
-    """Hands ``stream``'s events of hosts other than ``host`` to the rules ``match`` finds."""
+    """Hands ``stream``'s events of hosts other than ``host`` to the rules ``match`` finds.
 
-    def __init__(self, journal: Journal, host: str, stream: str, match: Match) -> None:
+    It reads only while ``wanted()`` (some rule names another host's
+    container): reading every host's events, this one's included, is most
+    of what the fleet costs a daemon per event. ``changed()`` returns when
+    the rules may have changed.
+    """
+
+    def __init__(self, journal: Journal, host: str, stream: str, match: Match,
+                 wanted: Callable[[], bool], changed: Callable[[], Awaitable[None]]) -> None:
         self.journal = journal
         self.host = host
         self.stream = stream
         self.match = match
+        self.wanted = wanted
+        self.changed = changed
         #: stream sequence of the last event handed over
         self.position = 0
 
@@ -55,7 +64,18 @@ class RemoteEvents:
         return created, last  # never read this stream: from its end
 
     async def run(self, js: JetStream) -> None:
-        """Hand over events until the connection ends."""
+        """Hand over events while rules want them, until the connection ends."""
+        while True:
+            if not self.wanted():
+                # A rule that comes later starts at the stream's end, not
+                # with what happened while no rule wanted it.
+                self.journal.set_meta(POSITION_KEY, "")
+                while not self.wanted():
+                    await self.changed()
+            await self._read(js)
+
+    async def _read(self, js: JetStream) -> None:
+        """Read from where the rules stopped until no rule wants events."""
         created, self.position = await self._start(js)
         self.journal.set_meta(POSITION_KEY, f"{created} {self.position}")
         config = {"deliver_policy": "by_start_sequence", "opt_start_seq": self.position + 1,
@@ -63,7 +83,7 @@ class RemoteEvents:
         kept_at = trio.current_time()
         async with js.consume(self.stream, config) as consumer:
             try:
-                while True:
+                while self.wanted():
                     delivery = await consumer.next()
                     self.position = delivery.seq
                     fire = self._match(delivery.subject, delivery.data)

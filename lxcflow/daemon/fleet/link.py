@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 import trio
 
+from lxcflow.daemon.engine import RuleEngine
 from lxcflow.daemon.fleet import feed, naming
 from lxcflow.daemon.fleet.feed import RemoteEvents
 from lxcflow.daemon.fleet.publisher import JournalPublisher
@@ -32,8 +33,10 @@ from lxcflow.nats.jetstream import JetStream, JetStreamError
 
 log = structlog.get_logger("lxcflow.fleet")
 
-#: seconds between attempts to reach NATS, doubling up to the second
-RETRY = (0.25, 5.0)
+#: seconds between attempts to reach NATS, doubling up to the second: a
+#: refused connect costs next to nothing, and the cap is how long a daemon
+#: may stay alone after the broker is back
+RETRY = (0.1, 2.0)
 #: JetStream keeps a message id this long by default (nats-server's 2 minutes)
 DUPLICATE_WINDOW_NS = 120 * 10**9
 
@@ -58,7 +61,7 @@ class Fleet:
     """This daemon as one host of the fleet described by ``options``."""
 
     def __init__(self, options: FleetOptions, sup: Supervisor, journal: Journal,
-                 match: feed.Match | None = None) -> None:
+                 rules: RuleEngine | None = None) -> None:
         self.options = options
         self.host = options.host
         self.sup = sup
@@ -66,8 +69,9 @@ class Fleet:
         self.status = LinkStatus(since_ns=time.time_ns())
         self.publisher = JournalPublisher(sup.bus, journal, options.host, options.stream)
         self.states = StateBook(sup, options.host, options.bucket)
-        self.remote = RemoteEvents(journal, options.host, options.stream, match) \
-            if match is not None else None
+        self.remote = RemoteEvents(journal, options.host, options.stream, rules.match_remote,
+                                   rules.names_other_hosts, rules.wait_changed) \
+            if rules is not None else None
         self._js: JetStream | None = None
         self._linked = False  # the current attempt got as far as a session
 
@@ -150,7 +154,12 @@ class Fleet:
             nursery.start_soon(guarded, self.states.run, js, self.view)
             nursery.start_soon(guarded, self.states.heartbeat, js)
             if self.remote is not None:
-                nursery.start_soon(guarded, self.remote.run, js)
+                nursery.start_soon(guarded, self._feed_rules, js)
+
+    async def _feed_rules(self, js: JetStream) -> None:
+        assert self.remote is not None
+        await self.sup.ready.wait()  # the rules act once what ran is adopted
+        await self.remote.run(js)
 
     async def _prepare(self, js: JetStream) -> None:
         """The stream and the bucket, created if missing; a stream with other
