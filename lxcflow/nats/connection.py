@@ -30,6 +30,8 @@ from lxcflow.nats.servers import Server
 log = structlog.get_logger("lxcflow.nats")
 
 CLIENT_NAME = "lxcflow"
+#: seconds one write may wait for the server to take it
+SEND_TIMEOUT = 10.0
 
 
 class NatsError(Exception):
@@ -96,10 +98,16 @@ class Connection:
         if self.lost is not None:
             raise self.lost
         try:
-            async with self._send_lock:
-                await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
-            error = NatsUnavailable(f"{self.server}: connection lost ({e})")
+            # Never cut short by a caller's cancellation: half a frame on the
+            # wire would be garbage to the server for every other user of
+            # the connection. A send the server does not take within
+            # SEND_TIMEOUT ends the connection instead.
+            with trio.CancelScope(shield=True), trio.fail_after(SEND_TIMEOUT):
+                async with self._send_lock:
+                    await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError,
+                trio.TooSlowError) as e:
+            error = NatsUnavailable(f"{self.server}: connection lost ({e or 'send stalled'})")
             self.abort(error)
             raise error from None
 

@@ -7,7 +7,6 @@ with subjects ``$KV.NAME.>``, one message kept per key).
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -153,12 +152,12 @@ class JetStream:
         flow control and idle heartbeats. The server deletes it a few
         seconds after the block ends and its subscription goes (no request
         on the way out: the block may end because the connection did)."""
-        async with contextlib.AsyncExitStack() as stack:
-            for attempt in range(1, CREATE_ATTEMPTS + 1):
-                # A fresh inbox each time: a consumer whose creation timed
-                # out may still come to life and must deliver nowhere.
-                inbox = f"_INBOX.{secrets.token_hex(8)}"
-                sub = await stack.enter_async_context(self.conn.subscribe(inbox))
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            # A fresh inbox each time, dropped when the attempt fails: a
+            # consumer whose creation timed out may still come to life, and
+            # with no one listening the server deletes it.
+            inbox = f"_INBOX.{secrets.token_hex(8)}"
+            async with self.conn.subscribe(inbox) as sub:
                 body = {"stream_name": stream, "config": {
                     "deliver_subject": inbox, "ack_policy": "none", "replay_policy": "instant",
                     "flow_control": True, "idle_heartbeat": int(heartbeat * 1e9),
