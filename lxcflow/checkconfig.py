@@ -100,7 +100,7 @@ def fleet(url: str | None) -> tuple[str, bool]:
         return "NATS: not configured (--nats or LXCFLOW_NATS): a single host", False
     import trio
 
-    from lxcflow.nats.connection import NatsError, connect
+    from lxcflow.nats.connection import NatsError, NatsRefused, connect
     from lxcflow.nats.jetstream import JetStream
     from lxcflow.nats.servers import parse_servers
 
@@ -118,6 +118,8 @@ def fleet(url: str | None) -> tuple[str, bool]:
 
     try:
         return trio.run(ask), True
+    except NatsRefused as e:  # it answers: the daemon's own credentials may do
+        return f"NATS {','.join(map(str, servers))}: answers, but {e}", False
     except NatsError as e:
         return (f"NATS {','.join(map(str, servers))}: unreachable ({e}): a daemon works as a "
                 "single host until it answers"), False

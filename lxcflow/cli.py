@@ -273,6 +273,8 @@ def _fleet_options(args: Parsed) -> FleetOptions | None:
         for flag in ("host", "nats_creds"):
             if getattr(args, flag):
                 raise UsageError(f"--{flag.replace('_', '-')} needs --nats")
+        if args.nats_replicas != 1:
+            raise UsageError("--nats-replicas needs --nats")
         return None
     host = args.host or os.environ.get("LXCFLOW_HOST") or os.uname().nodename.split(".")[0]
     options = FleetOptions.parse(url, host, args.nats_creds, args.nats_replicas)

@@ -88,6 +88,8 @@ class RuleEngine:
         self._locks: dict[str, trio.Lock] = {}
         self._samplers: dict[str, Sampler] = {}
         self.health = HealthChecks(supervisor, self._unhealthy)
+        #: this host's name in the fleet (None: a single host), set by the daemon
+        self.host: str | None = None
         self._nursery: trio.Nursery | None = None
         self._dir_changed = trio.Event()
         self._changed = trio.Event()
@@ -213,13 +215,15 @@ class RuleEngine:
             self._follow(event)
             self.health.observe(event, self.rules)
         for rule in self.rules:
+            # A rule naming this host as HOST:NAME is about a local container.
+            here = self.host if rule.containers.host == self.host else None
             if (isinstance(rule.trigger, OnTransition) and rule.trigger.fires(event)
-                    and rule.applies(event.container, event.to_state, event)):
+                    and rule.applies(event.container, event.to_state, event, host=here)):
                 self._fire(rule, event.container, event)
 
     def names_other_hosts(self) -> bool:
         """Whether some rule is triggered by another host's container."""
-        return any(rule.containers.host is not None for rule in self.rules)
+        return any(rule.containers.host not in (None, self.host) for rule in self.rules)
 
     def match_remote(self, host: str, event: Event) -> Callable[[], None] | None:
         """Another host's event (from the fleet's stream): what firing the

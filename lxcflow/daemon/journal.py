@@ -173,6 +173,18 @@ class Journal:
         if self._hold_unpublished:
             self.hold_after = event_id
 
+    def new_epoch(self) -> None:
+        """Start a new epoch: what is numbered from now on is told apart from
+        anything numbered before, whatever the ids (see the fleet's publisher)."""
+        published = self.published()
+        self.epoch = secrets.token_hex(4)
+        self.set_meta("epoch", self.epoch)
+        self.set_published(published)
+
+    def skip_past(self, event_id: int) -> None:
+        """Number the next event after ``event_id`` (ids handed out elsewhere)."""
+        self._next_id = max(self._next_id, event_id + 1)
+
     def meta(self, key: str) -> str | None:
         """A value the daemon keeps beside the events (None: never set, or no journal)."""
         if self._db is None:

@@ -64,6 +64,7 @@ async def serve(options: DaemonOptions, journal: Journal) -> None:
     if options.fleet is not None:
         from lxcflow.daemon.fleet.link import Fleet  # NATS: only when asked for
 
+        engine.host = options.fleet.host
         fleet = Fleet(options.fleet, supervisor, journal, engine)
     services = handlers.Services(supervisor, engine, fleet)
     dispatch = handlers.dispatcher(services)

@@ -241,9 +241,14 @@ def _reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
+#: how nats-server's -ERR says it will not take these credentials (an
+#: "Authentication Timeout", a slow CONNECT, is not one of them)
+REFUSALS = ("authorization violation", "user authentication expired",
+            "user authentication revoked", "account authentication expired")
+
+
 def _refusal_or_loss(server: Server, text: str) -> NatsError:
-    lowered = text.lower()
-    if "authorization" in lowered or "authentication" in lowered or "user" in lowered:
+    if text.lower().startswith(REFUSALS):
         return NatsRefused(f"{server} refused the credentials: {text}")
     return NatsUnavailable(f"{server}: {text}")
 

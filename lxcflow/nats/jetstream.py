@@ -225,8 +225,11 @@ class Consumer:
                 raise NatsUnavailable(f"consumer {self.name}: silent for "
                                       f"{3 * self._heartbeat:g} s")
             if msg.status == 100:
-                if msg.reply:  # flow control: we have read up to here
-                    await self.js.conn.publish(msg.reply, b"")
+                # Flow control: we have read up to here. A heartbeat carries
+                # the subject again if the server waits for a reply it missed.
+                answer = msg.reply or msg.headers.get("Nats-Consumer-Stalled")
+                if answer:
+                    await self.js.conn.publish(answer, b"")
                 last = msg.headers.get("Nats-Last-Consumer")
                 if last is not None and int(last) != self._delivered:
                     raise ConsumerGap(f"consumer {self.name}: delivered {last}, "
@@ -247,15 +250,19 @@ class Consumer:
 
 
 def _ack_metadata(reply: str | None) -> tuple[int, int, int, int] | None:
-    """From ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>``
-    (the older form; a domain adds tokens at the front): stream sequence,
-    consumer sequence, time and pending."""
+    """Stream sequence, consumer sequence, time and pending, from
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>``
+    or the newer form with ``<domain>.<account hash>`` after ``ACK`` and a
+    random token at the end."""
     if reply is None or not reply.startswith("$JS.ACK."):
         return None
     tokens = reply.split(".")
+    first = 5 if len(tokens) == 9 else 7 if len(tokens) >= 12 else None
+    if first is None:
+        return None
     try:
-        return int(tokens[-4]), int(tokens[-3]), int(tokens[-2]), int(tokens[-1])
-    except (IndexError, ValueError):
+        return tuple(int(t) for t in tokens[first:first + 4])  # type: ignore[return-value]
+    except ValueError:
         return None
 
 

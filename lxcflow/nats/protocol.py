@@ -101,6 +101,8 @@ class Parser:
                     header_len, total = 0, int(words[-1])
                 else:
                     header_len, total = int(words[-2]), int(words[-1])
+                if not 0 <= header_len <= total:
+                    raise ValueError("sizes out of order")
             except (IndexError, ValueError):
                 raise ProtocolViolation(f"bad {op.decode()} line: {line[:200]!r}") from None
             self._waiting = (words[:-2] if op == b"HMSG" else words[:-1], header_len, total)
@@ -120,10 +122,13 @@ class Parser:
 
 
 def _message(words: list[bytes], payload: bytes, header_len: int) -> Msg:
-    if len(words) not in (2, 3):
-        raise ProtocolViolation(f"bad message line {b' '.join(words)[:200]!r}")
-    subject, sid = words[0].decode(), int(words[1])
-    reply = words[2].decode() if len(words) == 3 else None
+    try:
+        if len(words) not in (2, 3):
+            raise ValueError("wrong number of fields")
+        subject, sid = words[0].decode(), int(words[1])
+        reply = words[2].decode() if len(words) == 3 else None
+    except ValueError:  # UnicodeDecodeError is one too
+        raise ProtocolViolation(f"bad message line {b' '.join(words)[:200]!r}") from None
     if not header_len:
         return Msg(subject, sid, reply, payload)
     status, description, headers = parse_headers(payload[:header_len])

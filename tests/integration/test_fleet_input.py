@@ -50,6 +50,7 @@ def one_line(text: str) -> str:
     (("--nats", "nats://127.0.0.1:4222,"), "empty URL"),
     (("--nats", "nats://127.0.0.1:4222", "--host", "a.b"), "invalid host name 'a.b'"),
     (("--host", "a"), "--host needs --nats"),
+    (("--nats-replicas", "3"), "--nats-replicas needs --nats"),
     (("--nats", "nats://127.0.0.1:4222", "--nats-creds", "/nonexistent/x.creds"),
      "No such file or directory"),
     (("--nats", "nats://127.0.0.1:4222", "--nats-replicas", "7"), "give 1 to 5"),
@@ -75,10 +76,13 @@ def test_refused_credentials_keep_the_daemon_from_starting(fleet: Fleet, tmp_pat
     assert "refused the credentials" in one_line(r.stderr)
     assert not host.env.paths.socket.exists()
 
-    # Without any credentials, the same.
+    # Without any credentials, the same; checkconfig says it answers but refuses.
     r = daemon(host, "--nats", nats.url, "--host", "host-a")
     assert r.returncode == 1
     assert "Authorization Violation" in one_line(r.stderr)
+    check = subprocess.run([sys.executable, "-m", "lxcflow", "checkconfig", "--nats", nats.url],
+                           env=host.env.env, capture_output=True, text=True, timeout=60)
+    assert f"NATS {nats.url}: answers, but {nats.url} refused the credentials" in check.stdout
 
     # The right seed, as a .creds-style file too, is taken.
     accepted = tmp_path / "user.creds"

@@ -105,6 +105,10 @@ def test_the_journal_keeps_an_epoch_and_holds_what_is_unpublished(tmp_path: Path
     assert again.epoch == epoch
     assert again.published() == 3
     assert [e.id for e in again.since()] == [4, 5]
+    again.new_epoch()  # what was acknowledged stays so under the new epoch
+    assert again.epoch != epoch
+    assert again.published() == 3
+    epoch = again.epoch
     again.close()
     # Without it (a daemon started without --nats), retention alone decides.
     assert [e.id for e in Journal(path, max_events=1).since()] == [5]

@@ -63,6 +63,30 @@ def test_nonsense_is_a_protocol_violation() -> None:
         Parser().feed(b"MSG a.b x\r\n")
     with pytest.raises(protocol.ProtocolViolation):
         Parser().feed(b"x" * (protocol.MAX_CONTROL_LINE + 1))
+    with pytest.raises(protocol.ProtocolViolation):
+        Parser().feed(b"MSG a x 1\r\nX\r\n")  # a sid that is no number
+    with pytest.raises(protocol.ProtocolViolation):
+        Parser().feed(b"HMSG a 1 9 5\r\n")  # headers longer than the whole
+
+
+def test_jetstream_delivery_metadata_in_both_reply_forms() -> None:
+    from lxcflow.nats.jetstream import _ack_metadata
+
+    assert _ack_metadata("$JS.ACK.S.C.1.7.3.99.0") == (7, 3, 99, 0)
+    assert _ack_metadata("$JS.ACK.dom.acchash.S.C.1.7.3.99.5.rnd") == (7, 3, 99, 5)
+    assert _ack_metadata("_INBOX.x") is None
+    assert _ack_metadata("$JS.ACK.S.C.1") is None
+
+
+def test_only_a_refusal_is_a_refusal() -> None:
+    from lxcflow.nats.connection import NatsRefused, NatsUnavailable, _refusal_or_loss
+
+    server = Server("h")
+    assert isinstance(_refusal_or_loss(server, "Authorization Violation"), NatsRefused)
+    assert isinstance(_refusal_or_loss(server, "User Authentication Revoked"), NatsRefused)
+    # A CONNECT that came too late on a busy host: try again.
+    assert isinstance(_refusal_or_loss(server, "Authentication Timeout"), NatsUnavailable)
+    assert isinstance(_refusal_or_loss(server, "Stale Connection"), NatsUnavailable)
 
 
 def test_commands_are_encoded_as_the_server_reads_them() -> None:

@@ -466,3 +466,20 @@ async def test_another_hosts_event_fires_only_the_rules_naming_that_host(
         # The local app starts, the local rule on "db" stays quiet.
         assert [(op, n, r) for _, op, n, r in sup.calls] == [("start", "app", "follow")]
         assert sup.containers["web"].state is S.STOPPED
+        assert engine.names_other_hosts()
+
+
+async def test_a_rule_naming_this_host_is_about_a_local_container(
+    rig: tuple[FakeSupervisor, RuleEngine, Path], clock: trio.testing.MockClock
+) -> None:
+    sup, engine, rules = rig
+    engine.host = "here"
+    (rules / "r.toml").write_text(
+        '[[rule]]\nname = "mine"\ncontainers = "here:db"\non = "RUNNING"\n'
+        'actions = [{ start = "app" }]\n')
+    async with engine_running(sup, engine):
+        assert not engine.names_other_hosts()  # nothing to read from the fleet for it
+        await sup.start("db")
+        await trio.sleep(1)
+        assert [(op, n, r) for _, op, n, r in sup.calls] == [
+            ("start", "db", None), ("start", "app", "mine")]

@@ -37,6 +37,8 @@ log = structlog.get_logger("lxcflow.fleet")
 #: refused connect costs next to nothing, and the cap is how long a daemon
 #: may stay alone after the broker is back
 RETRY = (0.1, 2.0)
+#: a session that lasted this long (s) was a working link: retry at once after it
+STEADY_S = 10.0
 #: JetStream keeps a message id this long by default (nats-server's 2 minutes)
 DUPLICATE_WINDOW_NS = 120 * 10**9
 
@@ -73,7 +75,8 @@ class Fleet:
                                    rules.names_other_hosts, rules.wait_changed) \
             if rules is not None else None
         self._js: JetStream | None = None
-        self._linked = False  # the current attempt got as far as a session
+        self._linked_at: float | None = None  # when the current attempt's session began
+        self._last_logged: str | None = None  # the last way of failing logged
 
     # ----------------------------------------------------------- lifetime
 
@@ -93,7 +96,7 @@ class Fleet:
         self._task_status: trio.TaskStatus[None] | None = task_status
         delay = RETRY[0]
         while True:
-            self._linked = False
+            self._linked_at = None
             try:
                 async with connect(self.options.servers, creds=credentials) as conn:
                     await self._session(conn)
@@ -107,8 +110,12 @@ class Fleet:
                 log.exception("fleet_failed", error=repr(e))
                 self._down(NatsUnavailable(repr(e)), "fleet_unreachable")
             self._started()
-            # After a session, at once; after a failed attempt, less and less often.
-            delay = RETRY[0] if self._linked else min(delay * 2, RETRY[1])
+            # After a session that lasted, at once; after a failed attempt
+            # (or a session that failed as soon as it began, as on a
+            # broker whose store is full), less and less often.
+            lasted = self._linked_at is not None and \
+                trio.current_time() - self._linked_at >= STEADY_S
+            delay = RETRY[0] if lasted else min(delay * 2, RETRY[1])
             await trio.sleep(delay)
 
     def _started(self) -> None:
@@ -118,18 +125,24 @@ class Fleet:
             self._task_status = None
 
     def _down(self, error: NatsError, what: str) -> None:
+        """The link is gone (or still not there): say so once per way of failing."""
         self._js = None
-        was = self.status.connected or self.status.error is None
-        self.status = LinkStatus(False, None, time.time_ns() if was else self.status.since_ns,
-                                 str(error))
-        if was:
+        # Since when it has been down: kept across attempts that fail alike.
+        was_up = self.status.connected or self.status.error is None
+        since = time.time_ns() if was_up else self.status.since_ns
+        news = str(error) != self._last_logged
+        self.status = LinkStatus(False, None, since, str(error))
+        if news:
+            self._last_logged = str(error)
             log.warning(what, nats=self.options.url, error=str(error),
                         consequence="working as a single host until NATS answers")
 
     async def _session(self, conn: Connection) -> None:
         js = JetStream(conn)
         await self._prepare(js)
-        self._linked = True
+        await self.publisher.resume(js)  # before the daemon numbers anything more
+        self._linked_at = trio.current_time()
+        self._last_logged = None
         self._js = js
         self.status = LinkStatus(True, str(conn.server), time.time_ns())
         log.info("fleet_connected", host=self.host, server=str(conn.server),

@@ -49,19 +49,51 @@ class JournalPublisher:
         return max(0, self.bus.last_id - self.acked)
 
     async def resume(self, js: JetStream) -> None:
-        """Learn from the stream where this host's events end."""
+        """Learn from the stream where this host's events end, and go on
+        from there. Called at every connect, before anything is published
+        (and at the daemon's start, before it adopts anything)."""
         last = await js.last(self.stream, naming.host_events(self.host))
-        if last is None:
+        parsed = naming.parse_message_id(last.headers.get("Nats-Msg-Id", "")) if last else None
+        if last is None or parsed is None or parsed[1] != self.journal.epoch:
+            return  # none of this journal's yet (or none left): the record stands
+        stream_has = parsed[2]
+        if stream_has == self.acked:
             return
-        parsed = naming.parse_message_id(last.headers.get("Nats-Msg-Id", ""))
-        if parsed is not None and parsed[1] == self.journal.epoch and parsed[2] > self.acked:
-            log.info("fleet_resumed_past_record", kept=self.acked, stream_has=parsed[2])
-            self.acked = parsed[2]
-            self._keep()
+        if stream_has < self.acked:
+            # The stream lost what it had acknowledged (its store went
+            # back): what the journal still holds is sent again.
+            log.warning("fleet_stream_behind", kept=self.acked, stream_has=stream_has)
+            self.acked = stream_has
+        elif self._same_event(stream_has, last.data):
+            # Acknowledged, but the daemon died before it wrote that down.
+            log.info("fleet_resumed_from_stream", kept=self.acked, stream_has=stream_has)
+            self.acked = stream_has
+        else:
+            # The journal lost its last commits (power gone before the WAL
+            # reached the disk) after the stream took them: its ids after
+            # the record may name other events than the stream's. A new
+            # epoch keeps them apart; numbering goes on past the stream's.
+            log.warning("journal_behind_stream", kept=self.acked, stream_has=stream_has,
+                        journal_last=self.bus.last_id, consequence="a new journal epoch")
+            self.journal.new_epoch()
+            if stream_has > self.bus.last_id:
+                self.journal.skip_past(stream_has)
+                self.bus.last_id = stream_has
+        self._keep()
+
+    def _same_event(self, event_id: int, data: bytes) -> bool:
+        """Whether the journal's event ``event_id`` is the one the stream holds."""
+        mine = self.journal.since(after_id=event_id - 1, limit=1)
+        try:
+            theirs = json.loads(data)
+        except ValueError:
+            return False
+        return bool(mine) and mine[0].id == event_id and (
+            mine[0].time_ns, mine[0].container, mine[0].to_state.value) == (
+            theirs.get("time_ns"), theirs.get("container"), theirs.get("to"))
 
     async def run(self, js: JetStream) -> None:
-        """Publish until cancelled (or the connection fails)."""
-        await self.resume(js)
+        """Publish until cancelled (or the connection fails); :meth:`resume` first."""
         try:
             while True:
                 while self.bus.last_id <= self.acked:

@@ -2,11 +2,13 @@
 
 Each container's key (``<host>.<container>``) holds what ``ls`` shows of it
 (state, pid, last exit, health) and the host's last event id when written.
-A transition or health verdict rewrites its container's key at once;
-containers created or destroyed (which publish no transition) are found by
-comparing everything, on a poke and at each heartbeat. Only the newest
-value matters, so what piles up while NATS is away collapses to one put
-per container when it returns.
+Each transition is a put of its own, in order, with the state it went to
+(the rest of the row as the container is now), so a watcher elsewhere sees
+every state; a health verdict rewrites the row. Containers created or
+destroyed (which publish no transition) are found by comparing everything,
+on a poke and every 5 s. At a (re)connect only the current rows are
+written: what happened while NATS was away collapses to one put per
+container (the events themselves are all in the stream).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from lxcflow.daemon.fleet import naming
 from lxcflow.daemon.fleet.view import FleetView
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.nats.jetstream import JetStream
+from lxcflow.states import State
 
 log = structlog.get_logger("lxcflow.fleet")
 
@@ -41,19 +44,22 @@ class StateBook:
         #: container -> the value last written (this connection)
         self._written: dict[str, bytes] = {}
 
-    def value(self, name: str) -> bytes | None:
-        """What ``name``'s key should hold now (None: it should not exist)."""
+    def value(self, name: str, state: State | None = None) -> bytes | None:
+        """What ``name``'s key should hold now (None: it should not exist),
+        with ``state`` in place of the current one if given."""
         c = self.sup.containers.get(name)
         if c is None:
             return None
         row: dict[str, Any] = views.summary(c)
         row["host"] = self.host
         row["event_id"] = self.sup.bus.last_id
+        if state is not None:
+            row["state"] = state.value
         del row["ipv4"], row["ephemeral"]
         return json.dumps(row, separators=(",", ":"), sort_keys=True).encode()
 
-    async def _write(self, js: JetStream, name: str) -> None:
-        value = self.value(name)
+    async def _write(self, js: JetStream, name: str, state: State | None = None) -> None:
+        value = self.value(name, state)
         old = self._written.get(name)
         if value is None and old is not None:
             await js.delete(self.bucket, naming.state_key(self.host, name))
@@ -61,6 +67,10 @@ class StateBook:
         elif value is not None and _state_of(value) != _state_of(old):
             await js.put(self.bucket, naming.state_key(self.host, name), value)
             self._written[name] = value
+
+    async def _write_all(self, js: JetStream) -> None:
+        for name in sorted(set(self.sup.containers) | set(self._written)):
+            await self._write(js, name)
 
     async def run(self, js: JetStream, view: FleetView) -> None:
         """Keep the bucket up to date until the connection ends."""
@@ -72,23 +82,22 @@ class StateBook:
             if host == self.host:
                 self._written[name] = json.dumps(entry.value, sort_keys=True).encode()
         with self.sup.bus.subscribe(size=65536) as sub:
-            full = True
+            await self._write_all(js)
             while True:
-                if full or sub.missed:
+                event = sub.receive_nowait()
+                if event is not None:
+                    # One put per transition, in order: a watcher elsewhere
+                    # sees each state, even one held for an instant.
+                    await self._write(js, event.container,
+                                      None if event.is_notice else event.to_state)
+                elif sub.missed:
                     sub.missed = 0
-                    names = set(self.sup.containers) | set(self._written)
+                    await self._write_all(js)
                 else:
-                    names = set()
-                while (event := sub.receive_nowait()) is not None:
-                    names.add(event.container)
-                for name in sorted(names):
-                    await self._write(js, name)
-                if sub.missed or sub.buffered:
-                    full = False
-                    continue
-                with trio.move_on_after(HEARTBEAT_S):
-                    await self.sup.bus.wait_changed()
-                full = not sub.buffered  # a poke, or the heartbeat's turn
+                    with trio.move_on_after(HEARTBEAT_S):
+                        await self.sup.bus.wait_changed()
+                    if not sub.buffered:  # a poke (created, destroyed), or time for a check
+                        await self._write_all(js)
 
     async def heartbeat(self, js: JetStream) -> None:
         """Say this host is alive, every :data:`HEARTBEAT_S`, until the connection ends."""
