@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import trio
@@ -182,6 +183,20 @@ class Host:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.env.run("--no-spawn", *args)
+
+    @contextlib.contextmanager
+    def background(self, *args: str) -> Iterator[subprocess.Popen[str]]:
+        """``lxcflow ARGS`` on this host, running while the block runs (text
+        pipes for its output); killed after if it is still running."""
+        proc = subprocess.Popen([sys.executable, "-m", "lxcflow", "--no-spawn", *args],
+                                env=self.env.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
 
     def create(self, name: str, config: str = SLEEPER) -> None:
         path = self.env.config(config, f"{name}.conf")

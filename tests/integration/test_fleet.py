@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -52,19 +50,12 @@ def test_a_wait_on_another_host_sees_a_container_made_after_it_began(fleet: Flee
     nats = fleet.server()
     a, b = fleet.host("host-a", nats.url), fleet.host("host-b", nats.url)
     # The name does not exist anywhere yet when the wait starts.
-    wait = subprocess.Popen(
-        [sys.executable, "-m", "lxcflow", "--no-spawn", "wait", "-n", "host-a:web", "-s",
-         "RUNNING", "-t", "30", "--json"],
-        env=b.env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with b.background("wait", "-n", "host-a:web", "-s", "RUNNING", "-t", "30", "--json") as wait:
         time.sleep(0.5)
         assert wait.poll() is None, wait.communicate()
         a.create("web")
         a.ok("start", "-n", "web")
         out, err = wait.communicate(timeout=30)
-    finally:
-        if wait.poll() is None:
-            wait.kill()
     assert wait.returncode == 0, err
     assert json.loads(out) == {"host-a:web": "RUNNING"}
 
@@ -105,19 +96,13 @@ def test_a_wait_on_another_host_sees_a_container_made_after_it_began(fleet: Flee
     assert [json.loads(line) for line in tail.splitlines()] == everything[-1:]
 
     # Following: a new event of host-a reaches a monitor on host-b.
-    follow = subprocess.Popen(
-        [sys.executable, "-m", "lxcflow", "--no-spawn", "monitor", "--fleet", "--json"],
-        env=b.env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with b.background("monitor", "--fleet", "--json") as follow:
         time.sleep(0.5)  # its consumer is made
         a.ok("start", "-n", "web")
         assert follow.stdout is not None
         first = json.loads(follow.stdout.readline())
-        assert (first["host"], first["container"], first["to"]) == ("host-a", "web", "STARTING")
-        assert first["seq"] == int(everything[-1]["seq"]) + 1  # type: ignore[call-overload]
-    finally:
-        follow.kill()
-        follow.wait()
+    assert (first["host"], first["container"], first["to"]) == ("host-a", "web", "STARTING")
+    assert first["seq"] == int(everything[-1]["seq"]) + 1  # type: ignore[call-overload]
 
 
 HEALTH_RULE = """
@@ -338,17 +323,11 @@ def test_a_state_held_for_an_instant_reaches_a_wait_on_another_host(fleet: Fleet
         b.ok("wait", "-n", "host-a:web", "-s", "RUNNING", "-t", "10")
         # FREEZING lasts some tens of microseconds for an idle container:
         # FROZEN is published right after it.
-        wait = subprocess.Popen(
-            [sys.executable, "-m", "lxcflow", "--no-spawn", "wait", "-n", "host-a:web", "-s",
-             "FREEZING", "-t", "10", "--json"],
-            env=b.env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with b.background("wait", "-n", "host-a:web", "-s", "FREEZING", "-t", "10",
+                          "--json") as wait:
             time.sleep(0.3)
             a.ok("freeze", "-n", "web")
             out, err = wait.communicate(timeout=15)
-        finally:
-            if wait.poll() is None:
-                wait.kill()
         assert wait.returncode == 0, err
         assert json.loads(out) == {"host-a:web": "FREEZING"}
         a.ok("unfreeze", "-n", "web")
