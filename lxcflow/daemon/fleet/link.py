@@ -113,10 +113,13 @@ class Fleet:
             # After a session that lasted, at once; after a failed attempt
             # (or a session that failed as soon as it began, as on a
             # broker whose store is full), less and less often.
-            lasted = self._linked_at is not None and \
-                trio.current_time() - self._linked_at >= STEADY_S
-            delay = RETRY[0] if lasted else min(delay * 2, RETRY[1])
+            delay = RETRY[0] if self._lasted() else min(delay * 2, RETRY[1])
             await trio.sleep(delay)
+
+    def _lasted(self) -> bool:
+        """Whether the last attempt was a working link for a while."""
+        return self._linked_at is not None and \
+            trio.current_time() - self._linked_at >= STEADY_S
 
     def _started(self) -> None:
         """The first attempt is over: the daemon may say it is ready."""
@@ -130,7 +133,7 @@ class Fleet:
         # Since when it has been down: kept across attempts that fail alike.
         was_up = self.status.connected or self.status.error is None
         since = time.time_ns() if was_up else self.status.since_ns
-        news = str(error) != self._last_logged
+        news = str(error) != self._last_logged or self._lasted()
         self.status = LinkStatus(False, None, since, str(error))
         if news:
             self._last_logged = str(error)
@@ -142,7 +145,6 @@ class Fleet:
         await self._prepare(js)
         await self.publisher.resume(js)  # before the daemon numbers anything more
         self._linked_at = trio.current_time()
-        self._last_logged = None
         self._js = js
         self.status = LinkStatus(True, str(conn.server), time.time_ns())
         log.info("fleet_connected", host=self.host, server=str(conn.server),
