@@ -121,30 +121,51 @@ class Connection:
         """Publish with a reply subject and return the first reply.
 
         Raises:
-            NatsTimeout: none within ``timeout`` seconds.
+            NatsTimeout: none within ``within`` seconds.
+            NatsUnavailable: no one listens (status 503), or the connection died.
+        """
+        return (await self.request_many([(subject, data, headers)], within=within))[0]
+
+    async def request_many(self, messages: list[tuple[str, bytes, dict[str, str] | None]], *,
+                           within: float = 5.0) -> list[Msg]:
+        """Publish ``(subject, data, headers)`` each with its own reply
+        subject, in order and in one write, then wait for every reply (in
+        the same order): one round trip for the lot.
+
+        Raises:
+            NatsTimeout: not all replied within ``within`` seconds.
             NatsUnavailable: no one listens (status 503), or the connection died.
         """
         if self._inbox_sid is None:
             self._inbox_sid = next(self._sids)
             await self._send(protocol.subscribe(f"{self._inbox}.*", self._inbox_sid))
-        token = f"{self._inbox}.{next(self._tokens)}"
-        done, slot = trio.Event(), list[Msg]()
-        self._replies[token] = (done, slot)
+        waiting = []
+        frames = []
+        for subject, data, headers in messages:
+            token = f"{self._inbox}.{next(self._tokens)}"
+            done, slot = trio.Event(), list[Msg]()
+            self._replies[token] = (done, slot)
+            waiting.append((token, subject, done, slot))
+            frames.append(protocol.publish(subject, data, reply=token, headers=headers))
         try:
-            await self.publish(subject, data, reply=token, headers=headers)
+            await self._send(b"".join(frames))
             with trio.move_on_after(within):
-                await done.wait()
+                for _, _, done, _ in waiting:
+                    await done.wait()
         finally:
-            del self._replies[token]
+            for token, _, _, _ in waiting:
+                del self._replies[token]
         if self.lost is not None:
             raise self.lost
-        if not slot:
-            raise NatsTimeout(f"{self.server}: no reply to {subject} within {within:g} s")
-        reply = slot[0]
-        if reply.status == 503:
-            raise NatsUnavailable(f"{self.server}: no responders for {subject} (is JetStream "
-                                  "enabled?)")
-        return reply
+        replies = []
+        for _, subject, _, slot in waiting:
+            if not slot:
+                raise NatsTimeout(f"{self.server}: no reply to {subject} within {within:g} s")
+            if slot[0].status == 503:
+                raise NatsUnavailable(f"{self.server}: no responders for {subject} (is "
+                                      "JetStream enabled?)")
+            replies.append(slot[0])
+        return replies
 
     @asynccontextmanager
     async def subscribe(self, subject: str, *,

@@ -26,6 +26,8 @@ NO_MESSAGE_FOUND = 10037
 #: tries at making a consumer, and how long each may take
 CREATE_ATTEMPTS = 8
 CREATE_TIMEOUT = 1.0
+#: values kept per key (nats's KV history)
+KV_HISTORY = 8
 #: the KV headers: what a key's message means
 KV_OPERATION = "KV-Operation"
 
@@ -118,16 +120,30 @@ class JetStream:
         all_headers = dict(headers or {})
         if msg_id is not None:
             all_headers["Nats-Msg-Id"] = msg_id
-        reply = await self.conn.request(subject, data, headers=all_headers or None,
-                                        within=self.timeout)
-        try:
-            ack = json.loads(reply.data)
-        except ValueError:
-            raise NatsUnavailable(f"publish to {subject}: an acknowledgement that is not JSON"
-                                  ) from None
-        if "error" in ack:
-            raise JetStreamError("publish", ack["error"])
-        return PubAck(ack["stream"], int(ack["seq"]), bool(ack.get("duplicate", False)))
+        return (await self.publish_many([(subject, data, all_headers or None)]))[0]
+
+    async def publish_many(self, messages: list[tuple[str, bytes, dict[str, str] | None]]
+                           ) -> list[PubAck]:
+        """Publish ``(subject, data, headers)`` in order, all at once, and
+        wait for every acknowledgement. For messages whose order across a
+        failure does not matter (a key's newer value wins anyway): a failed
+        one may be followed by stored ones.
+
+        Raises:
+            JetStreamError: the stream refused one (the first such is raised).
+        """
+        replies = await self.conn.request_many(messages, within=self.timeout)
+        acks = []
+        for (subject, _, _), reply in zip(messages, replies, strict=True):
+            try:
+                ack = json.loads(reply.data)
+            except ValueError:
+                raise NatsUnavailable(f"publish to {subject}: an acknowledgement that is not "
+                                      "JSON") from None
+            if "error" in ack:
+                raise JetStreamError("publish", ack["error"])
+            acks.append(PubAck(ack["stream"], int(ack["seq"]), bool(ack.get("duplicate", False))))
+        return acks
 
     async def last(self, stream: str, subject: str) -> Stored | None:
         """The stream's last message on ``subject`` (wildcards allowed), or None."""
@@ -179,10 +195,13 @@ class JetStream:
     # ---------------------------------------------------------- key-value
 
     async def ensure_bucket(self, bucket: str, *, replicas: int = 1) -> dict[str, Any]:
-        """The key-value bucket ``bucket`` (one value kept per key), created if missing."""
+        """The key-value bucket ``bucket``, created if missing, keeping the
+        last :data:`KV_HISTORY` values of each key: with one, a value
+        replaced before a watching consumer got to it is never delivered
+        (two puts in a row to one key lost the first to a watcher here)."""
         return await self.ensure_stream({
             "name": f"KV_{bucket}", "subjects": [f"$KV.{bucket}.>"], "retention": "limits",
-            "max_msgs_per_subject": 1, "discard": "new", "allow_rollup_hdrs": True,
+            "max_msgs_per_subject": KV_HISTORY, "discard": "new", "allow_rollup_hdrs": True,
             "deny_delete": True, "deny_purge": False, "allow_direct": True,
             "storage": "file", "num_replicas": replicas,
             "duplicate_window": 120 * 10**9,
@@ -192,10 +211,11 @@ class JetStream:
         """Set ``key``; its new revision."""
         return (await self.publish(f"$KV.{bucket}.{key}", value)).seq
 
-    async def delete(self, bucket: str, key: str) -> int:
-        """Delete ``key`` (a delete marker, as the NATS tools write it)."""
-        return (await self.publish(f"$KV.{bucket}.{key}", b"",
-                                   headers={KV_OPERATION: "DEL"})).seq
+    async def put_many(self, bucket: str, items: list[tuple[str, bytes | None]]) -> None:
+        """Set (or, for None, delete) each key in order, in one round trip."""
+        await self.publish_many([
+            (f"$KV.{bucket}.{key}", value or b"",
+             {KV_OPERATION: "DEL"} if value is None else None) for key, value in items])
 
 
 class Consumer:

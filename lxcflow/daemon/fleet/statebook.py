@@ -58,19 +58,30 @@ class StateBook:
         del row["ipv4"], row["ephemeral"]
         return json.dumps(row, separators=(",", ":"), sort_keys=True).encode()
 
-    async def _write(self, js: JetStream, name: str, state: State | None = None) -> None:
+    def _change(self, name: str, state: State | None = None) -> tuple[str, bytes | None] | None:
+        """The put (a value) or delete (None) that brings ``name``'s key up
+        to date, if any; counted as written."""
         value = self.value(name, state)
         old = self._written.get(name)
+        key = naming.state_key(self.host, name)
         if value is None and old is not None:
-            await js.delete(self.bucket, naming.state_key(self.host, name))
             del self._written[name]
-        elif value is not None and _state_of(value) != _state_of(old):
-            await js.put(self.bucket, naming.state_key(self.host, name), value)
+            return key, None
+        if value is not None and _state_of(value) != _state_of(old):
             self._written[name] = value
+            return key, value
+        return None
+
+    async def _write(self, js: JetStream, changes: list[tuple[str, bytes | None] | None]) -> None:
+        # In order and in one round trip; a failure ends the session, and
+        # the next one compares everything again.
+        todo = [change for change in changes if change is not None]
+        if todo:
+            await js.put_many(self.bucket, todo)
 
     async def _write_all(self, js: JetStream) -> None:
-        for name in sorted(set(self.sup.containers) | set(self._written)):
-            await self._write(js, name)
+        await self._write(js, [self._change(name) for name in
+                               sorted(set(self.sup.containers) | set(self._written))])
 
     async def run(self, js: JetStream, view: FleetView) -> None:
         """Keep the bucket up to date until the connection ends."""
@@ -84,12 +95,14 @@ class StateBook:
         with self.sup.bus.subscribe(size=65536) as sub:
             await self._write_all(js)
             while True:
-                event = sub.receive_nowait()
-                if event is not None:
+                events = []
+                while (event := sub.receive_nowait()) is not None:
+                    events.append(event)
+                if events:
                     # One put per transition, in order: a watcher elsewhere
                     # sees each state, even one held for an instant.
-                    await self._write(js, event.container,
-                                      None if event.is_notice else event.to_state)
+                    await self._write(js, [self._change(
+                        e.container, None if e.is_notice else e.to_state) for e in events])
                 elif sub.missed:
                     sub.missed = 0
                     await self._write_all(js)
