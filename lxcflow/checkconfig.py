@@ -92,12 +92,12 @@ def checks(root: Path = Path("/sys/fs/cgroup")) -> list[tuple[str, str, bool, bo
     return out
 
 
-def fleet(url: str | None) -> tuple[str, bool]:
+def fleet(url: str | None) -> str:
     """The NATS a daemon would publish to (``--nats`` or LXCFLOW_NATS): whether
     it answers now, with JetStream. Never required: without it a daemon
     works as a single host."""
     if not url:
-        return "NATS: not configured (--nats or LXCFLOW_NATS): a single host", False
+        return "NATS: not configured (--nats or LXCFLOW_NATS): a single host"
     import trio
 
     from lxcflow.nats.connection import NatsError, NatsRefused, connect
@@ -107,7 +107,7 @@ def fleet(url: str | None) -> tuple[str, bool]:
     try:
         servers = parse_servers(url)
     except ValueError as e:
-        return f"NATS: {e}", False
+        return f"NATS: {e}"
 
     async def ask() -> str:
         async with connect(servers) as conn:
@@ -117,12 +117,12 @@ def fleet(url: str | None) -> tuple[str, bool]:
                     f"JetStream on ({streams} streams)")
 
     try:
-        return trio.run(ask), True
+        return trio.run(ask)
     except NatsRefused as e:  # it answers: the daemon's own credentials may do
-        return f"NATS {','.join(map(str, servers))}: answers, but {e}", False
+        return f"NATS {','.join(map(str, servers))}: answers, but {e}"
     except NatsError as e:
         return (f"NATS {','.join(map(str, servers))}: unreachable ({e}): a daemon works as a "
-                "single host until it answers"), False
+                "single host until it answers")
 
 
 def run(nats: str | None = None) -> int:
@@ -138,7 +138,7 @@ def run(nats: str | None = None) -> int:
         print(f"{feature}: {status}")
         missing += required and not present
     print("--- Fleet ---")
-    print(fleet(nats or os.environ.get("LXCFLOW_NATS"))[0])
+    print(fleet(nats or os.environ.get("LXCFLOW_NATS")))
     if missing:
         print(f"{missing} required feature(s) missing")
     return 1 if missing else 0
