@@ -277,16 +277,9 @@ def _fleet_options(args: Parsed) -> FleetOptions | None:
             raise UsageError("--nats-replicas needs --nats")
         return None
     host = args.host or os.environ.get("LXCFLOW_HOST") or os.uname().nodename.split(".")[0]
-    options = FleetOptions.parse(url, host, args.nats_creds, args.nats_replicas)
-    if options.creds is not None:
-        _import_site_packages()  # nkeys checks the seed
-        from lxcflow.nats.creds import CredsError, load
-
-        try:
-            load(options.creds)
-        except CredsError as e:
-            raise UsageError(str(e)) from None
-    return options
+    if args.nats_creds:
+        _import_site_packages()  # nkeys reads the seed
+    return FleetOptions.parse(url, host, args.nats_creds, args.nats_replicas)
 
 
 def run_daemon(args: Parsed, paths: Paths) -> int:

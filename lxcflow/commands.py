@@ -327,8 +327,9 @@ def _ls_fleet(a: Parsed, c: Client) -> int:
         host = ct["host"] + (" (lost)" if hosts.get(ct["host"], {}).get("lost") else "")
         rows.append((host, ct["name"], ct["state"], ct.get("health") or "-",
                      str(ct.get("pid") or "-")))
+    with_containers = {ct["host"] for ct in fleet["containers"]}
     for host, seen in sorted(hosts.items()):
-        if not any(ct["host"] == host for ct in fleet["containers"]):
+        if host not in with_containers:
             rows.append((host + (" (lost)" if seen["lost"] else ""), "-", "-", "-", "-"))
     _print_table(rows)
     return 0

@@ -214,12 +214,17 @@ class RuleEngine:
         if not event.is_notice:
             self._follow(event)
             self.health.observe(event, self.rules)
-        for rule in self.rules:
-            # A rule naming this host as HOST:NAME is about a local container.
-            here = self.host if rule.containers.host == self.host else None
-            if (isinstance(rule.trigger, OnTransition) and rule.trigger.fires(event)
-                    and rule.applies(event.container, event.to_state, event, host=here)):
-                self._fire(rule, event.container, event)
+        # A rule naming this host as HOST:NAME is about a local container.
+        for rule in self._triggered(event, None) + (
+                self._triggered(event, self.host) if self.host is not None else []):
+            self._fire(rule, event.container, event)
+
+    def _triggered(self, event: Event, host: str | None) -> list[Rule]:
+        """The transition rules ``event`` of ``host``'s container (None: a
+        local one) fires."""
+        return [rule for rule in self.rules
+                if isinstance(rule.trigger, OnTransition) and rule.trigger.fires(event)
+                and rule.applies(event.container, event.to_state, event, host=host)]
 
     def names_other_hosts(self) -> bool:
         """Whether some rule is triggered by another host's container."""
@@ -232,9 +237,7 @@ class RuleEngine:
         to that). The caller records the event as seen, then fires."""
         if self._nursery is None or not self.sup.ready.is_set():
             return None  # not acting yet: the position in the stream says it was seen
-        rules = [rule for rule in self.rules
-                 if isinstance(rule.trigger, OnTransition) and rule.trigger.fires(event)
-                 and rule.applies(event.container, event.to_state, event, host=host)]
+        rules = self._triggered(event, host)
         if not rules:
             return None
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lxcflow.errors import UsageError
+from lxcflow.nats.creds import Credentials, CredsError
+from lxcflow.nats.creds import load as load_creds
 from lxcflow.nats.servers import Server, parse_servers
 from lxcflow.paths import Paths
 from lxcflow.validate import host_name
@@ -45,7 +47,7 @@ class FleetOptions:
 
     servers: tuple[Server, ...]
     host: str
-    creds: Path | None = None
+    creds: Credentials | None = None
     stream: str = "LXCFLOW"
     bucket: str = "LXCFLOW"
     replicas: int = 1
@@ -53,10 +55,11 @@ class FleetOptions:
     @classmethod
     def parse(cls, url: str, host: str, creds: str | None = None,
               replicas: int = 1) -> FleetOptions:
-        """Checked before the daemon starts.
+        """Checked (and the credentials read) before the daemon starts.
 
         Raises:
-            UsageError: a URL that does not parse, a bad host name or replica count.
+            UsageError: a URL that does not parse, a bad host name, replica
+                count or credentials file.
         """
         try:
             servers = parse_servers(url)
@@ -68,8 +71,11 @@ class FleetOptions:
             raise UsageError(f"--host: {e}") from None
         if not 1 <= replicas <= 5:
             raise UsageError(f"--nats-replicas {replicas}: give 1 to 5 (JetStream's limit)")
-        return cls(tuple(servers), host, Path(creds).absolute() if creds else None,
-                   replicas=replicas)
+        try:
+            credentials = load_creds(Path(creds).absolute()) if creds else None
+        except CredsError as e:
+            raise UsageError(str(e)) from None
+        return cls(tuple(servers), host, credentials, replicas=replicas)
 
     @property
     def url(self) -> str:

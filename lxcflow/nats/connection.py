@@ -51,19 +51,17 @@ class NatsRefused(NatsError):
 
 
 class Subscription:
-    """Messages on one subject, in order, as the reader hands them over."""
+    """Messages on one subject, in order, as the reader hands them over.
+    Unbounded: the reader never waits for a subscriber (JetStream's flow
+    control bounds what a consumer pushes)."""
 
-    def __init__(self, sid: int, subject: str, size: float) -> None:
+    def __init__(self, sid: int, subject: str) -> None:
         self.sid = sid
         self.subject = subject
-        self._send, self._receive = trio.open_memory_channel[Msg](size)
+        self._send, self._receive = trio.open_memory_channel[Msg](math.inf)
 
-    def _deliver(self, msg: Msg) -> bool:
-        try:
-            self._send.send_nowait(msg)
-        except trio.WouldBlock:
-            return False
-        return True
+    def _deliver(self, msg: Msg) -> None:
+        self._send.send_nowait(msg)
 
     async def next(self) -> Msg:
         return await self._receive.receive()
@@ -88,7 +86,6 @@ class Connection:
         self._tokens = itertools.count(1)
         self._replies: dict[str, tuple[trio.Event, list[Msg]]] = {}
         self._scope = trio.CancelScope()
-        self._pong = trio.Event()
         #: why the connection ended (None while it lives)
         self.lost: NatsError | None = None
 
@@ -168,11 +165,10 @@ class Connection:
         return replies
 
     @asynccontextmanager
-    async def subscribe(self, subject: str, *,
-                        size: float = math.inf) -> AsyncIterator[Subscription]:
+    async def subscribe(self, subject: str) -> AsyncIterator[Subscription]:
         """Messages on ``subject`` while the block runs. The ``SUB`` is sent
         first: whatever is published after it reaches this subscription."""
-        sub = Subscription(next(self._sids), subject, size)
+        sub = Subscription(next(self._sids), subject)
         self._subs[sub.sid] = sub
         try:
             await self._send(protocol.subscribe(subject, sub.sid))
@@ -203,8 +199,8 @@ class Connection:
                 waiting[0].set()
             return
         sub = self._subs.get(msg.sid)
-        if sub is not None and not sub._deliver(msg):
-            self.abort(NatsUnavailable(f"{self.server}: subscriber of {sub.subject} fell behind"))
+        if sub is not None:
+            sub._deliver(msg)
 
     async def _read_loop(self) -> None:
         try:
@@ -231,7 +227,6 @@ class Connection:
             await self._send(protocol.PONG)
         elif frame.op == "PONG":
             self._outstanding = 0
-            self._pong.set()
         elif frame.op == "-ERR":
             if frame.text.lower().startswith("permissions violation"):
                 log.error("nats_permission_denied", server=str(self.server), error=frame.text)

@@ -9,7 +9,7 @@ project's own Ed25519 encoding and signing).
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -21,8 +21,8 @@ class CredsError(ValueError):
 class Credentials:
     """A user's seed (and JWT, in operator mode)."""
 
-    seed: bytes
-    jwt: str | None = None
+    seed: bytes = field(repr=False)  # a secret: never in a log line
+    jwt: str | None = field(default=None, repr=False)
 
     def sign(self, nonce: str) -> dict[str, str]:
         """What ``CONNECT`` carries to answer ``nonce``."""

@@ -11,8 +11,7 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -48,21 +47,11 @@ class ConsumerGap(NatsUnavailable):
 
 
 @dataclass(frozen=True, slots=True)
-class PubAck:
-    stream: str
-    seq: int
-    duplicate: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class Stored:
-    """A message as the stream keeps it."""
+    """A message as the stream keeps it: what the fleet reads of one."""
 
-    subject: str
-    seq: int
     data: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    time_ns: int = 0
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,16 +103,15 @@ class JetStream:
                 raise
         return await self.api(f"STREAM.CREATE.{name}", config)
 
-    async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None,
-                      headers: dict[str, str] | None = None) -> PubAck:
-        """Publish and wait for the stream's acknowledgement."""
-        all_headers = dict(headers or {})
-        if msg_id is not None:
-            all_headers["Nats-Msg-Id"] = msg_id
-        return (await self.publish_many([(subject, data, all_headers or None)]))[0]
+    async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None) -> None:
+        """Publish and wait for the stream's acknowledgement (a message
+        whose ``msg_id`` the stream has seen within its de-duplication window
+        is acknowledged and not stored again)."""
+        await self.publish_many(
+            [(subject, data, {"Nats-Msg-Id": msg_id} if msg_id is not None else None)])
 
     async def publish_many(self, messages: list[tuple[str, bytes, dict[str, str] | None]]
-                           ) -> list[PubAck]:
+                           ) -> None:
         """Publish ``(subject, data, headers)`` in order, all at once, and
         wait for every acknowledgement. For messages whose order across a
         failure does not matter (a key's newer value wins anyway): a failed
@@ -133,7 +121,6 @@ class JetStream:
             JetStreamError: the stream refused one (the first such is raised).
         """
         replies = await self.conn.request_many(messages, within=self.timeout)
-        acks = []
         for (subject, _, _), reply in zip(messages, replies, strict=True):
             try:
                 ack = json.loads(reply.data)
@@ -142,8 +129,6 @@ class JetStream:
                                       "JSON") from None
             if "error" in ack:
                 raise JetStreamError("publish", ack["error"])
-            acks.append(PubAck(ack["stream"], int(ack["seq"]), bool(ack.get("duplicate", False))))
-        return acks
 
     async def last(self, stream: str, subject: str) -> Stored | None:
         """The stream's last message on ``subject`` (wildcards allowed), or None."""
@@ -157,8 +142,7 @@ class JetStream:
         headers: dict[str, str] = {}
         if m.get("hdrs"):
             _, _, headers = protocol.parse_headers(base64.b64decode(m["hdrs"]))
-        return Stored(m["subject"], int(m["seq"]), base64.b64decode(m.get("data") or ""),
-                      headers, _time_ns(m.get("time", "")))
+        return Stored(base64.b64decode(m.get("data") or ""), headers)
 
     @asynccontextmanager
     async def consume(self, stream: str, config: dict[str, Any], *,
@@ -204,12 +188,7 @@ class JetStream:
             "max_msgs_per_subject": KV_HISTORY, "discard": "new", "allow_rollup_hdrs": True,
             "deny_delete": True, "deny_purge": False, "allow_direct": True,
             "storage": "file", "num_replicas": replicas,
-            "duplicate_window": 120 * 10**9,
         })
-
-    async def put(self, bucket: str, key: str, value: bytes) -> int:
-        """Set ``key``; its new revision."""
-        return (await self.publish(f"$KV.{bucket}.{key}", value)).seq
 
     async def put_many(self, bucket: str, items: list[tuple[str, bytes | None]]) -> None:
         """Set (or, for None, delete) each key in order, in one round trip."""
@@ -284,15 +263,3 @@ def _ack_metadata(reply: str | None) -> tuple[int, int, int, int] | None:
         return tuple(int(t) for t in tokens[first:first + 4])  # type: ignore[return-value]
     except ValueError:
         return None
-
-
-def _time_ns(text: str) -> int:
-    """JetStream's RFC 3339 time (nanoseconds) as ns since the epoch."""
-    if not text:
-        return 0
-    head, _, frac = text.rstrip("Z").partition(".")
-    try:
-        seconds = datetime.fromisoformat(head + "+00:00").timestamp()
-    except ValueError:
-        return 0
-    return int(seconds) * 10**9 + int((frac + "000000000")[:9])

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import trio
@@ -263,10 +263,10 @@ class Fleet:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def wait_until(predicate: object, timeout: float = 20.0, what: str = "") -> None:
-    """Poll ``predicate`` (a callable) every 50 ms until true."""
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+    """Poll ``predicate`` every 50 ms until true."""
     deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(0.05)

@@ -50,7 +50,7 @@ def test_host_names_and_host_name_pairs() -> None:
 def put(view: FleetView, host: str, name: str, state: str, rev: int,
         health: str | None = None) -> None:
     value = json.dumps({"name": name, "state": state, "health": health}).encode()
-    view.apply(naming.state_key(host, name), value, {}, rev, rev)
+    view.apply(naming.state_key(host, name), value, {}, rev)
 
 
 async def test_a_wait_counts_a_state_held_for_an_instant_and_names_made_later() -> None:
@@ -79,9 +79,9 @@ async def test_a_wait_times_out_naming_what_is_missing_and_deletes_count() -> No
     with pytest.raises(OperationTimeout, match="waiting for a:db to be RUNNING and healthy"):
         await wait(view, [("a", "db")], frozenset({S.RUNNING}),
                    deadline=trio.current_time() + 0.05, healthy=True)
-    view.apply(naming.state_key("a", "db"), b"", {KV_OPERATION: "DEL"}, 2, 2)
+    view.apply(naming.state_key("a", "db"), b"", {KV_OPERATION: "DEL"}, 2)
     assert ("a", "db") not in view.entries
-    view.apply("a", b"{}", {}, 3, 10**18)
+    view.apply("a", b"{}", {}, 10**18)
     assert view.heartbeats == {"a": 10**18}
     assert not view.lost("a", now_ns=10**18 + 14 * 10**9)
     assert view.lost("a", now_ns=10**18 + 16 * 10**9)

@@ -27,7 +27,6 @@ from lxcflow.daemon.journal import Journal
 from lxcflow.daemon.options import FleetOptions
 from lxcflow.daemon.supervisor import Supervisor
 from lxcflow.errors import LxcflowError
-from lxcflow.nats import creds as nats_creds
 from lxcflow.nats.connection import Connection, NatsError, NatsRefused, NatsUnavailable, connect
 from lxcflow.nats.jetstream import JetStream, JetStreamError
 
@@ -89,16 +88,12 @@ class Fleet:
             LxcflowError: at the first attempt, credentials refused or a
                 stream of the wrong shape (the daemon must not start).
         """
-        try:
-            credentials = nats_creds.load(self.options.creds) if self.options.creds else None
-        except nats_creds.CredsError as e:
-            raise LxcflowError(str(e)) from None
         self._task_status: trio.TaskStatus[None] | None = task_status
         delay = RETRY[0]
         while True:
             self._linked_at = None
             try:
-                async with connect(self.options.servers, creds=credentials) as conn:
+                async with connect(self.options.servers, creds=self.options.creds) as conn:
                     await self._session(conn)
             except (NatsRefused, SetupRefused) as e:
                 if self._task_status is not None:

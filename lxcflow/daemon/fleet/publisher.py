@@ -37,8 +37,6 @@ class JournalPublisher:
         self.stream = stream
         #: the last event id the stream has (as far as this daemon knows)
         self.acked = journal.published()
-        #: events published (acknowledged) since the daemon started
-        self.published = 0
 
     def _keep(self) -> None:
         self.journal.set_published(self.acked)
@@ -114,7 +112,6 @@ class JournalPublisher:
                                      msg_id=naming.message_id(self.host, self.journal.epoch,
                                                               event.id))
                     self.acked = event.id
-                    self.published += 1
                 self._keep()
                 await trio.lowlevel.checkpoint()
         finally:

@@ -1,7 +1,7 @@
 """This host's current states in the fleet's bucket, and its heartbeat.
 
 Each container's key (``<host>.<container>``) holds what ``ls`` shows of it
-(state, pid, last exit, health) and the host's last event id when written.
+(state, pid, last exit, health).
 Each transition is a put of its own, in order, with the state it went to
 (the rest of the row as the container is now), so a watcher elsewhere sees
 every state; a health verdict rewrites the row. Containers created or
@@ -41,10 +41,10 @@ class StateBook:
         self.sup = sup
         self.host = host
         self.bucket = bucket
-        #: container -> the value last written (this connection)
-        self._written: dict[str, bytes] = {}
+        #: container -> the row last written (this connection)
+        self._written: dict[str, dict[str, Any]] = {}
 
-    def value(self, name: str, state: State | None = None) -> bytes | None:
+    def row(self, name: str, state: State | None = None) -> dict[str, Any] | None:
         """What ``name``'s key should hold now (None: it should not exist),
         with ``state`` in place of the current one if given."""
         c = self.sup.containers.get(name)
@@ -52,24 +52,23 @@ class StateBook:
             return None
         row: dict[str, Any] = views.summary(c)
         row["host"] = self.host
-        row["event_id"] = self.sup.bus.last_id
         if state is not None:
             row["state"] = state.value
         del row["ipv4"], row["ephemeral"]
-        return json.dumps(row, separators=(",", ":"), sort_keys=True).encode()
+        return row
 
     def _change(self, name: str, state: State | None = None) -> tuple[str, bytes | None] | None:
         """The put (a value) or delete (None) that brings ``name``'s key up
         to date, if any; counted as written."""
-        value = self.value(name, state)
+        row = self.row(name, state)
         old = self._written.get(name)
         key = naming.state_key(self.host, name)
-        if value is None and old is not None:
+        if row is None and old is not None:
             del self._written[name]
             return key, None
-        if value is not None and _state_of(value) != _state_of(old):
-            self._written[name] = value
-            return key, value
+        if row is not None and row != old:
+            self._written[name] = row
+            return key, json.dumps(row, separators=(",", ":")).encode()
         return None
 
     async def _write(self, js: JetStream, changes: list[tuple[str, bytes | None] | None]) -> None:
@@ -91,7 +90,7 @@ class StateBook:
         # What the bucket holds for this host, so stale keys are deleted too.
         for (host, name), entry in list(view.entries.items()):
             if host == self.host:
-                self._written[name] = json.dumps(entry.value, sort_keys=True).encode()
+                self._written[name] = entry.value
         with self.sup.bus.subscribe(size=65536) as sub:
             await self._write_all(js)
             while True:
@@ -116,15 +115,5 @@ class StateBook:
         """Say this host is alive, every :data:`HEARTBEAT_S`, until the connection ends."""
         while True:
             body = {"host": self.host, "time_ns": time.time_ns(), "pid": os.getpid()}
-            await js.put(self.bucket, self.host, json.dumps(body).encode())
+            await js.put_many(self.bucket, [(self.host, json.dumps(body).encode())])
             await trio.sleep(HEARTBEAT_S)
-
-
-def _state_of(value: bytes | None) -> bytes | None:
-    """A value without its event id: a new event that changed nothing of a
-    container's row needs no put."""
-    if value is None:
-        return None
-    row = json.loads(value)
-    row.pop("event_id", None)
-    return json.dumps(row, sort_keys=True).encode()

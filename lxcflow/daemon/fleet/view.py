@@ -32,13 +32,11 @@ LOST_AFTER_S = 15.0
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A container's last published state, and when the bucket took it."""
+    """A container's last published row."""
 
     host: str
     name: str
     value: dict[str, Any]
-    revision: int
-    time_ns: int
 
     @property
     def state(self) -> str | None:
@@ -83,26 +81,28 @@ class FleetView:
         finally:
             self._watchers.discard(send)
 
-    def apply(self, key: str, data: bytes, headers: dict[str, str], revision: int,
-              time_ns: int) -> None:
-        """One message of the bucket."""
+    def apply(self, key: str, data: bytes, headers: dict[str, str], time_ns: int) -> None:
+        """One message of the bucket (``time_ns``: when the server took it)."""
         host, name = naming.split_key(key)
         if name is None:
             self.heartbeats[host] = time_ns
             return
-        entry: Entry | None = None
-        if headers.get(KV_OPERATION) not in ("DEL", "PURGE"):
-            try:
-                entry = Entry(host, name, json.loads(data), revision, time_ns)
-            except ValueError:
-                log.warning("fleet_bad_state", key=key)
-                return
-        if entry is None:
-            if self.entries.pop((host, name), None) is None:
-                return
-        else:
-            self.entries[(host, name)] = entry
-        change = Change((host, name), entry)
+        if headers.get(KV_OPERATION) in ("DEL", "PURGE"):
+            self._drop((host, name))
+            return
+        try:
+            entry = Entry(host, name, json.loads(data))
+        except ValueError:
+            log.warning("fleet_bad_state", key=key)
+            return
+        self.entries[(host, name)] = entry
+        self._tell(Change((host, name), entry))
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        if self.entries.pop(key, None) is not None:
+            self._tell(Change(key, None))
+
+    def _tell(self, change: Change) -> None:
         for watcher in self._watchers:
             watcher.send_nowait(change)
 
@@ -110,22 +110,20 @@ class FleetView:
         """Mirror ``bucket`` until the connection ends; what the bucket no
         longer holds once the first read is in is dropped."""
         prefix = f"$KV.{bucket}."
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str | None]] = set()
         config = {"deliver_policy": "last_per_subject", "filter_subject": f"{prefix}>"}
         async with js.consume(f"KV_{bucket}", config) as consumer:
             caught_up = consumer.pending_at_start == 0
             while True:
                 if caught_up and not self.caught_up.is_set():
-                    for host, name in set(self.entries) - seen:
-                        self.apply(naming.state_key(host, name), b"", {KV_OPERATION: "DEL"}, 0, 0)
+                    for key in set(self.entries) - seen:
+                        self._drop(key)
                     self.caught_up.set()
                 delivery = await consumer.next()
                 subject_key = delivery.subject.removeprefix(prefix)
-                self.apply(subject_key, delivery.data, delivery.headers, delivery.seq,
-                           delivery.time_ns)
-                host, container = naming.split_key(subject_key)
-                if container is not None:
-                    seen.add((host, container))
+                self.apply(subject_key, delivery.data, delivery.headers, delivery.time_ns)
+                if not self.caught_up.is_set():
+                    seen.add(naming.split_key(subject_key))
                 caught_up = caught_up or delivery.pending == 0
 
     def reset(self) -> None:
